@@ -1,0 +1,121 @@
+//! Typed settings: `Rocket.toml` profiles, `ROCKET_*` variables, and the
+//! environment names operators already use (`DATABASE_URL`, `REDIS_URL`, …).
+
+use std::time::Duration;
+
+use rocket::figment::{
+    Figment,
+    providers::{Env, Serialized},
+};
+use serde::{Deserialize, Serialize};
+
+/// Environment variables read besides Rocket's own `ROCKET_*` ones.
+/// The docker-compose drift test checks the compose file against this list.
+pub const ENV_VARS: &[&str] = &[
+    "DATABASE_URL",
+    "REDIS_URL",
+    "RUST_LOG",
+    "DB_POOL_SIZE",
+    "DB_MIN_IDLE",
+    "DB_CONNECT_TIMEOUT_SECS",
+    "DB_CHECKOUT_TIMEOUT_SECS",
+    "DB_STARTUP_TIMEOUT_SECS",
+    "MIGRATION_LOCK_TIMEOUT_SECS",
+    "REDIS_POOL_SIZE",
+    "REDIS_TIMEOUT_MS",
+];
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432/mcp_server";
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Settings {
+    pub database_url: String,
+    /// Unset or empty: in-process cache.
+    pub redis_url: Option<String>,
+    pub db_pool_size: u32,
+    pub db_min_idle: u32,
+    /// libpq `connect_timeout` for each connection attempt.
+    pub db_connect_timeout_secs: u64,
+    /// How long a request waits for a pooled connection before a 503.
+    pub db_checkout_timeout_secs: u64,
+    /// How long start-up keeps retrying an unreachable database.
+    pub db_startup_timeout_secs: u64,
+    /// How long a replica waits for another one's migration run.
+    pub migration_lock_timeout_secs: u64,
+    pub redis_pool_size: u32,
+    pub redis_timeout_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            database_url: DEFAULT_DATABASE_URL.to_owned(),
+            redis_url: None,
+            db_pool_size: 16,
+            db_min_idle: 2,
+            db_connect_timeout_secs: 5,
+            db_checkout_timeout_secs: 5,
+            db_startup_timeout_secs: 60,
+            migration_lock_timeout_secs: 300,
+            redis_pool_size: 16,
+            redis_timeout_ms: 500,
+        }
+    }
+}
+
+impl Settings {
+    /// Rocket's figment (Rocket.toml + `ROCKET_*`) with our defaults under it
+    /// and the operators' variable names over it.
+    pub fn figment() -> Figment {
+        Figment::from(Serialized::defaults(Settings::default()))
+            .merge(rocket::Config::figment())
+            .merge(Env::raw().only(ENV_VARS))
+    }
+
+    pub fn from_figment(figment: &Figment) -> Result<Settings, String> {
+        let mut settings: Settings = figment
+            .extract()
+            .map_err(|e| format!("invalid configuration: {e}"))?;
+        if settings
+            .redis_url
+            .as_deref()
+            .is_some_and(|u| u.trim().is_empty())
+        {
+            settings.redis_url = None;
+        }
+        if settings.db_pool_size == 0 {
+            return Err("invalid configuration: db_pool_size must be at least 1".into());
+        }
+        settings.db_min_idle = settings.db_min_idle.min(settings.db_pool_size);
+        Ok(settings)
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.db_connect_timeout_secs.max(1))
+    }
+    pub fn checkout_timeout(&self) -> Duration {
+        Duration::from_secs(self.db_checkout_timeout_secs.max(1))
+    }
+    pub fn startup_timeout(&self) -> Duration {
+        Duration::from_secs(self.db_startup_timeout_secs)
+    }
+    pub fn migration_lock_timeout(&self) -> Duration {
+        Duration::from_secs(self.migration_lock_timeout_secs)
+    }
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_timeout_ms.max(10))
+    }
+}
+
+/// `url` with its password replaced, for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.into()
+        }
+        Ok(u) => u.into(),
+        Err(_) => "<unparsable URL>".to_owned(),
+    }
+}

@@ -1,0 +1,298 @@
+//! Embedded migrations, the advisory lock that lets many replicas start at
+//! once, and the operations behind `mcp-server migrate …`.
+
+use std::time::{Duration, Instant};
+
+use diesel::migration::{Migration, MigrationSource};
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Int4, Nullable, Text};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use log::info;
+
+use super::DbError;
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// Session-level advisory lock key ("mcp_migr"): held on the connection that
+/// runs the migrations, since Diesel commits each migration separately and a
+/// transaction-level lock would be released after the first.
+pub const LOCK_KEY: i64 = 0x6d63_705f_6d69_6772;
+
+/// Shown as the starting point before the first migration, as Alembic does.
+pub const BASE: &str = "<base>";
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MigrationInfo {
+    pub version: String,
+    pub name: String,
+}
+
+impl MigrationInfo {
+    fn of(m: &dyn Migration<Pg>) -> Self {
+        MigrationInfo {
+            version: m.name().version().to_string(),
+            name: m.name().to_string(),
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct Holder {
+    #[diesel(sql_type = Int4)]
+    pid: i32,
+    #[diesel(sql_type = Nullable<Text>)]
+    application_name: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    client_addr: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    since: Option<String>,
+}
+
+#[derive(QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = Bool)]
+    locked: bool,
+}
+
+fn lock_holder(conn: &mut PgConnection) -> Option<String> {
+    let sql = "SELECT a.pid, a.application_name, host(a.client_addr) AS client_addr, \
+               to_char(a.backend_start, 'YYYY-MM-DD\"T\"HH24:MI:SSOF') AS since \
+               FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+               WHERE l.locktype = 'advisory' AND l.granted \
+               AND l.classid::bigint = ($1 >> 32) AND l.objid::bigint = ($1 & 4294967295) \
+               AND l.objsubid = 1 LIMIT 1";
+    let holder: Holder = diesel::sql_query(sql)
+        .bind::<BigInt, _>(LOCK_KEY)
+        .get_result(conn)
+        .ok()?;
+    Some(format!(
+        "pid {} ({} from {}, connected since {})",
+        holder.pid,
+        holder
+            .application_name
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("unnamed"),
+        holder.client_addr.as_deref().unwrap_or("local socket"),
+        holder.since.as_deref().unwrap_or("?"),
+    ))
+}
+
+/// Runs `f` while holding the migration lock on `conn`, waiting up to
+/// `patience` for another process to release it.
+pub fn with_lock<R>(
+    conn: &mut PgConnection,
+    patience: Duration,
+    f: impl FnOnce(&mut PgConnection) -> Result<R, DbError>,
+) -> Result<R, DbError> {
+    let started = Instant::now();
+    let mut last_report: Option<Instant> = None;
+    loop {
+        let got: Locked = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
+            .bind::<BigInt, _>(LOCK_KEY)
+            .get_result(conn)?;
+        if got.locked {
+            break;
+        }
+        let holder = lock_holder(conn).unwrap_or_else(|| "a process that just let go".into());
+        if started.elapsed() >= patience {
+            return Err(DbError::LockTimeout(format!(
+                "gave up after {} s waiting for the migration lock held by {holder}; \
+                 if that process is stuck, end it with SELECT pg_terminate_backend(pid)",
+                patience.as_secs()
+            )));
+        }
+        if last_report.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+            info!("waiting for the migration lock held by {holder}");
+            last_report = Some(Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let result = f(conn);
+    // Released explicitly: the connection may live on in a pool.
+    let unlocked = diesel::sql_query("SELECT pg_advisory_unlock($1) AS locked")
+        .bind::<BigInt, _>(LOCK_KEY)
+        .get_result::<Locked>(conn);
+    match (result, unlocked) {
+        (Ok(r), Ok(_)) => Ok(r),
+        (Err(e), _) => Err(e),
+        (Ok(_), Err(e)) => Err(e.into()),
+    }
+}
+
+fn sorted<S: MigrationSource<Pg>>(source: &S) -> Result<Vec<Box<dyn Migration<Pg>>>, DbError> {
+    let mut all = source.migrations().map_err(DbError::migrations)?;
+    all.sort_by(|a, b| a.name().version().cmp(&b.name().version()));
+    Ok(all)
+}
+
+/// Applied versions, oldest first.
+pub fn applied(conn: &mut PgConnection) -> Result<Vec<String>, DbError> {
+    let mut versions: Vec<String> = conn
+        .applied_migrations()
+        .map_err(DbError::migrations)?
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+    versions.sort();
+    Ok(versions)
+}
+
+pub fn pending<S: MigrationSource<Pg>>(
+    conn: &mut PgConnection,
+    source: &S,
+) -> Result<Vec<MigrationInfo>, DbError> {
+    let done = applied(conn)?;
+    Ok(sorted(source)?
+        .iter()
+        .map(|m| MigrationInfo::of(m.as_ref()))
+        .filter(|m| !done.contains(&m.version))
+        .collect())
+}
+
+/// Applies every pending migration, each in its own transaction, logging one
+/// Alembic-style line per migration. Call inside [`with_lock`]: the pending
+/// set is read after the lock is taken, so a replica that waited applies
+/// nothing twice.
+pub fn run_pending<S: MigrationSource<Pg>>(
+    conn: &mut PgConnection,
+    source: &S,
+) -> Result<Vec<MigrationInfo>, DbError> {
+    let done = applied(conn)?;
+    let mut from = done.last().cloned().unwrap_or_else(|| BASE.to_owned());
+    let todo: Vec<_> = sorted(source)?
+        .into_iter()
+        .filter(|m| !done.contains(&m.name().version().to_string()))
+        .collect();
+    if todo.is_empty() {
+        info!("no pending migrations (schema at version {from})");
+        return Ok(Vec::new());
+    }
+    let mut ran = Vec::with_capacity(todo.len());
+    for migration in todo {
+        let info = MigrationInfo::of(migration.as_ref());
+        info!("Running upgrade {from} -> {}, {}", info.version, info.name);
+        conn.run_migration(&migration)
+            .map_err(|e| DbError::Migration {
+                name: info.name.clone(),
+                error: e.to_string(),
+            })?;
+        from = info.version.clone();
+        ran.push(info);
+    }
+    Ok(ran)
+}
+
+/// Reverts applied migrations, newest first, while `keep_going(version,
+/// reverted_so_far)` says so.
+pub fn revert_while<S: MigrationSource<Pg>>(
+    conn: &mut PgConnection,
+    source: &S,
+    mut keep_going: impl FnMut(&str, usize) -> bool,
+) -> Result<Vec<MigrationInfo>, DbError> {
+    let known = sorted(source)?;
+    let mut reverted = Vec::new();
+    while let Some(version) = applied(conn)?.pop() {
+        if !keep_going(&version, reverted.len()) {
+            break;
+        }
+        let migration = known
+            .iter()
+            .find(|m| m.name().version().to_string() == version)
+            .ok_or_else(|| DbError::UnknownVersion(version.clone()))?;
+        let info = MigrationInfo::of(migration.as_ref());
+        let to = applied(conn)?
+            .iter()
+            .rev()
+            .nth(1)
+            .cloned()
+            .unwrap_or_else(|| BASE.to_owned());
+        info!("Running downgrade {} -> {to}, {}", info.version, info.name);
+        conn.revert_migration(migration)
+            .map_err(|e| DbError::Migration {
+                name: info.name.clone(),
+                error: e.to_string(),
+            })?;
+        reverted.push(info);
+    }
+    Ok(reverted)
+}
+
+/// Records `version` as applied without running it (Alembic's `stamp`).
+pub fn mark_applied<S: MigrationSource<Pg>>(
+    conn: &mut PgConnection,
+    source: &S,
+    version: &str,
+) -> Result<bool, DbError> {
+    let known = sorted(source)?;
+    if !known
+        .iter()
+        .any(|m| m.name().version().to_string() == version)
+    {
+        return Err(DbError::UnknownVersion(version.to_owned()));
+    }
+    // Creates the bookkeeping table when it does not exist yet.
+    applied(conn)?;
+    let rows = diesel::sql_query(
+        "INSERT INTO __diesel_schema_migrations (version) VALUES ($1) ON CONFLICT DO NOTHING",
+    )
+    .bind::<Text, _>(version)
+    .execute(conn)?;
+    Ok(rows == 1)
+}
+
+/// `(version, name, applied at)` of every applied migration plus the
+/// embedded ones not applied yet (`None`), oldest first.
+pub fn history<S: MigrationSource<Pg>>(
+    conn: &mut PgConnection,
+    source: &S,
+) -> Result<Vec<(String, String, Option<String>)>, DbError> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        version: String,
+        #[diesel(sql_type = Text)]
+        run_on: String,
+    }
+    applied(conn)?;
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT version::text, to_char(run_on, 'YYYY-MM-DD HH24:MI:SS') AS run_on \
+         FROM __diesel_schema_migrations ORDER BY version",
+    )
+    .load(conn)?;
+    let known = sorted(source)?;
+    let name_of = |v: &str| {
+        known
+            .iter()
+            .find(|m| m.name().version().to_string() == v)
+            .map(|m| m.name().to_string())
+            .unwrap_or_else(|| format!("{v} (not in this binary: applied by a newer version?)"))
+    };
+    let mut out: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.version.clone(),
+                name_of(&r.version),
+                Some(r.run_on.clone()),
+            )
+        })
+        .collect();
+    for m in &known {
+        let v = m.name().version().to_string();
+        if !rows.iter().any(|r| r.version == v) {
+            out.push((v, m.name().to_string(), None));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// Every embedded migration, oldest first.
+pub fn all<S: MigrationSource<Pg>>(source: &S) -> Result<Vec<MigrationInfo>, DbError> {
+    Ok(sorted(source)?
+        .iter()
+        .map(|m| MigrationInfo::of(m.as_ref()))
+        .collect())
+}

@@ -1,0 +1,134 @@
+//! PostgreSQL: the pool in managed state, start-up (connect, create, migrate
+//! under a lock) and the errors of this layer.
+
+pub mod connect;
+pub mod migrations;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diesel::PgConnection;
+use diesel::r2d2::{ConnectionManager, Pool};
+use log::info;
+use rocket::tokio::sync::Semaphore;
+use rocket::tokio::task::spawn_blocking;
+
+use crate::config::Settings;
+use migrations::MigrationInfo;
+
+pub type PgPool = Pool<ConnectionManager<PgConnection>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Connect(String),
+    #[error("database busy: no connection free within {0:?}; retry shortly")]
+    Busy(Duration),
+    #[error("migration {name} failed: {error}")]
+    Migration { name: String, error: String },
+    #[error("migration lock: {0}")]
+    LockTimeout(String),
+    #[error(
+        "version {0} is not one of this binary's migrations (see `mcp-server migrate history`)"
+    )]
+    UnknownVersion(String),
+    #[error("migrations: {0}")]
+    Migrations(String),
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+impl DbError {
+    pub fn migrations(e: impl std::fmt::Display) -> Self {
+        DbError::Migrations(e.to_string())
+    }
+}
+
+/// What start-up did, kept in managed state (tests read it; so could an
+/// admin route).
+#[derive(Debug, Clone, Default)]
+pub struct StartupReport {
+    pub applied: Vec<MigrationInfo>,
+}
+
+/// The pool in managed state. A semaphore sized to the pool makes waiters
+/// queue asynchronously (not on executor threads) with a bounded wait, and
+/// every checkout and query runs on the blocking thread pool.
+pub struct Db {
+    pool: PgPool,
+    permits: Arc<Semaphore>,
+    checkout_timeout: Duration,
+}
+
+impl Db {
+    pub fn new(pool: PgPool, checkout_timeout: Duration) -> Self {
+        let permits = Arc::new(Semaphore::new(pool.max_size() as usize));
+        Db {
+            pool,
+            permits,
+            checkout_timeout,
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Runs `f` with a pooled connection off the async executor.
+    pub async fn run<F, R>(&self, f: F) -> Result<R, DbError>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<R, DbError> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.run_within(self.checkout_timeout, f).await
+    }
+
+    /// [`Db::run`] with its own bound on the wait for a connection.
+    pub async fn run_within<F, R>(&self, wait: Duration, f: F) -> Result<R, DbError>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<R, DbError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let started = Instant::now();
+        let permit = rocket::tokio::time::timeout(wait, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| DbError::Busy(wait))?
+            .map_err(|e| DbError::Task(e.to_string()))?;
+        let left = wait
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_millis(100));
+        let pool = self.pool.clone();
+        spawn_blocking(move || {
+            let _permit = permit;
+            let mut conn = pool
+                .get_timeout(left)
+                .map_err(|e| DbError::Connect(e.to_string()))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))?
+    }
+}
+
+/// Start-up, blocking: connect (creating the database, retrying while it
+/// boots), apply pending migrations under the advisory lock, build the pool.
+pub fn prepare(settings: &Settings) -> Result<(PgPool, StartupReport), DbError> {
+    let url = connect::connection_url(&settings.database_url, settings.connect_timeout())?;
+    info!("connecting to {}", connect::redact(&settings.database_url));
+    let mut conn = connect::connect_with_retry(&url, settings.startup_timeout())?;
+    let applied = migrations::with_lock(&mut conn, settings.migration_lock_timeout(), |conn| {
+        migrations::run_pending(conn, &migrations::MIGRATIONS)
+    })?;
+    drop(conn);
+    let pool = Pool::builder()
+        .max_size(settings.db_pool_size)
+        .min_idle(Some(settings.db_min_idle))
+        .connection_timeout(settings.checkout_timeout())
+        .build(ConnectionManager::<PgConnection>::new(url))
+        .map_err(|e| DbError::Connect(format!("could not fill the connection pool: {e}")))?;
+    Ok((pool, StartupReport { applied }))
+}

@@ -1,0 +1,24 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use mcp_server::cli::{self, Cli, Command};
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    match Cli::parse().command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(),
+        Command::Migrate(cmd) => cli::migrate(cmd),
+        Command::Healthcheck { url } => cli::healthcheck(url),
+    }
+}
+
+fn serve() -> ExitCode {
+    match rocket::execute(mcp_server::rocket().launch()) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Fairing failures were logged with their cause where they happened.
+            log::error!("server did not start: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

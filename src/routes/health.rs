@@ -1,0 +1,75 @@
+//! `/health`: 200 when the database answers and the schema is current,
+//! 503 otherwise. Redis being down is "degraded", still 200.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use rocket::serde::json::{Json, Value, json};
+use rocket::tokio::task::spawn_blocking;
+use rocket::{State, get, http::Status};
+
+use crate::cache::{Cache, CacheHealth};
+use crate::db::{Db, DbError, migrations};
+
+/// Kept short: orchestrators call this every few seconds.
+const DB_WAIT: Duration = Duration::from_secs(2);
+
+struct DbHealth {
+    latency_ms: f64,
+    schema_version: Option<String>,
+    pending: Vec<migrations::MigrationInfo>,
+}
+
+fn probe(conn: &mut PgConnection) -> Result<DbHealth, DbError> {
+    let started = Instant::now();
+    diesel::sql_query("SELECT 1").execute(conn)?;
+    let latency_ms = started.elapsed().as_secs_f64() * 1e3;
+    let schema_version = migrations::applied(conn)?.pop();
+    let pending = migrations::pending(conn, &migrations::MIGRATIONS)?;
+    Ok(DbHealth {
+        latency_ms,
+        schema_version,
+        pending,
+    })
+}
+
+#[get("/health")]
+pub async fn health(db: &State<Db>, cache: &State<Arc<Cache>>) -> (Status, Json<Value>) {
+    let cache = Arc::clone(cache);
+    let cache_check = spawn_blocking(move || cache.health());
+    let database = match db.run_within(DB_WAIT, probe).await {
+        Ok(h) => json!({
+            "reachable": true,
+            "latency_ms": (h.latency_ms * 1000.0).round() / 1000.0,
+            "schema_version": h.schema_version,
+            "pending_count": h.pending.len(),
+            "pending_migrations": h.pending,
+            "up_to_date": h.pending.is_empty(),
+        }),
+        Err(e) => json!({ "reachable": false, "error": e.to_string() }),
+    };
+    let cache = cache_check.await.unwrap_or_else(|e| CacheHealth {
+        backend: "unknown",
+        reachable: false,
+        error: Some(e.to_string()),
+    });
+    let db_ok = database["reachable"] == true && database["pending_count"] == 0;
+    let (status, code) = match (db_ok, cache.reachable) {
+        (false, _) => ("unhealthy", Status::ServiceUnavailable),
+        (true, false) => ("degraded", Status::Ok),
+        (true, true) => ("ok", Status::Ok),
+    };
+    let body = json!({
+        "status": status,
+        "version": env!("CARGO_PKG_VERSION"),
+        "database": database,
+        "cache": {
+            "backend": cache.backend,
+            "reachable": cache.reachable,
+            "state": if cache.reachable { "up" } else { "down" },
+            "error": cache.error,
+        },
+    });
+    (code, Json(body))
+}

@@ -1,0 +1,27 @@
+//! Plain HTTP routes: `/`, `/health`, and JSON error pages.
+
+mod health;
+mod index;
+
+use rocket::serde::json::{Json, Value, json};
+use rocket::{Catcher, Request, Route, catch, catchers, http::Status};
+
+pub fn routes() -> Vec<Route> {
+    rocket::routes![index::index, health::health]
+}
+
+pub fn catchers() -> Vec<Catcher> {
+    catchers![default_catcher]
+}
+
+/// Every error Rocket itself produces is JSON too: clients never see HTML.
+#[catch(default)]
+fn default_catcher(status: Status, request: &Request<'_>) -> Json<Value> {
+    Json(json!({
+        "error": {
+            "status": status.code,
+            "reason": status.reason().unwrap_or("error"),
+            "path": request.uri().path().as_str(),
+        }
+    }))
+}

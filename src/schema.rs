@@ -1,0 +1,102 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    analysis_results (id) {
+        id -> Int8,
+        analysis_type -> Text,
+        series_name -> Text,
+        parameters -> Jsonb,
+        result -> Nullable<Jsonb>,
+        status -> Text,
+        error -> Nullable<Text>,
+        started_at -> Timestamptz,
+        completed_at -> Nullable<Timestamptz>,
+        duration_ms -> Nullable<Float8>,
+    }
+}
+
+diesel::table! {
+    mcp_request_logs (id) {
+        id -> Int8,
+        session_id -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        method -> Text,
+        tool_name -> Nullable<Text>,
+        params -> Nullable<Jsonb>,
+        status -> Text,
+        error_code -> Nullable<Int4>,
+        error_message -> Nullable<Text>,
+        duration_ms -> Float8,
+        client_name -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    model_training_logs (id) {
+        id -> Int8,
+        model_name -> Text,
+        model_type -> Text,
+        series_name -> Text,
+        parameters -> Jsonb,
+        model -> Nullable<Jsonb>,
+        training_points -> Nullable<Int4>,
+        holdout_points -> Nullable<Int4>,
+        mae -> Nullable<Float8>,
+        rmse -> Nullable<Float8>,
+        mape -> Nullable<Float8>,
+        status -> Text,
+        error -> Nullable<Text>,
+        started_at -> Timestamptz,
+        completed_at -> Nullable<Timestamptz>,
+        duration_ms -> Nullable<Float8>,
+    }
+}
+
+diesel::table! {
+    performance_metrics (id) {
+        id -> Int8,
+        metric_name -> Text,
+        value -> Float8,
+        unit -> Nullable<Text>,
+        labels -> Jsonb,
+        recorded_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    statistics_data (id) {
+        id -> Int8,
+        series_name -> Text,
+        window_start -> Nullable<Timestamptz>,
+        window_end -> Nullable<Timestamptz>,
+        count -> Int8,
+        mean -> Nullable<Float8>,
+        stddev -> Nullable<Float8>,
+        min_value -> Nullable<Float8>,
+        max_value -> Nullable<Float8>,
+        p50 -> Nullable<Float8>,
+        p95 -> Nullable<Float8>,
+        p99 -> Nullable<Float8>,
+        computed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    timeseries_data (series_name, time) {
+        series_name -> Text,
+        time -> Timestamptz,
+        value -> Float8,
+        tags -> Jsonb,
+        ingested_at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    analysis_results,
+    mcp_request_logs,
+    model_training_logs,
+    performance_metrics,
+    statistics_data,
+    timeseries_data,
+);
