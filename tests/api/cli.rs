@@ -1,0 +1,178 @@
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::{SIX_TABLES, TestDatabase};
+
+fn mcp(args: &[&str], database_url: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mcp-server"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .output()
+        .expect("binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn run_status_revert_and_history_round_trip() {
+    let db = TestDatabase::empty();
+    let status = mcp(&["migrate", "status"], &db.url);
+    assert!(status.status.success(), "{}", text(&status));
+    assert!(text(&status).contains("current version: <base>"));
+    assert!(text(&status).contains("2026-11-25-000001_create_tables"));
+
+    let run = mcp(&["migrate", "run"], &db.url);
+    assert!(run.status.success(), "{}", text(&run));
+    assert!(text(&run).contains("Running upgrade 00000000000000 -> 20261125000001"));
+    assert_eq!(db.tables(), SIX_TABLES);
+
+    let again = mcp(&["migrate", "run"], &db.url);
+    assert!(
+        text(&again).contains("no pending migrations"),
+        "{}",
+        text(&again)
+    );
+
+    let status = mcp(&["migrate", "status"], &db.url);
+    assert!(text(&status).contains("current version: 20261125000002"));
+    assert!(text(&status).contains("pending: none"));
+
+    let history = mcp(&["migrate", "history"], &db.url);
+    assert!(history.status.success());
+    assert_eq!(String::from_utf8_lossy(&history.stdout).lines().count(), 3);
+
+    // Destructive without --yes and without a terminal: refused, nothing done.
+    let refused = mcp(&["migrate", "revert", "--all"], &db.url);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(text(&refused).contains("--yes"));
+    assert_eq!(db.tables(), SIX_TABLES);
+
+    let one = mcp(&["migrate", "revert", "--yes"], &db.url);
+    assert!(one.status.success(), "{}", text(&one));
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM __diesel_schema_migrations"),
+        2
+    );
+
+    let to = mcp(
+        &["migrate", "revert", "--to", "00000000000000", "--yes"],
+        &db.url,
+    );
+    assert!(to.status.success(), "{}", text(&to));
+    assert!(db.tables().is_empty());
+
+    let redo_nothing = mcp(&["migrate", "run"], &db.url);
+    assert!(redo_nothing.status.success());
+    let all = mcp(&["migrate", "revert", "--all", "--yes"], &db.url);
+    assert!(all.status.success(), "{}", text(&all));
+    assert!(db.tables().is_empty());
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM __diesel_schema_migrations"),
+        0
+    );
+}
+
+#[test]
+fn redo_and_mark_applied() {
+    let db = TestDatabase::migrated();
+    let redo = mcp(&["migrate", "redo", "--yes"], &db.url);
+    assert!(redo.status.success(), "{}", text(&redo));
+    assert!(text(&redo).contains("Running downgrade 20261125000002"));
+    assert!(text(&redo).contains("Running upgrade 20261125000001 -> 20261125000002"));
+
+    diesel::RunQueryDsl::execute(
+        diesel::sql_query(
+            "DELETE FROM __diesel_schema_migrations WHERE version = '20261125000002'",
+        ),
+        &mut db.conn(),
+    )
+    .unwrap();
+    let unknown = mcp(
+        &["migrate", "mark-applied", "19990101000000", "--yes"],
+        &db.url,
+    );
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(text(&unknown).contains("not one of this binary's migrations"));
+    let stamp = mcp(
+        &["migrate", "mark-applied", "20261125000002", "--yes"],
+        &db.url,
+    );
+    assert!(stamp.status.success(), "{}", text(&stamp));
+    assert!(text(&mcp(&["migrate", "status"], &db.url)).contains("pending: none"));
+}
+
+#[test]
+fn errors_are_one_line_and_non_zero() {
+    let db = TestDatabase::migrated();
+    let not_applied = mcp(
+        &["migrate", "revert", "--to", "20000101000000", "--yes"],
+        &db.url,
+    );
+    assert_eq!(not_applied.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&not_applied.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+
+    let usage = mcp(&["migrate", "revert", "--all", "--steps", "2"], &db.url);
+    assert_eq!(usage.status.code(), Some(2));
+}
+
+#[test]
+fn an_unreachable_database_fails_within_seconds() {
+    let started = Instant::now();
+    let out = mcp(
+        &["migrate", "status"],
+        "postgres://postgres@127.0.0.1:1/nothing",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("error: cannot connect to postgres://postgres@127.0.0.1:1/nothing"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn a_missing_database_is_an_error_for_status() {
+    let db = TestDatabase::unborn();
+    let out = mcp(&["migrate", "status"], &db.url);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+}
+
+#[test]
+fn a_failing_migration_exits_non_zero_naming_it() {
+    let db = TestDatabase::empty();
+    diesel::RunQueryDsl::execute(
+        diesel::sql_query("CREATE TABLE statistics_data (x int)"),
+        &mut db.conn(),
+    )
+    .unwrap();
+    let out = mcp(&["migrate", "run"], &db.url);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("error: migration 2026-11-25-000001_create_tables failed")
+            && stderr.contains("already exists"),
+        "{stderr}"
+    );
+    assert_eq!(db.tables(), ["statistics_data"]);
+}
+
+#[test]
+fn healthcheck_fails_when_nothing_listens() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mcp-server"))
+        .args(["healthcheck", "--url", "http://127.0.0.1:1/health"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}

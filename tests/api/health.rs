@@ -1,0 +1,135 @@
+use diesel::prelude::*;
+use std::time::Duration;
+
+use crate::helpers::{OwnRedis, TestApp, TestDatabase, redis_url};
+
+#[rocket::async_test]
+async fn index_names_the_service_and_links() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    let (status, body) = app.get_json("/").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["name"], "mcp-server");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(body["links"]["health"], "/health");
+    assert_eq!(body["links"]["mcp"], "/mcp");
+    let (status, body) = app.get_json("/no/such/page").await;
+    assert_eq!(
+        (status, &body["error"]["status"]),
+        (404, &serde_json::json!(404))
+    );
+}
+
+#[rocket::async_test]
+async fn health_is_ok_with_the_database_and_redis_up() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, Some(&redis_url())).await;
+    let (status, body) = app.get_json("/health").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(body["database"]["reachable"], true);
+    assert!(body["database"]["latency_ms"].as_f64().unwrap() >= 0.0);
+    assert_eq!(body["database"]["schema_version"], "20261125000002");
+    assert_eq!(body["database"]["pending_count"], 0);
+    assert_eq!(body["cache"]["backend"], "redis");
+    assert_eq!(body["cache"]["state"], "up");
+}
+
+#[rocket::async_test]
+async fn health_without_redis_url_uses_the_in_process_cache() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    let (status, body) = app.get_json("/health").await;
+    assert_eq!((status, &body["status"]), (200, &serde_json::json!("ok")));
+    assert_eq!(body["cache"]["backend"], "memory");
+}
+
+#[rocket::async_test]
+async fn redis_down_is_degraded_not_down_and_recovers() {
+    let db = TestDatabase::migrated();
+    let mut redis = OwnRedis::start();
+    let app = TestApp::spawn(&db, Some(&redis.url())).await;
+    assert_eq!(app.get_json("/health").await.1["status"], "ok");
+
+    redis.stop();
+    let (status, body) = app.get_json("/health").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["cache"]["reachable"], false);
+    assert_eq!(body["database"]["reachable"], true);
+
+    redis.restart();
+    let (status, body) = app.get_json("/health").await;
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &serde_json::json!("ok")),
+        "{body}"
+    );
+}
+
+#[rocket::async_test]
+async fn redis_at_a_closed_port_still_serves_degraded() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, Some("redis://127.0.0.1:1")).await;
+    let (status, body) = app.get_json("/health").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["cache"]["state"], "down");
+}
+
+#[rocket::async_test]
+async fn database_down_is_503_and_recovers() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    assert_eq!(app.get_json("/health").await.0, 200);
+
+    let mut admin = crate::helpers::admin();
+    let lock_out =
+        |allow: bool| format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS {allow}", db.name);
+    diesel::sql_query(lock_out(false))
+        .execute(&mut admin)
+        .unwrap();
+    diesel::sql_query(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+        db.name
+    ))
+    .execute(&mut admin)
+    .unwrap();
+    let (status, body) = app.get_json("/health").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "unhealthy");
+    assert_eq!(body["database"]["reachable"], false);
+    assert!(body["database"]["error"].as_str().is_some());
+
+    diesel::sql_query(lock_out(true))
+        .execute(&mut admin)
+        .unwrap();
+    let mut last = serde_json::Value::Null;
+    for _ in 0..50 {
+        let (status, body) = app.get_json("/health").await;
+        if status == 200 {
+            return;
+        }
+        last = body;
+        rocket::tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("health did not recover: {last}");
+}
+
+#[rocket::async_test]
+async fn a_pending_migration_is_503_with_its_name() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    // Someone reverted the last migration behind the running server's back.
+    diesel::sql_query("DELETE FROM __diesel_schema_migrations WHERE version = '20261125000002'")
+        .execute(&mut db.conn())
+        .unwrap();
+    let (status, body) = app.get_json("/health").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["database"]["pending_count"], 1);
+    assert_eq!(
+        body["database"]["pending_migrations"][0]["name"],
+        "2026-11-25-000002_timescale_hypertable"
+    );
+}

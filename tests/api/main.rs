@@ -1,0 +1,8 @@
+//! One integration-test binary (it links once); each module is one concern.
+
+mod cli;
+mod compose;
+mod health;
+mod helpers;
+mod migrations;
+mod startup;
