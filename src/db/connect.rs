@@ -112,8 +112,12 @@ pub fn connect(url: &str, create: bool) -> Result<PgConnection, DbError> {
             create_database(url)?;
             PgConnection::establish(url).map_err(|e| DbError::Connect(e.to_string()))
         }
+        // libpq's messages span lines; errors here are one line.
         Err(e) => Err(DbError::Connect(
-            e.to_string().trim().replace('\n', " ").to_owned(),
+            e.to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
         )),
     }
 }
