@@ -75,6 +75,10 @@ pub struct Cache {
 }
 
 #[derive(Debug, thiserror::Error)]
+#[error("cache unavailable")]
+pub struct CacheDown;
+
+#[derive(Debug, thiserror::Error)]
 #[error("REDIS_URL is invalid: {0} (expected redis://[:password@]host[:port][/db])")]
 pub struct CacheConfigError(String);
 
@@ -176,13 +180,19 @@ impl Cache {
         }
     }
 
-    pub fn get(&self, key: &str) -> Option<String> {
-        let found = match &self.backend {
-            Backend::Memory { entries, .. } => entries.get(key).map(|e| e.value),
+    /// Like [`Cache::get`], but tells a miss (`Ok(None)`) from an
+    /// unreachable Redis (`Err`). Not counted in the hit/miss figures.
+    pub fn fetch(&self, key: &str) -> Result<Option<String>, CacheDown> {
+        match &self.backend {
+            Backend::Memory { entries, .. } => Ok(entries.get(key).map(|e| e.value)),
             Backend::Redis { .. } => self
                 .with_redis(|c| c.get::<_, Option<String>>(key))
-                .flatten(),
-        };
+                .ok_or(CacheDown),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<String> {
+        let found = self.fetch(key).ok().flatten();
         let counter = if found.is_some() {
             &self.hits
         } else {

@@ -23,11 +23,17 @@ pub const ENV_VARS: &[&str] = &[
     "MIGRATION_LOCK_TIMEOUT_SECS",
     "REDIS_POOL_SIZE",
     "REDIS_TIMEOUT_MS",
+    "MCP_AUTH_TOKEN",
+    "MCP_ALLOWED_HOSTS",
+    "MCP_ALLOWED_ORIGINS",
+    "MCP_SESSION_TTL_SECS",
+    "MCP_CONFORMANCE_FIXTURES",
 ];
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432/mcp_server";
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+// No `Debug`: it would print the auth token.
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Settings {
     pub database_url: String,
@@ -45,6 +51,33 @@ pub struct Settings {
     pub migration_lock_timeout_secs: u64,
     pub redis_pool_size: u32,
     pub redis_timeout_ms: u64,
+    /// Bearer token required on `/mcp` when set. Never logged.
+    pub mcp_auth_token: Option<String>,
+    /// Comma-separated `Host` values accepted besides loopback names.
+    pub mcp_allowed_hosts: String,
+    /// Comma-separated `Origin` values accepted besides loopback origins.
+    pub mcp_allowed_origins: String,
+    /// Idle time after which an MCP session expires.
+    pub mcp_session_ttl_secs: u64,
+    /// Registers the conformance suite's fixtures (tests only).
+    #[serde(deserialize_with = "flag")]
+    pub mcp_conformance_fixtures: bool,
+}
+
+/// `1`, `true`, `yes`, `on` (any case) or a TOML boolean.
+fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Int(i64),
+        Text(String),
+    }
+    Ok(match Flag::deserialize(d)? {
+        Flag::Bool(b) => b,
+        Flag::Int(i) => i != 0,
+        Flag::Text(t) => matches!(t.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"),
+    })
 }
 
 impl Default for Settings {
@@ -60,6 +93,11 @@ impl Default for Settings {
             migration_lock_timeout_secs: 300,
             redis_pool_size: 16,
             redis_timeout_ms: 500,
+            mcp_auth_token: None,
+            mcp_allowed_hosts: String::new(),
+            mcp_allowed_origins: String::new(),
+            mcp_session_ttl_secs: 1800,
+            mcp_conformance_fixtures: false,
         }
     }
 }

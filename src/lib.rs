@@ -5,9 +5,14 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod mcp;
 pub mod models;
 pub mod routes;
 pub mod schema;
+pub mod store;
+pub mod tools;
+
+use std::sync::Arc;
 
 use rocket::fairing::AdHoc;
 use rocket::figment::Figment;
@@ -17,6 +22,7 @@ use rocket::{Build, Rocket};
 use crate::cache::Cache;
 use crate::config::Settings;
 use crate::db::Db;
+use crate::mcp::Mcp;
 
 /// The application with configuration from `Rocket.toml` and the environment.
 pub fn rocket() -> Rocket<Build> {
@@ -65,13 +71,29 @@ pub fn build(figment: Figment) -> Rocket<Build> {
                 return Err(rocket);
             };
             match Cache::from_settings(settings) {
-                Ok(cache) => Ok(rocket.manage(std::sync::Arc::new(cache))),
+                Ok(cache) => Ok(rocket.manage(Arc::new(cache))),
                 Err(e) => {
                     log::error!("start-up aborted: {e}");
                     Err(rocket)
                 }
             }
         }))
+        .attach(AdHoc::try_on_ignite("MCP", |rocket| async move {
+            let parts = (rocket.state::<Settings>(), rocket.state::<Db>(), rocket.state::<Arc<Cache>>());
+            let (Some(settings), Some(db), Some(cache)) = parts else {
+                return Err(rocket);
+            };
+            let mcp = Arc::new(Mcp::new(settings, db.clone(), Arc::clone(cache)));
+            Ok(rocket.manage(mcp))
+        }))
+        .attach(AdHoc::on_shutdown("Flush request log", |rocket| {
+            Box::pin(async move {
+                if let Some(mcp) = rocket.state::<Arc<Mcp>>() {
+                    mcp.log.flush().await;
+                }
+            })
+        }))
         .mount("/", routes::routes())
+        .mount("/", mcp::transport::routes())
         .register("/", routes::catchers())
 }

@@ -57,7 +57,8 @@ pub struct StartupReport {
 
 /// The pool in managed state. A semaphore sized to the pool makes waiters
 /// queue asynchronously (not on executor threads) with a bounded wait, and
-/// every checkout and query runs on the blocking thread pool.
+/// every checkout and query runs on the blocking thread pool. Cheap to clone.
+#[derive(Clone)]
 pub struct Db {
     pool: PgPool,
     permits: Arc<Semaphore>,

@@ -1,0 +1,221 @@
+//! One JSON-RPC request of an initialized session → its result or error.
+
+use serde_json::{Map, Value, json};
+
+use super::jsonrpc::{RESOURCE_NOT_FOUND, RpcError};
+use super::protocol::log_rank;
+use super::session::Session;
+use super::tools::ToolContext;
+use super::{Mcp, fixtures, paginate};
+use crate::store::series;
+
+const SERIES_SCHEME: &str = "timeseries://";
+/// Points returned when a series is read as a resource.
+const RESOURCE_POINTS: i64 = 1000;
+
+fn params_obj(params: &Option<Value>) -> Map<String, Value> {
+    params.as_ref().and_then(Value::as_object).cloned().unwrap_or_default()
+}
+
+fn str_param<'a>(p: &'a Map<String, Value>, key: &str) -> Result<&'a str, RpcError> {
+    p.get(key).and_then(Value::as_str).ok_or_else(|| RpcError::invalid_params(format!("missing string parameter {key:?}")))
+}
+
+fn cursor(p: &Map<String, Value>) -> Result<Option<&str>, RpcError> {
+    match p.get("cursor") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(c)) => Ok(Some(c)),
+        Some(_) => Err(RpcError::invalid_params("cursor must be a string")),
+    }
+}
+
+/// Runs a method; `session` is mutable for `logging/setLevel`.
+pub async fn dispatch(
+    mcp: &Mcp,
+    session: &mut Session,
+    method: &str,
+    params: &Option<Value>,
+    ctx: ToolContext,
+) -> Result<Value, RpcError> {
+    let p = params_obj(params);
+    match method {
+        "ping" => Ok(json!({})),
+        "tools/list" => mcp.tools.list(cursor(&p)?, mcp.page_size),
+        "tools/call" => {
+            let name = str_param(&p, "name")?;
+            mcp.tools.call(name, p.get("arguments").cloned(), ctx).await
+        }
+        "prompts/list" => mcp.prompts.list(cursor(&p)?, mcp.page_size),
+        "prompts/get" => {
+            let args = match p.get("arguments") {
+                None | Some(Value::Null) => None,
+                Some(Value::Object(a)) => Some(a),
+                Some(_) => return Err(RpcError::invalid_params("arguments must be an object")),
+            };
+            mcp.prompts.get(str_param(&p, "name")?, args)
+        }
+        "resources/list" => list_resources(mcp, cursor(&p)?).await,
+        "resources/templates/list" => {
+            let mut templates = vec![json!({
+                "uriTemplate": "timeseries://{series}",
+                "name": "timeseries",
+                "title": "Time series",
+                "description": "A series: point count, first and last time, and its latest points",
+                "mimeType": "application/json",
+            })];
+            if mcp.fixtures {
+                templates.extend(fixtures::resource_templates());
+            }
+            let refs: Vec<&Value> = templates.iter().collect();
+            let (items, next) = paginate(&refs, cursor(&p)?, mcp.page_size)?;
+            let mut result = json!({ "resourceTemplates": items });
+            if let Some(n) = next {
+                result["nextCursor"] = json!(n);
+            }
+            Ok(result)
+        }
+        "resources/read" => read_resource(mcp, str_param(&p, "uri")?).await,
+        "resources/subscribe" => {
+            let uri = str_param(&p, "uri")?;
+            check_uri(mcp, uri)?;
+            mcp.live.subscribe(&session.id, uri);
+            Ok(json!({}))
+        }
+        "resources/unsubscribe" => {
+            mcp.live.unsubscribe(&session.id, str_param(&p, "uri")?);
+            Ok(json!({}))
+        }
+        "completion/complete" => complete(mcp, &p).await,
+        "logging/setLevel" => {
+            let level = str_param(&p, "level")?;
+            if log_rank(level).is_none() {
+                return Err(RpcError::invalid_params(format!(
+                    "unknown log level {level:?}; use one of debug, info, notice, warning, error, critical, alert, emergency"
+                )));
+            }
+            session.log_level = Some(level.to_owned());
+            mcp.sessions.put(session.clone()).await;
+            Ok(json!({}))
+        }
+        _ => Err(RpcError::method_not_found(method)),
+    }
+}
+
+fn check_uri(mcp: &Mcp, uri: &str) -> Result<(), RpcError> {
+    let ok = uri.strip_prefix(SERIES_SCHEME).is_some_and(|s| crate::tools::valid_series(s).is_ok())
+        || (mcp.fixtures && uri.starts_with("test://"));
+    if ok { Ok(()) } else { Err(RpcError::invalid_params(format!("unsupported resource URI {uri:?}; expected timeseries://<series>"))) }
+}
+
+async fn list_resources(mcp: &Mcp, cursor: Option<&str>) -> Result<Value, RpcError> {
+    // Cursor: the last series name of the previous page ("s:<name>").
+    let after = match cursor {
+        None => String::new(),
+        Some(c) => c.strip_prefix("s:").map(str::to_owned).ok_or_else(|| RpcError::invalid_params(format!("invalid cursor {c:?}")))?,
+    };
+    let limit = mcp.page_size as i64;
+    let names = mcp
+        .db
+        .run(move |conn| series::names(conn, &after, "", limit + 1))
+        .await
+        .map_err(RpcError::internal)?;
+    let more = names.len() as i64 > limit;
+    let page: Vec<&String> = names.iter().take(limit as usize).collect();
+    let mut resources: Vec<Value> = page
+        .iter()
+        .map(|name| {
+            json!({
+                "uri": format!("{SERIES_SCHEME}{name}"),
+                "name": name,
+                "title": format!("Time series {name}"),
+                "mimeType": "application/json",
+            })
+        })
+        .collect();
+    if mcp.fixtures && cursor.is_none() {
+        resources.extend(fixtures::resources());
+    }
+    let mut result = json!({ "resources": resources });
+    if more && let Some(last) = page.last() {
+        result["nextCursor"] = json!(format!("s:{last}"));
+    }
+    Ok(result)
+}
+
+async fn read_resource(mcp: &Mcp, uri: &str) -> Result<Value, RpcError> {
+    if mcp.fixtures && uri.starts_with("test://") {
+        return fixtures::read(uri).ok_or_else(|| not_found(uri));
+    }
+    let name = uri.strip_prefix(SERIES_SCHEME).ok_or_else(|| not_found(uri))?.to_owned();
+    if crate::tools::valid_series(&name).is_err() {
+        return Err(not_found(uri));
+    }
+    let found = mcp
+        .db
+        .run(move |conn| {
+            let Some(summary) = series::summary(conn, &name)? else { return Ok(None) };
+            let points = series::latest(conn, &name, RESOURCE_POINTS)?;
+            Ok(Some((summary, points)))
+        })
+        .await
+        .map_err(RpcError::internal)?;
+    let (summary, points) = found.ok_or_else(|| not_found(uri))?;
+    let body = json!({
+        "series": summary.series,
+        "points": summary.points,
+        "first_time": summary.first_time,
+        "last_time": summary.last_time,
+        "latest": points.iter().map(|p| json!({ "time": p.time, "value": p.value })).collect::<Vec<_>>(),
+        "latest_truncated": summary.points > RESOURCE_POINTS,
+    });
+    Ok(json!({ "contents": [{ "uri": uri, "mimeType": "application/json", "text": body.to_string() }] }))
+}
+
+fn not_found(uri: &str) -> RpcError {
+    RpcError::new(RESOURCE_NOT_FOUND, format!("Resource not found: {uri}")).with_data(json!({ "uri": uri }))
+}
+
+/// Completes series names for prompt arguments marked as series and for the
+/// `timeseries://{series}` template; fixture prompts complete from a list.
+async fn complete(mcp: &Mcp, p: &Map<String, Value>) -> Result<Value, RpcError> {
+    let reference = p.get("ref").and_then(Value::as_object).ok_or_else(|| RpcError::invalid_params("missing ref"))?;
+    let argument = p.get("argument").and_then(Value::as_object).ok_or_else(|| RpcError::invalid_params("missing argument"))?;
+    let arg_name = str_param(argument, "name")?;
+    let prefix = argument.get("value").and_then(Value::as_str).unwrap_or("").to_owned();
+    let series_arg = match reference.get("type").and_then(Value::as_str) {
+        Some("ref/prompt") => {
+            let name = str_param(reference, "name")?;
+            let prompt = mcp.prompts.find(name).ok_or_else(|| RpcError::invalid_params(format!("Unknown prompt: {name}")))?;
+            let arg = prompt.arguments.iter().find(|a| a.name == arg_name).ok_or_else(|| {
+                RpcError::invalid_params(format!("prompt {name} has no argument {arg_name:?}"))
+            })?;
+            arg.series
+        }
+        Some("ref/resource") => {
+            let uri = str_param(reference, "uri")?;
+            if uri == "timeseries://{series}" {
+                arg_name == "series"
+            } else if mcp.fixtures && uri.starts_with("test://") {
+                false
+            } else {
+                return Err(RpcError::invalid_params(format!("unknown resource template {uri:?}")));
+            }
+        }
+        _ => return Err(RpcError::invalid_params("ref.type must be ref/prompt or ref/resource")),
+    };
+    let values: Vec<String> = if series_arg {
+        mcp.db
+            .run(move |conn| series::names(conn, "", &prefix, 101))
+            .await
+            .map_err(RpcError::internal)?
+    } else {
+        ["testValue1", "testValue2", "test-value", "example"]
+            .iter()
+            .filter(|v| v.starts_with(prefix.as_str()))
+            .map(|v| v.to_string())
+            .collect()
+    };
+    let has_more = values.len() > 100;
+    let values: Vec<String> = values.into_iter().take(100).collect();
+    Ok(json!({ "completion": { "values": values, "total": values.len(), "hasMore": has_more } }))
+}

@@ -1,0 +1,234 @@
+//! The fixtures the official MCP conformance suite expects, registered only
+//! with `MCP_CONFORMANCE_FIXTURES=1` (names and contents per
+//! `shared/mcp/NOTES.md`).
+
+use std::time::Duration;
+
+use rocket::tokio::time::sleep;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::prompts::{Arg, Prompt, PromptRegistry};
+use super::tools::{Spec, ToolContext, ToolError, ToolRegistry};
+
+/// A 1×1 PNG.
+pub const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+/// Eight silent 16-bit samples at 8 kHz.
+pub const WAV: &str = "UklGRjQAAABXQVZFZm10IBAAAAABAAEAQB8AAIA+AAACABAAZGF0YRAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
+
+#[derive(Deserialize, JsonSchema)]
+pub struct PromptArg {
+    /// The prompt to send to the client's model.
+    prompt: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub struct MessageArg {
+    /// The question to ask the user.
+    message: String,
+}
+
+fn text(t: &str) -> Value {
+    json!({ "type": "text", "text": t })
+}
+
+fn spec(name: &'static str, description: &'static str) -> Spec {
+    Spec { name, title: name, description, annotations: json!({ "readOnlyHint": true, "openWorldHint": false }) }
+}
+
+pub fn register_tools(reg: &mut ToolRegistry) {
+    reg.raw(spec("test_simple_text", "Returns a simple text response"), |_, _: NoArgs| async {
+        Ok(vec![text("This is a simple text response for testing.")])
+    });
+    reg.raw(spec("test_image_content", "Returns an image"), |_, _: NoArgs| async {
+        Ok(vec![json!({ "type": "image", "data": PNG, "mimeType": "image/png" })])
+    });
+    reg.raw(spec("test_audio_content", "Returns audio"), |_, _: NoArgs| async {
+        Ok(vec![json!({ "type": "audio", "data": WAV, "mimeType": "audio/wav" })])
+    });
+    reg.raw(spec("test_embedded_resource", "Returns an embedded resource"), |_, _: NoArgs| async {
+        Ok(vec![json!({ "type": "resource", "resource": {
+            "uri": "test://embedded-resource", "mimeType": "text/plain",
+            "text": "This is an embedded resource content." } })])
+    });
+    reg.raw(spec("test_multiple_content_types", "Returns text, image and resource"), |_, _: NoArgs| async {
+        Ok(vec![
+            text("Multiple content types test:"),
+            json!({ "type": "image", "data": PNG, "mimeType": "image/png" }),
+            json!({ "type": "resource", "resource": {
+                "uri": "test://mixed-content-resource", "mimeType": "application/json",
+                "text": "{\"test\":\"data\",\"value\":123}" } }),
+        ])
+    });
+    reg.raw(spec("test_tool_with_logging", "Sends log messages while it runs"), |ctx: ToolContext, _: NoArgs| async move {
+        for (i, message) in ["Tool execution started", "Tool processing data", "Tool execution completed"].iter().enumerate() {
+            if i > 0 {
+                sleep(Duration::from_millis(50)).await;
+            }
+            ctx.peer.log("info", "conformance", json!(message)).await;
+        }
+        Ok(vec![text("Tool with logging executed successfully")])
+    });
+    reg.raw(spec("test_error_handling", "Always fails"), |_, _: NoArgs| async {
+        Err::<Vec<Value>, _>(ToolError("This tool intentionally returns an error for testing".into()))
+    });
+    reg.raw(spec("test_tool_with_progress", "Reports progress while it runs"), |ctx: ToolContext, _: NoArgs| async move {
+        for (i, p) in [0.0, 50.0, 100.0].into_iter().enumerate() {
+            if i > 0 {
+                sleep(Duration::from_millis(50)).await;
+            }
+            ctx.peer.progress(p, Some(100.0), Some(&format!("Completed step {}", i + 1))).await;
+        }
+        Ok(vec![text("Tool with progress executed successfully")])
+    });
+    reg.raw(spec("test_sampling", "Asks the client's model"), |ctx: ToolContext, a: PromptArg| async move {
+        let params = json!({
+            "messages": [{ "role": "user", "content": { "type": "text", "text": a.prompt } }],
+            "maxTokens": 100,
+        });
+        let answer = ctx.peer.request("sampling/createMessage", params).await.map_err(|e| ToolError(e.message))?;
+        let said = answer["content"]["text"].as_str().unwrap_or("(no text)");
+        Ok(vec![text(&format!("LLM response: {said}"))])
+    });
+    reg.raw(spec("test_elicitation", "Asks the user"), |ctx: ToolContext, a: MessageArg| async move {
+        let schema = json!({ "type": "object", "properties": {
+            "username": { "type": "string", "description": "User's response" },
+            "email": { "type": "string", "description": "User's email address" } },
+            "required": ["username", "email"] });
+        elicit(&ctx, &a.message, schema).await
+    });
+    reg.raw(spec("test_elicitation_sep1034_defaults", "Elicitation with defaults"), |ctx: ToolContext, _: NoArgs| async move {
+        let schema = json!({ "type": "object", "properties": {
+            "name": { "type": "string", "default": "John Doe" },
+            "age": { "type": "integer", "default": 30 },
+            "score": { "type": "number", "default": 95.5 },
+            "status": { "type": "string", "enum": ["active", "inactive", "pending"], "default": "active" },
+            "verified": { "type": "boolean", "default": true } } });
+        elicit(&ctx, "Please review and update the form fields with defaults", schema).await
+    });
+    reg.raw(spec("test_elicitation_sep1330_enums", "Elicitation with enums"), |ctx: ToolContext, _: NoArgs| async move {
+        let schema = json!({ "type": "object", "properties": {
+            "untitledSingle": { "type": "string", "enum": ["option1", "option2", "option3"] },
+            "titledSingle": { "type": "string", "oneOf": [
+                { "const": "value1", "title": "First Option" },
+                { "const": "value2", "title": "Second Option" },
+                { "const": "value3", "title": "Third Option" }] },
+            "legacyEnum": { "type": "string", "enum": ["opt1", "opt2", "opt3"],
+                            "enumNames": ["Option One", "Option Two", "Option Three"] },
+            "untitledMulti": { "type": "array", "items": { "type": "string", "enum": ["option1", "option2", "option3"] } },
+            "titledMulti": { "type": "array", "items": { "anyOf": [
+                { "const": "value1", "title": "First Choice" },
+                { "const": "value2", "title": "Second Choice" },
+                { "const": "value3", "title": "Third Choice" }] } } } });
+        elicit(&ctx, "Please select options from the enum fields", schema).await
+    });
+    let schema_2020 = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "$defs": { "address": { "type": "object", "properties": {
+            "street": { "type": "string" }, "city": { "type": "string" } } } },
+        "properties": { "name": { "type": "string" }, "address": { "$ref": "#/$defs/address" } },
+        "additionalProperties": false,
+    });
+    reg.raw_with_schema(spec("json_schema_2020_12_tool", "Tool with a JSON Schema 2020-12 input schema"), schema_2020, |_, _: Value| async {
+        Ok(vec![text("JSON Schema 2020-12 tool executed")])
+    });
+    reg.raw(spec("test_reconnection", "Returns after a short delay"), |_, _: NoArgs| async {
+        sleep(Duration::from_millis(100)).await;
+        Ok(vec![text("Reconnection test completed")])
+    });
+}
+
+async fn elicit(ctx: &ToolContext, message: &str, schema: Value) -> Result<Vec<Value>, ToolError> {
+    let answer = ctx
+        .peer
+        .request("elicitation/create", json!({ "message": message, "requestedSchema": schema }))
+        .await
+        .map_err(|e| ToolError(e.message))?;
+    Ok(vec![text(&format!(
+        "User response: action={}, content={}",
+        answer["action"].as_str().unwrap_or("unknown"),
+        answer["content"]
+    ))])
+}
+
+pub fn register_prompts(reg: &mut PromptRegistry) {
+    reg.add(Prompt {
+        name: "test_simple_prompt",
+        title: "Simple prompt",
+        description: "A simple prompt without arguments",
+        arguments: vec![],
+        render: Box::new(|_| Ok(vec![user(text("This is a simple prompt for testing."))])),
+    });
+    reg.add(Prompt {
+        name: "test_prompt_with_arguments",
+        title: "Prompt with arguments",
+        description: "A prompt with two required arguments",
+        arguments: vec![Arg::required("arg1", "First test argument"), Arg::required("arg2", "Second test argument")],
+        render: Box::new(|a| {
+            Ok(vec![user(text(&format!("Prompt with arguments: arg1='{}', arg2='{}'", a("arg1"), a("arg2"))))])
+        }),
+    });
+    reg.add(Prompt {
+        name: "test_prompt_with_embedded_resource",
+        title: "Prompt with an embedded resource",
+        description: "A prompt that embeds a resource",
+        arguments: vec![Arg::required("resourceUri", "URI of the resource to embed")],
+        render: Box::new(|a| {
+            Ok(vec![
+                user(json!({ "type": "resource", "resource": {
+                    "uri": a("resourceUri"), "mimeType": "text/plain",
+                    "text": "Embedded resource content for testing." } })),
+                user(text("Please process the embedded resource above.")),
+            ])
+        }),
+    });
+    reg.add(Prompt {
+        name: "test_prompt_with_image",
+        title: "Prompt with an image",
+        description: "A prompt that includes an image",
+        arguments: vec![],
+        render: Box::new(|_| {
+            Ok(vec![
+                user(json!({ "type": "image", "data": PNG, "mimeType": "image/png" })),
+                user(text("Please analyze the image above.")),
+            ])
+        }),
+    });
+}
+
+fn user(content: Value) -> Value {
+    json!({ "role": "user", "content": content })
+}
+
+pub fn resources() -> Vec<Value> {
+    vec![
+        json!({ "uri": "test://static-text", "name": "static-text", "title": "Static text", "mimeType": "text/plain" }),
+        json!({ "uri": "test://static-binary", "name": "static-binary", "title": "Static binary", "mimeType": "image/png" }),
+        json!({ "uri": "test://watched-resource", "name": "watched-resource", "title": "Watched resource", "mimeType": "text/plain" }),
+    ]
+}
+
+pub fn resource_templates() -> Vec<Value> {
+    vec![json!({ "uriTemplate": "test://template/{id}/data", "name": "template",
+                 "title": "Template resource", "mimeType": "application/json" })]
+}
+
+pub fn read(uri: &str) -> Option<Value> {
+    let content = match uri {
+        "test://static-text" => json!({ "uri": uri, "mimeType": "text/plain", "text": "This is the content of the static text resource." }),
+        "test://static-binary" => json!({ "uri": uri, "mimeType": "image/png", "blob": PNG }),
+        "test://watched-resource" => json!({ "uri": uri, "mimeType": "text/plain", "text": "Watched resource content." }),
+        _ => {
+            let id = uri.strip_prefix("test://template/")?.strip_suffix("/data")?;
+            let body = json!({ "id": id, "templateTest": true, "data": format!("Data for ID: {id}") });
+            json!({ "uri": uri, "mimeType": "application/json", "text": body.to_string() })
+        }
+    };
+    Some(json!({ "contents": [content] }))
+}

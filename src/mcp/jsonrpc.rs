@@ -1,0 +1,195 @@
+//! JSON-RPC 2.0 framing: one message per POST body, classified or rejected
+//! with the exact error codes the MCP specification lists.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+pub const PARSE_ERROR: i32 = -32700;
+pub const INVALID_REQUEST: i32 = -32600;
+pub const METHOD_NOT_FOUND: i32 = -32601;
+pub const INVALID_PARAMS: i32 = -32602;
+pub const INTERNAL_ERROR: i32 = -32603;
+pub const RESOURCE_NOT_FOUND: i32 = -32002;
+/// Transport-level refusals (no session, unknown session …).
+pub const SERVER_ERROR: i32 = -32000;
+
+/// A request id: string or integer, never null.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RequestId {
+    Number(i64),
+    String(String),
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RequestId::Number(n) => write!(f, "{n}"),
+            RequestId::String(s) => f.write_str(s),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RpcError {
+    pub code: i32,
+    pub message: String,
+    pub data: Option<Value>,
+}
+
+impl RpcError {
+    pub fn new(code: i32, message: impl Into<String>) -> Self {
+        RpcError { code, message: message.into(), data: None }
+    }
+    pub fn parse_error(detail: impl std::fmt::Display) -> Self {
+        Self::new(PARSE_ERROR, format!("Parse error: {detail}"))
+    }
+    pub fn invalid_request(detail: impl std::fmt::Display) -> Self {
+        Self::new(INVALID_REQUEST, format!("Invalid Request: {detail}"))
+    }
+    pub fn method_not_found(method: &str) -> Self {
+        Self::new(METHOD_NOT_FOUND, format!("Method not found: {method}"))
+    }
+    pub fn invalid_params(detail: impl std::fmt::Display) -> Self {
+        Self::new(INVALID_PARAMS, format!("Invalid params: {detail}"))
+    }
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        Self::new(INTERNAL_ERROR, format!("Internal error: {detail}"))
+    }
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = Some(data);
+        self
+    }
+    pub fn to_json(&self) -> Value {
+        let mut e = json!({ "code": self.code, "message": self.message });
+        if let Some(d) = &self.data {
+            e["data"] = d.clone();
+        }
+        e
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Request { id: RequestId, method: String, params: Option<Value> },
+    Notification { method: String, params: Option<Value> },
+    Response { id: RequestId, outcome: Result<Value, Value> },
+}
+
+/// A message that could not be accepted, with the id when one was readable
+/// so the error can echo it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    pub id: Option<RequestId>,
+    pub error: RpcError,
+}
+
+fn reject(id: Option<RequestId>, error: RpcError) -> Rejected {
+    Rejected { id, error }
+}
+
+pub fn parse_message(body: &[u8]) -> Result<Message, Rejected> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| reject(None, RpcError::parse_error(e)))?;
+    let obj = match value {
+        Value::Object(o) => o,
+        Value::Array(_) => {
+            return Err(reject(None, RpcError::invalid_request("batches are not supported: send one message per POST")));
+        }
+        _ => return Err(reject(None, RpcError::invalid_request("a message must be a JSON object"))),
+    };
+    let id = match obj.get("id") {
+        None => None,
+        Some(v) => match serde_json::from_value::<RequestId>(v.clone()) {
+            Ok(id) => Some(id),
+            Err(_) => {
+                return Err(reject(None, RpcError::invalid_request("id must be a string or an integer")));
+            }
+        },
+    };
+    if obj.get("jsonrpc") != Some(&Value::String("2.0".into())) {
+        return Err(reject(id, RpcError::invalid_request("jsonrpc must be \"2.0\"")));
+    }
+    let params = |obj: &Map<String, Value>| -> Result<Option<Value>, RpcError> {
+        match obj.get("params") {
+            None | Some(Value::Null) => Ok(None),
+            Some(p @ Value::Object(_)) => Ok(Some(p.clone())),
+            Some(_) => Err(RpcError::invalid_request("params must be an object")),
+        }
+    };
+    match (obj.get("method"), id) {
+        (Some(Value::String(method)), id) => {
+            let params = params(&obj).map_err(|e| reject(id.clone(), e))?;
+            Ok(match id {
+                Some(id) => Message::Request { id, method: method.clone(), params },
+                None => Message::Notification { method: method.clone(), params },
+            })
+        }
+        (Some(_), id) => Err(reject(id, RpcError::invalid_request("method must be a string"))),
+        (None, Some(id)) => match (obj.get("result"), obj.get("error")) {
+            (Some(r), None) => Ok(Message::Response { id, outcome: Ok(r.clone()) }),
+            (None, Some(e)) => Ok(Message::Response { id, outcome: Err(e.clone()) }),
+            _ => Err(reject(Some(id), RpcError::invalid_request("a response has exactly one of result and error"))),
+        },
+        (None, None) => Err(reject(None, RpcError::invalid_request("missing method"))),
+    }
+}
+
+pub fn success(id: &RequestId, result: Value) -> Value {
+    json!({ "jsonrpc": "2.0", "id": id, "result": result })
+}
+
+pub fn failure(id: Option<&RequestId>, error: &RpcError) -> Value {
+    json!({ "jsonrpc": "2.0", "id": id, "error": error.to_json() })
+}
+
+pub fn notification(method: &str, params: Value) -> Value {
+    json!({ "jsonrpc": "2.0", "method": method, "params": params })
+}
+
+pub fn request(id: &RequestId, method: &str, params: Value) -> Value {
+    json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(body: &str) -> i32 {
+        parse_message(body.as_bytes()).unwrap_err().error.code
+    }
+
+    #[test]
+    fn classifies_messages() {
+        let r = parse_message(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).unwrap();
+        assert_eq!(r, Message::Request { id: RequestId::Number(1), method: "ping".into(), params: None });
+        let n = parse_message(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
+        assert!(matches!(n, Message::Notification { .. }));
+        let resp = parse_message(br#"{"jsonrpc":"2.0","id":"a","result":{}}"#).unwrap();
+        assert!(matches!(resp, Message::Response { outcome: Ok(_), .. }));
+        let err = parse_message(br#"{"jsonrpc":"2.0","id":"a","error":{"code":1,"message":"x"}}"#).unwrap();
+        assert!(matches!(err, Message::Response { outcome: Err(_), .. }));
+    }
+
+    #[test]
+    fn error_codes() {
+        assert_eq!(code("{not json"), PARSE_ERROR);
+        assert_eq!(code(""), PARSE_ERROR);
+        assert_eq!(code(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#), INVALID_REQUEST);
+        assert_eq!(code("42"), INVALID_REQUEST);
+        assert_eq!(code(r#"{"id":1,"method":"ping"}"#), INVALID_REQUEST);
+        assert_eq!(code(r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#), INVALID_REQUEST);
+        assert_eq!(code(r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#), INVALID_REQUEST);
+        assert_eq!(code(r#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#), INVALID_REQUEST);
+        assert_eq!(code(r#"{"jsonrpc":"2.0","id":1,"method":7}"#), INVALID_REQUEST);
+        assert_eq!(code(r#"{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}"#), INVALID_REQUEST);
+        assert_eq!(code(r#"{"jsonrpc":"2.0","id":1}"#), INVALID_REQUEST);
+        assert_eq!(code(r#"{"jsonrpc":"2.0"}"#), INVALID_REQUEST);
+    }
+
+    #[test]
+    fn errors_echo_a_readable_id() {
+        let e = parse_message(br#"{"jsonrpc":"1.0","id":"x","method":"ping"}"#).unwrap_err();
+        assert_eq!(e.id, Some(RequestId::String("x".into())));
+    }
+}

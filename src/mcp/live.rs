@@ -1,0 +1,125 @@
+//! Per-process session state that cannot be shared through the cache: open
+//! GET streams, server-to-client requests awaiting their answer, running
+//! calls (for cancellation) and resource subscriptions.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rocket::tokio::sync::{mpsc, oneshot};
+use serde_json::Value;
+
+use super::jsonrpc::{self, RequestId};
+
+type Key = (String, String);
+pub type Answer = Result<Value, Value>;
+
+#[derive(Default)]
+pub struct Live {
+    streams: Mutex<HashMap<String, mpsc::Sender<Value>>>,
+    pending: Mutex<HashMap<Key, oneshot::Sender<Answer>>>,
+    running: Mutex<HashMap<Key, Arc<AtomicBool>>>,
+    subscriptions: Mutex<HashMap<String, HashSet<String>>>,
+    next_id: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Live {
+    /// Registers the session's GET stream, replacing an older one.
+    pub fn open_stream(&self, session: &str) -> mpsc::Receiver<Value> {
+        let (tx, rx) = mpsc::channel(256);
+        lock(&self.streams).insert(session.to_owned(), tx);
+        rx
+    }
+
+    /// Sends on the session's GET stream, if it has one open here.
+    pub fn push(&self, session: &str, message: Value) -> bool {
+        let mut streams = lock(&self.streams);
+        match streams.get(session).map(|tx| tx.try_send(message)) {
+            Some(Ok(())) => true,
+            Some(Err(mpsc::error::TrySendError::Closed(_))) => {
+                streams.remove(session);
+                false
+            }
+            _ => false,
+        }
+    }
+
+    pub fn next_request_id(&self) -> RequestId {
+        RequestId::String(format!("srv-{}", self.next_id.fetch_add(1, Ordering::Relaxed)))
+    }
+
+    pub fn await_answer(&self, session: &str, id: &RequestId) -> oneshot::Receiver<Answer> {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.pending).insert((session.to_owned(), id.to_string()), tx);
+        rx
+    }
+
+    pub fn forget_answer(&self, session: &str, id: &RequestId) {
+        lock(&self.pending).remove(&(session.to_owned(), id.to_string()));
+    }
+
+    /// Routes a client's response to the request waiting for it; false when
+    /// nothing here waits for that id.
+    pub fn answer(&self, session: &str, id: &RequestId, answer: Answer) -> bool {
+        match lock(&self.pending).remove(&(session.to_owned(), id.to_string())) {
+            Some(tx) => tx.send(answer).is_ok(),
+            None => false,
+        }
+    }
+
+    pub fn start_call(&self, session: &str, id: &RequestId) -> Arc<AtomicBool> {
+        let flag = Arc::new(AtomicBool::new(false));
+        lock(&self.running).insert((session.to_owned(), id.to_string()), Arc::clone(&flag));
+        flag
+    }
+
+    pub fn end_call(&self, session: &str, id: &RequestId) {
+        lock(&self.running).remove(&(session.to_owned(), id.to_string()));
+    }
+
+    pub fn cancel(&self, session: &str, id: &RequestId) -> bool {
+        match lock(&self.running).get(&(session.to_owned(), id.to_string())) {
+            Some(flag) => {
+                flag.store(true, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn subscribe(&self, session: &str, uri: &str) {
+        lock(&self.subscriptions).entry(uri.to_owned()).or_default().insert(session.to_owned());
+    }
+
+    pub fn unsubscribe(&self, session: &str, uri: &str) {
+        if let Some(set) = lock(&self.subscriptions).get_mut(uri) {
+            set.remove(session);
+        }
+    }
+
+    /// Tells every subscriber of `uri` on this replica that it changed.
+    pub fn resource_updated(&self, uri: &str) {
+        let sessions: Vec<String> =
+            lock(&self.subscriptions).get(uri).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+        for session in sessions {
+            let note = jsonrpc::notification("notifications/resources/updated", serde_json::json!({ "uri": uri }));
+            self.push(&session, note);
+        }
+    }
+
+    /// Forgets everything of an ended session.
+    pub fn end_session(&self, session: &str) {
+        lock(&self.streams).remove(session);
+        lock(&self.pending).retain(|(s, _), _| s != session);
+        for flag in lock(&self.running).iter().filter(|((s, _), _)| s == session).map(|(_, f)| f) {
+            flag.store(true, Ordering::Relaxed);
+        }
+        for set in lock(&self.subscriptions).values_mut() {
+            set.remove(session);
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The Model Context Protocol over Streamable HTTP at `/mcp`.
+//!
+//! `transport` (HTTP rules, sessions, SSE) → `dispatch` (methods) → the
+//! `tools` / `prompts` registries and resources → `crate::store` (SQL).
+
+pub mod dispatch;
+pub mod fixtures;
+pub mod jsonrpc;
+pub mod live;
+pub mod peer;
+pub mod prompts;
+pub mod protocol;
+pub mod request_log;
+pub mod security;
+pub mod session;
+pub mod tools;
+pub mod transport;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::cache::Cache;
+use crate::config::Settings;
+use crate::db::Db;
+use jsonrpc::RpcError;
+
+/// Everything `/mcp` needs, in managed state.
+pub struct Mcp {
+    pub tools: tools::ToolRegistry,
+    pub prompts: prompts::PromptRegistry,
+    pub sessions: session::Sessions,
+    pub live: Arc<live::Live>,
+    pub log: request_log::RequestLog,
+    pub guard: security::Guard,
+    pub fixtures: bool,
+    pub page_size: usize,
+    pub db: Db,
+    pub cache: Arc<Cache>,
+}
+
+pub const PAGE_SIZE: usize = 50;
+
+impl Mcp {
+    /// Builds the registries and starts the request-log writer; call from
+    /// within the runtime.
+    pub fn new(settings: &Settings, db: Db, cache: Arc<Cache>) -> Mcp {
+        let fixtures = settings.mcp_conformance_fixtures;
+        let mut tools = tools::ToolRegistry::default();
+        crate::tools::register(&mut tools);
+        let mut prompts = prompts::PromptRegistry::default();
+        prompts::register(&mut prompts);
+        if fixtures {
+            log::warn!("MCP_CONFORMANCE_FIXTURES is on: test tools, resources and prompts are exposed");
+            fixtures::register_tools(&mut tools);
+            fixtures::register_prompts(&mut prompts);
+        }
+        Mcp {
+            tools,
+            prompts,
+            sessions: session::Sessions::new(Arc::clone(&cache), Duration::from_secs(settings.mcp_session_ttl_secs.max(60))),
+            live: Arc::new(live::Live::default()),
+            log: request_log::RequestLog::start(db.clone()),
+            guard: security::Guard::from_lists(
+                &settings.mcp_allowed_hosts,
+                &settings.mcp_allowed_origins,
+                settings.mcp_auth_token.clone(),
+            ),
+            fixtures,
+            page_size: PAGE_SIZE,
+            db,
+            cache,
+        }
+    }
+}
+
+/// Opaque cursors: the offset of the next page, prefixed so a cursor from
+/// elsewhere is recognisably invalid.
+pub fn paginate<'a>(items: &[&'a Value], cursor: Option<&str>, page: usize) -> Result<(Vec<&'a Value>, Option<String>), RpcError> {
+    let start = match cursor {
+        None => 0,
+        Some(c) => c
+            .strip_prefix("o:")
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| *n <= items.len())
+            .ok_or_else(|| RpcError::invalid_params(format!("invalid cursor {c:?}")))?,
+    };
+    let end = (start + page.max(1)).min(items.len());
+    let next = (end < items.len()).then(|| format!("o:{end}"));
+    Ok((items[start..end].to_vec(), next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pagination_walks_pages_and_rejects_bad_cursors() {
+        let values: Vec<Value> = (0..5).map(|i| json!(i)).collect();
+        let refs: Vec<&Value> = values.iter().collect();
+        let (first, next) = paginate(&refs, None, 2).unwrap();
+        assert_eq!(first, [&json!(0), &json!(1)]);
+        let (second, next) = paginate(&refs, next.as_deref(), 2).unwrap();
+        assert_eq!(second, [&json!(2), &json!(3)]);
+        let (last, next) = paginate(&refs, next.as_deref(), 2).unwrap();
+        assert_eq!((last, next), (vec![&json!(4)], None));
+        for bad in ["x", "o:", "o:99", "o:-1"] {
+            assert_eq!(paginate(&refs, Some(bad), 2).unwrap_err().code, jsonrpc::INVALID_PARAMS);
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Prompts: declared once with their arguments, listed by `prompts/list`,
+//! rendered by `prompts/get`.
+
+use serde_json::{Map, Value, json};
+
+use super::jsonrpc::RpcError;
+use super::paginate;
+
+pub struct Arg {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub required: bool,
+    /// Argument values that complete from the list of series.
+    pub series: bool,
+}
+
+impl Arg {
+    pub fn required(name: &'static str, description: &'static str) -> Arg {
+        Arg { name, description, required: true, series: false }
+    }
+    pub fn optional(name: &'static str, description: &'static str) -> Arg {
+        Arg { name, description, required: false, series: false }
+    }
+    pub fn series(description: &'static str) -> Arg {
+        Arg { name: "series", description, required: true, series: true }
+    }
+}
+
+type Render = Box<dyn Fn(&dyn Fn(&str) -> String) -> Result<Vec<Value>, RpcError> + Send + Sync>;
+
+pub struct Prompt {
+    pub name: &'static str,
+    pub title: &'static str,
+    pub description: &'static str,
+    pub arguments: Vec<Arg>,
+    pub render: Render,
+}
+
+#[derive(Default)]
+pub struct PromptRegistry {
+    prompts: Vec<Prompt>,
+}
+
+impl PromptRegistry {
+    pub fn add(&mut self, prompt: Prompt) {
+        self.prompts.retain(|p| p.name != prompt.name);
+        self.prompts.push(prompt);
+    }
+
+    pub fn find(&self, name: &str) -> Option<&Prompt> {
+        self.prompts.iter().find(|p| p.name == name)
+    }
+
+    pub fn list(&self, cursor: Option<&str>, page: usize) -> Result<Value, RpcError> {
+        let listings: Vec<Value> = self
+            .prompts
+            .iter()
+            .map(|p| {
+                let args: Vec<Value> = p
+                    .arguments
+                    .iter()
+                    .map(|a| json!({ "name": a.name, "description": a.description, "required": a.required }))
+                    .collect();
+                json!({ "name": p.name, "title": p.title, "description": p.description, "arguments": args })
+            })
+            .collect();
+        let refs: Vec<&Value> = listings.iter().collect();
+        let (items, next) = paginate(&refs, cursor, page)?;
+        let mut result = json!({ "prompts": items });
+        if let Some(next) = next {
+            result["nextCursor"] = json!(next);
+        }
+        Ok(result)
+    }
+
+    /// Unknown prompt or a missing required argument → -32602.
+    pub fn get(&self, name: &str, args: Option<&Map<String, Value>>) -> Result<Value, RpcError> {
+        let prompt = self.find(name).ok_or_else(|| RpcError::invalid_params(format!("Unknown prompt: {name}")))?;
+        let value = |k: &str| -> Option<String> {
+            args.and_then(|a| a.get(k)).map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
+        };
+        for arg in prompt.arguments.iter().filter(|a| a.required) {
+            if value(arg.name).is_none_or(|v| v.is_empty()) {
+                return Err(RpcError::invalid_params(format!(
+                    "prompt {name} needs argument {:?}: {}",
+                    arg.name, arg.description
+                )));
+            }
+        }
+        let lookup = |k: &str| value(k).unwrap_or_default();
+        let messages = (prompt.render)(&lookup)?;
+        Ok(json!({ "description": prompt.description, "messages": messages }))
+    }
+}
+
+pub fn user_text(text: String) -> Value {
+    json!({ "role": "user", "content": { "type": "text", "text": text } })
+}
+
+/// The product's own prompts.
+pub fn register(reg: &mut PromptRegistry) {
+    reg.add(Prompt {
+        name: "investigate_anomalies",
+        title: "Investigate anomalies in a series",
+        description: "Find points that deviate in a series, explain them, and judge whether they matter",
+        arguments: vec![
+            Arg::series("The series to investigate"),
+            Arg::optional("method", "zscore, iqr or mad (default zscore)"),
+        ],
+        render: Box::new(|a| {
+            let method = Some(a("method")).filter(|m| !m.is_empty()).unwrap_or_else(|| "zscore".into());
+            Ok(vec![user_text(format!(
+                "Investigate anomalies in the time series `{series}`.\n\
+                 1. Call compute_statistics for `{series}` to learn its typical level and spread.\n\
+                 2. Call detect_anomalies with method `{method}` and report each anomalous point \
+                    with its time, value and score.\n\
+                 3. Call analyze_trend to tell anomalies from a shift in level.\n\
+                 Conclude with which anomalies look like real events, which look like data errors, \
+                 and what to check next.",
+                series = a("series"),
+            ))])
+        }),
+    });
+    reg.add(Prompt {
+        name: "forecast_report",
+        title: "Write a forecast report",
+        description: "Train models on a series, compare them on a holdout, forecast, and write it up",
+        arguments: vec![
+            Arg::series("The series to forecast"),
+            Arg::optional("horizon", "How many steps ahead (default 24)"),
+        ],
+        render: Box::new(|a| {
+            let horizon = Some(a("horizon")).filter(|h| !h.is_empty()).unwrap_or_else(|| "24".into());
+            Ok(vec![user_text(format!(
+                "Write a forecast report for the time series `{series}`.\n\
+                 1. Call train_model on `{series}` with model_type linear, holt and ar, and compare \
+                    their holdout MAE, RMSE and MAPE.\n\
+                 2. Call forecast with the best model for {horizon} steps.\n\
+                 3. Report the forecast, the chosen model and why, and how far to trust it.",
+                series = a("series"),
+            ))])
+        }),
+    });
+}

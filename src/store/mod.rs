@@ -1,0 +1,4 @@
+//! SQL behind the tools and resources. Functions take a connection and run
+//! on the blocking pool (through `Db::run`).
+
+pub mod series;
