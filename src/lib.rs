@@ -79,7 +79,11 @@ pub fn build(figment: Figment) -> Rocket<Build> {
             }
         }))
         .attach(AdHoc::try_on_ignite("MCP", |rocket| async move {
-            let parts = (rocket.state::<Settings>(), rocket.state::<Db>(), rocket.state::<Arc<Cache>>());
+            let parts = (
+                rocket.state::<Settings>(),
+                rocket.state::<Db>(),
+                rocket.state::<Arc<Cache>>(),
+            );
             let (Some(settings), Some(db), Some(cache)) = parts else {
                 return Err(rocket);
             };

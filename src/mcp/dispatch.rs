@@ -14,11 +14,17 @@ const SERIES_SCHEME: &str = "timeseries://";
 const RESOURCE_POINTS: i64 = 1000;
 
 fn params_obj(params: &Option<Value>) -> Map<String, Value> {
-    params.as_ref().and_then(Value::as_object).cloned().unwrap_or_default()
+    params
+        .as_ref()
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn str_param<'a>(p: &'a Map<String, Value>, key: &str) -> Result<&'a str, RpcError> {
-    p.get(key).and_then(Value::as_str).ok_or_else(|| RpcError::invalid_params(format!("missing string parameter {key:?}")))
+    p.get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| RpcError::invalid_params(format!("missing string parameter {key:?}")))
 }
 
 fn cursor(p: &Map<String, Value>) -> Result<Option<&str>, RpcError> {
@@ -102,16 +108,27 @@ pub async fn dispatch(
 }
 
 fn check_uri(mcp: &Mcp, uri: &str) -> Result<(), RpcError> {
-    let ok = uri.strip_prefix(SERIES_SCHEME).is_some_and(|s| crate::tools::valid_series(s).is_ok())
+    let ok = uri
+        .strip_prefix(SERIES_SCHEME)
+        .is_some_and(|s| crate::tools::valid_series(s).is_ok())
         || (mcp.fixtures && uri.starts_with("test://"));
-    if ok { Ok(()) } else { Err(RpcError::invalid_params(format!("unsupported resource URI {uri:?}; expected timeseries://<series>"))) }
+    if ok {
+        Ok(())
+    } else {
+        Err(RpcError::invalid_params(format!(
+            "unsupported resource URI {uri:?}; expected timeseries://<series>"
+        )))
+    }
 }
 
 async fn list_resources(mcp: &Mcp, cursor: Option<&str>) -> Result<Value, RpcError> {
     // Cursor: the last series name of the previous page ("s:<name>").
     let after = match cursor {
         None => String::new(),
-        Some(c) => c.strip_prefix("s:").map(str::to_owned).ok_or_else(|| RpcError::invalid_params(format!("invalid cursor {c:?}")))?,
+        Some(c) => c
+            .strip_prefix("s:")
+            .map(str::to_owned)
+            .ok_or_else(|| RpcError::invalid_params(format!("invalid cursor {c:?}")))?,
     };
     let limit = mcp.page_size as i64;
     let names = mcp
@@ -146,14 +163,19 @@ async fn read_resource(mcp: &Mcp, uri: &str) -> Result<Value, RpcError> {
     if mcp.fixtures && uri.starts_with("test://") {
         return fixtures::read(uri).ok_or_else(|| not_found(uri));
     }
-    let name = uri.strip_prefix(SERIES_SCHEME).ok_or_else(|| not_found(uri))?.to_owned();
+    let name = uri
+        .strip_prefix(SERIES_SCHEME)
+        .ok_or_else(|| not_found(uri))?
+        .to_owned();
     if crate::tools::valid_series(&name).is_err() {
         return Err(not_found(uri));
     }
     let found = mcp
         .db
         .run(move |conn| {
-            let Some(summary) = series::summary(conn, &name)? else { return Ok(None) };
+            let Some(summary) = series::summary(conn, &name)? else {
+                return Ok(None);
+            };
             let points = series::latest(conn, &name, RESOURCE_POINTS)?;
             Ok(Some((summary, points)))
         })
@@ -168,27 +190,47 @@ async fn read_resource(mcp: &Mcp, uri: &str) -> Result<Value, RpcError> {
         "latest": points.iter().map(|p| json!({ "time": p.time, "value": p.value })).collect::<Vec<_>>(),
         "latest_truncated": summary.points > RESOURCE_POINTS,
     });
-    Ok(json!({ "contents": [{ "uri": uri, "mimeType": "application/json", "text": body.to_string() }] }))
+    Ok(
+        json!({ "contents": [{ "uri": uri, "mimeType": "application/json", "text": body.to_string() }] }),
+    )
 }
 
 fn not_found(uri: &str) -> RpcError {
-    RpcError::new(RESOURCE_NOT_FOUND, format!("Resource not found: {uri}")).with_data(json!({ "uri": uri }))
+    RpcError::new(RESOURCE_NOT_FOUND, format!("Resource not found: {uri}"))
+        .with_data(json!({ "uri": uri }))
 }
 
 /// Completes series names for prompt arguments marked as series and for the
 /// `timeseries://{series}` template; fixture prompts complete from a list.
 async fn complete(mcp: &Mcp, p: &Map<String, Value>) -> Result<Value, RpcError> {
-    let reference = p.get("ref").and_then(Value::as_object).ok_or_else(|| RpcError::invalid_params("missing ref"))?;
-    let argument = p.get("argument").and_then(Value::as_object).ok_or_else(|| RpcError::invalid_params("missing argument"))?;
+    let reference = p
+        .get("ref")
+        .and_then(Value::as_object)
+        .ok_or_else(|| RpcError::invalid_params("missing ref"))?;
+    let argument = p
+        .get("argument")
+        .and_then(Value::as_object)
+        .ok_or_else(|| RpcError::invalid_params("missing argument"))?;
     let arg_name = str_param(argument, "name")?;
-    let prefix = argument.get("value").and_then(Value::as_str).unwrap_or("").to_owned();
+    let prefix = argument
+        .get("value")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     let series_arg = match reference.get("type").and_then(Value::as_str) {
         Some("ref/prompt") => {
             let name = str_param(reference, "name")?;
-            let prompt = mcp.prompts.find(name).ok_or_else(|| RpcError::invalid_params(format!("Unknown prompt: {name}")))?;
-            let arg = prompt.arguments.iter().find(|a| a.name == arg_name).ok_or_else(|| {
-                RpcError::invalid_params(format!("prompt {name} has no argument {arg_name:?}"))
-            })?;
+            let prompt = mcp
+                .prompts
+                .find(name)
+                .ok_or_else(|| RpcError::invalid_params(format!("Unknown prompt: {name}")))?;
+            let arg = prompt
+                .arguments
+                .iter()
+                .find(|a| a.name == arg_name)
+                .ok_or_else(|| {
+                    RpcError::invalid_params(format!("prompt {name} has no argument {arg_name:?}"))
+                })?;
             arg.series
         }
         Some("ref/resource") => {
@@ -198,10 +240,16 @@ async fn complete(mcp: &Mcp, p: &Map<String, Value>) -> Result<Value, RpcError> 
             } else if mcp.fixtures && uri.starts_with("test://") {
                 false
             } else {
-                return Err(RpcError::invalid_params(format!("unknown resource template {uri:?}")));
+                return Err(RpcError::invalid_params(format!(
+                    "unknown resource template {uri:?}"
+                )));
             }
         }
-        _ => return Err(RpcError::invalid_params("ref.type must be ref/prompt or ref/resource")),
+        _ => {
+            return Err(RpcError::invalid_params(
+                "ref.type must be ref/prompt or ref/resource",
+            ));
+        }
     };
     let values: Vec<String> = if series_arg {
         mcp.db

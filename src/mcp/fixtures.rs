@@ -15,7 +15,8 @@ use super::tools::{Spec, ToolContext, ToolError, ToolRegistry};
 /// A 1×1 PNG.
 pub const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
 /// Eight silent 16-bit samples at 8 kHz.
-pub const WAV: &str = "UklGRjQAAABXQVZFZm10IBAAAAABAAEAQB8AAIA+AAACABAAZGF0YRAAAAAAAAAAAAAAAAAAAAAAAAAA";
+pub const WAV: &str =
+    "UklGRjQAAABXQVZFZm10IBAAAAABAAEAQB8AAIA+AAACABAAZGF0YRAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -38,70 +39,125 @@ fn text(t: &str) -> Value {
 }
 
 fn spec(name: &'static str, description: &'static str) -> Spec {
-    Spec { name, title: name, description, annotations: json!({ "readOnlyHint": true, "openWorldHint": false }) }
+    Spec {
+        name,
+        title: name,
+        description,
+        annotations: json!({ "readOnlyHint": true, "openWorldHint": false }),
+    }
 }
 
 pub fn register_tools(reg: &mut ToolRegistry) {
-    reg.raw(spec("test_simple_text", "Returns a simple text response"), |_, _: NoArgs| async {
-        Ok(vec![text("This is a simple text response for testing.")])
-    });
-    reg.raw(spec("test_image_content", "Returns an image"), |_, _: NoArgs| async {
-        Ok(vec![json!({ "type": "image", "data": PNG, "mimeType": "image/png" })])
-    });
-    reg.raw(spec("test_audio_content", "Returns audio"), |_, _: NoArgs| async {
-        Ok(vec![json!({ "type": "audio", "data": WAV, "mimeType": "audio/wav" })])
-    });
-    reg.raw(spec("test_embedded_resource", "Returns an embedded resource"), |_, _: NoArgs| async {
-        Ok(vec![json!({ "type": "resource", "resource": {
+    reg.raw(
+        spec("test_simple_text", "Returns a simple text response"),
+        |_, _: NoArgs| async { Ok(vec![text("This is a simple text response for testing.")]) },
+    );
+    reg.raw(
+        spec("test_image_content", "Returns an image"),
+        |_, _: NoArgs| async {
+            Ok(vec![
+                json!({ "type": "image", "data": PNG, "mimeType": "image/png" }),
+            ])
+        },
+    );
+    reg.raw(
+        spec("test_audio_content", "Returns audio"),
+        |_, _: NoArgs| async {
+            Ok(vec![
+                json!({ "type": "audio", "data": WAV, "mimeType": "audio/wav" }),
+            ])
+        },
+    );
+    reg.raw(
+        spec("test_embedded_resource", "Returns an embedded resource"),
+        |_, _: NoArgs| async {
+            Ok(vec![json!({ "type": "resource", "resource": {
             "uri": "test://embedded-resource", "mimeType": "text/plain",
             "text": "This is an embedded resource content." } })])
-    });
-    reg.raw(spec("test_multiple_content_types", "Returns text, image and resource"), |_, _: NoArgs| async {
-        Ok(vec![
-            text("Multiple content types test:"),
-            json!({ "type": "image", "data": PNG, "mimeType": "image/png" }),
-            json!({ "type": "resource", "resource": {
+        },
+    );
+    reg.raw(
+        spec(
+            "test_multiple_content_types",
+            "Returns text, image and resource",
+        ),
+        |_, _: NoArgs| async {
+            Ok(vec![
+                text("Multiple content types test:"),
+                json!({ "type": "image", "data": PNG, "mimeType": "image/png" }),
+                json!({ "type": "resource", "resource": {
                 "uri": "test://mixed-content-resource", "mimeType": "application/json",
                 "text": "{\"test\":\"data\",\"value\":123}" } }),
-        ])
-    });
-    reg.raw(spec("test_tool_with_logging", "Sends log messages while it runs"), |ctx: ToolContext, _: NoArgs| async move {
-        for (i, message) in ["Tool execution started", "Tool processing data", "Tool execution completed"].iter().enumerate() {
-            if i > 0 {
-                sleep(Duration::from_millis(50)).await;
+            ])
+        },
+    );
+    reg.raw(
+        spec("test_tool_with_logging", "Sends log messages while it runs"),
+        |ctx: ToolContext, _: NoArgs| async move {
+            for (i, message) in [
+                "Tool execution started",
+                "Tool processing data",
+                "Tool execution completed",
+            ]
+            .iter()
+            .enumerate()
+            {
+                if i > 0 {
+                    sleep(Duration::from_millis(50)).await;
+                }
+                ctx.peer.log("info", "conformance", json!(message)).await;
             }
-            ctx.peer.log("info", "conformance", json!(message)).await;
-        }
-        Ok(vec![text("Tool with logging executed successfully")])
-    });
-    reg.raw(spec("test_error_handling", "Always fails"), |_, _: NoArgs| async {
-        Err::<Vec<Value>, _>(ToolError("This tool intentionally returns an error for testing".into()))
-    });
-    reg.raw(spec("test_tool_with_progress", "Reports progress while it runs"), |ctx: ToolContext, _: NoArgs| async move {
-        for (i, p) in [0.0, 50.0, 100.0].into_iter().enumerate() {
-            if i > 0 {
-                sleep(Duration::from_millis(50)).await;
+            Ok(vec![text("Tool with logging executed successfully")])
+        },
+    );
+    reg.raw(
+        spec("test_error_handling", "Always fails"),
+        |_, _: NoArgs| async {
+            Err::<Vec<Value>, _>(ToolError(
+                "This tool intentionally returns an error for testing".into(),
+            ))
+        },
+    );
+    reg.raw(
+        spec("test_tool_with_progress", "Reports progress while it runs"),
+        |ctx: ToolContext, _: NoArgs| async move {
+            for (i, p) in [0.0, 50.0, 100.0].into_iter().enumerate() {
+                if i > 0 {
+                    sleep(Duration::from_millis(50)).await;
+                }
+                ctx.peer
+                    .progress(p, Some(100.0), Some(&format!("Completed step {}", i + 1)))
+                    .await;
             }
-            ctx.peer.progress(p, Some(100.0), Some(&format!("Completed step {}", i + 1))).await;
-        }
-        Ok(vec![text("Tool with progress executed successfully")])
-    });
-    reg.raw(spec("test_sampling", "Asks the client's model"), |ctx: ToolContext, a: PromptArg| async move {
-        let params = json!({
-            "messages": [{ "role": "user", "content": { "type": "text", "text": a.prompt } }],
-            "maxTokens": 100,
-        });
-        let answer = ctx.peer.request("sampling/createMessage", params).await.map_err(|e| ToolError(e.message))?;
-        let said = answer["content"]["text"].as_str().unwrap_or("(no text)");
-        Ok(vec![text(&format!("LLM response: {said}"))])
-    });
-    reg.raw(spec("test_elicitation", "Asks the user"), |ctx: ToolContext, a: MessageArg| async move {
-        let schema = json!({ "type": "object", "properties": {
+            Ok(vec![text("Tool with progress executed successfully")])
+        },
+    );
+    reg.raw(
+        spec("test_sampling", "Asks the client's model"),
+        |ctx: ToolContext, a: PromptArg| async move {
+            let params = json!({
+                "messages": [{ "role": "user", "content": { "type": "text", "text": a.prompt } }],
+                "maxTokens": 100,
+            });
+            let answer = ctx
+                .peer
+                .request("sampling/createMessage", params)
+                .await
+                .map_err(|e| ToolError(e.message))?;
+            let said = answer["content"]["text"].as_str().unwrap_or("(no text)");
+            Ok(vec![text(&format!("LLM response: {said}"))])
+        },
+    );
+    reg.raw(
+        spec("test_elicitation", "Asks the user"),
+        |ctx: ToolContext, a: MessageArg| async move {
+            let schema = json!({ "type": "object", "properties": {
             "username": { "type": "string", "description": "User's response" },
             "email": { "type": "string", "description": "User's email address" } },
             "required": ["username", "email"] });
-        elicit(&ctx, &a.message, schema).await
-    });
+            elicit(&ctx, &a.message, schema).await
+        },
+    );
     reg.raw(spec("test_elicitation_sep1034_defaults", "Elicitation with defaults"), |ctx: ToolContext, _: NoArgs| async move {
         let schema = json!({ "type": "object", "properties": {
             "name": { "type": "string", "default": "John Doe" },
@@ -135,19 +191,30 @@ pub fn register_tools(reg: &mut ToolRegistry) {
         "properties": { "name": { "type": "string" }, "address": { "$ref": "#/$defs/address" } },
         "additionalProperties": false,
     });
-    reg.raw_with_schema(spec("json_schema_2020_12_tool", "Tool with a JSON Schema 2020-12 input schema"), schema_2020, |_, _: Value| async {
-        Ok(vec![text("JSON Schema 2020-12 tool executed")])
-    });
-    reg.raw(spec("test_reconnection", "Returns after a short delay"), |_, _: NoArgs| async {
-        sleep(Duration::from_millis(100)).await;
-        Ok(vec![text("Reconnection test completed")])
-    });
+    reg.raw_with_schema(
+        spec(
+            "json_schema_2020_12_tool",
+            "Tool with a JSON Schema 2020-12 input schema",
+        ),
+        schema_2020,
+        |_, _: Value| async { Ok(vec![text("JSON Schema 2020-12 tool executed")]) },
+    );
+    reg.raw(
+        spec("test_reconnection", "Returns after a short delay"),
+        |_, _: NoArgs| async {
+            sleep(Duration::from_millis(100)).await;
+            Ok(vec![text("Reconnection test completed")])
+        },
+    );
 }
 
 async fn elicit(ctx: &ToolContext, message: &str, schema: Value) -> Result<Vec<Value>, ToolError> {
     let answer = ctx
         .peer
-        .request("elicitation/create", json!({ "message": message, "requestedSchema": schema }))
+        .request(
+            "elicitation/create",
+            json!({ "message": message, "requestedSchema": schema }),
+        )
         .await
         .map_err(|e| ToolError(e.message))?;
     Ok(vec![text(&format!(
@@ -169,9 +236,16 @@ pub fn register_prompts(reg: &mut PromptRegistry) {
         name: "test_prompt_with_arguments",
         title: "Prompt with arguments",
         description: "A prompt with two required arguments",
-        arguments: vec![Arg::required("arg1", "First test argument"), Arg::required("arg2", "Second test argument")],
+        arguments: vec![
+            Arg::required("arg1", "First test argument"),
+            Arg::required("arg2", "Second test argument"),
+        ],
         render: Box::new(|a| {
-            Ok(vec![user(text(&format!("Prompt with arguments: arg1='{}', arg2='{}'", a("arg1"), a("arg2"))))])
+            Ok(vec![user(text(&format!(
+                "Prompt with arguments: arg1='{}', arg2='{}'",
+                a("arg1"),
+                a("arg2")
+            )))])
         }),
     });
     reg.add(Prompt {
@@ -215,18 +289,27 @@ pub fn resources() -> Vec<Value> {
 }
 
 pub fn resource_templates() -> Vec<Value> {
-    vec![json!({ "uriTemplate": "test://template/{id}/data", "name": "template",
-                 "title": "Template resource", "mimeType": "application/json" })]
+    vec![
+        json!({ "uriTemplate": "test://template/{id}/data", "name": "template",
+                 "title": "Template resource", "mimeType": "application/json" }),
+    ]
 }
 
 pub fn read(uri: &str) -> Option<Value> {
     let content = match uri {
-        "test://static-text" => json!({ "uri": uri, "mimeType": "text/plain", "text": "This is the content of the static text resource." }),
+        "test://static-text" => {
+            json!({ "uri": uri, "mimeType": "text/plain", "text": "This is the content of the static text resource." })
+        }
         "test://static-binary" => json!({ "uri": uri, "mimeType": "image/png", "blob": PNG }),
-        "test://watched-resource" => json!({ "uri": uri, "mimeType": "text/plain", "text": "Watched resource content." }),
+        "test://watched-resource" => {
+            json!({ "uri": uri, "mimeType": "text/plain", "text": "Watched resource content." })
+        }
         _ => {
-            let id = uri.strip_prefix("test://template/")?.strip_suffix("/data")?;
-            let body = json!({ "id": id, "templateTest": true, "data": format!("Data for ID: {id}") });
+            let id = uri
+                .strip_prefix("test://template/")?
+                .strip_suffix("/data")?;
+            let body =
+                json!({ "id": id, "templateTest": true, "data": format!("Data for ID: {id}") });
             json!({ "uri": uri, "mimeType": "application/json", "text": body.to_string() })
         }
     };

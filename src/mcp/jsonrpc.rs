@@ -39,7 +39,11 @@ pub struct RpcError {
 
 impl RpcError {
     pub fn new(code: i32, message: impl Into<String>) -> Self {
-        RpcError { code, message: message.into(), data: None }
+        RpcError {
+            code,
+            message: message.into(),
+            data: None,
+        }
     }
     pub fn parse_error(detail: impl std::fmt::Display) -> Self {
         Self::new(PARSE_ERROR, format!("Parse error: {detail}"))
@@ -71,9 +75,19 @@ impl RpcError {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
-    Request { id: RequestId, method: String, params: Option<Value> },
-    Notification { method: String, params: Option<Value> },
-    Response { id: RequestId, outcome: Result<Value, Value> },
+    Request {
+        id: RequestId,
+        method: String,
+        params: Option<Value>,
+    },
+    Notification {
+        method: String,
+        params: Option<Value>,
+    },
+    Response {
+        id: RequestId,
+        outcome: Result<Value, Value>,
+    },
 }
 
 /// A message that could not be accepted, with the id when one was readable
@@ -94,21 +108,35 @@ pub fn parse_message(body: &[u8]) -> Result<Message, Rejected> {
     let obj = match value {
         Value::Object(o) => o,
         Value::Array(_) => {
-            return Err(reject(None, RpcError::invalid_request("batches are not supported: send one message per POST")));
+            return Err(reject(
+                None,
+                RpcError::invalid_request("batches are not supported: send one message per POST"),
+            ));
         }
-        _ => return Err(reject(None, RpcError::invalid_request("a message must be a JSON object"))),
+        _ => {
+            return Err(reject(
+                None,
+                RpcError::invalid_request("a message must be a JSON object"),
+            ));
+        }
     };
     let id = match obj.get("id") {
         None => None,
         Some(v) => match serde_json::from_value::<RequestId>(v.clone()) {
             Ok(id) => Some(id),
             Err(_) => {
-                return Err(reject(None, RpcError::invalid_request("id must be a string or an integer")));
+                return Err(reject(
+                    None,
+                    RpcError::invalid_request("id must be a string or an integer"),
+                ));
             }
         },
     };
     if obj.get("jsonrpc") != Some(&Value::String("2.0".into())) {
-        return Err(reject(id, RpcError::invalid_request("jsonrpc must be \"2.0\"")));
+        return Err(reject(
+            id,
+            RpcError::invalid_request("jsonrpc must be \"2.0\""),
+        ));
     }
     let params = |obj: &Map<String, Value>| -> Result<Option<Value>, RpcError> {
         match obj.get("params") {
@@ -121,15 +149,34 @@ pub fn parse_message(body: &[u8]) -> Result<Message, Rejected> {
         (Some(Value::String(method)), id) => {
             let params = params(&obj).map_err(|e| reject(id.clone(), e))?;
             Ok(match id {
-                Some(id) => Message::Request { id, method: method.clone(), params },
-                None => Message::Notification { method: method.clone(), params },
+                Some(id) => Message::Request {
+                    id,
+                    method: method.clone(),
+                    params,
+                },
+                None => Message::Notification {
+                    method: method.clone(),
+                    params,
+                },
             })
         }
-        (Some(_), id) => Err(reject(id, RpcError::invalid_request("method must be a string"))),
+        (Some(_), id) => Err(reject(
+            id,
+            RpcError::invalid_request("method must be a string"),
+        )),
         (None, Some(id)) => match (obj.get("result"), obj.get("error")) {
-            (Some(r), None) => Ok(Message::Response { id, outcome: Ok(r.clone()) }),
-            (None, Some(e)) => Ok(Message::Response { id, outcome: Err(e.clone()) }),
-            _ => Err(reject(Some(id), RpcError::invalid_request("a response has exactly one of result and error"))),
+            (Some(r), None) => Ok(Message::Response {
+                id,
+                outcome: Ok(r.clone()),
+            }),
+            (None, Some(e)) => Ok(Message::Response {
+                id,
+                outcome: Err(e.clone()),
+            }),
+            _ => Err(reject(
+                Some(id),
+                RpcError::invalid_request("a response has exactly one of result and error"),
+            )),
         },
         (None, None) => Err(reject(None, RpcError::invalid_request("missing method"))),
     }
@@ -162,27 +209,60 @@ mod tests {
     #[test]
     fn classifies_messages() {
         let r = parse_message(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).unwrap();
-        assert_eq!(r, Message::Request { id: RequestId::Number(1), method: "ping".into(), params: None });
-        let n = parse_message(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
+        assert_eq!(
+            r,
+            Message::Request {
+                id: RequestId::Number(1),
+                method: "ping".into(),
+                params: None
+            }
+        );
+        let n =
+            parse_message(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
         assert!(matches!(n, Message::Notification { .. }));
         let resp = parse_message(br#"{"jsonrpc":"2.0","id":"a","result":{}}"#).unwrap();
         assert!(matches!(resp, Message::Response { outcome: Ok(_), .. }));
-        let err = parse_message(br#"{"jsonrpc":"2.0","id":"a","error":{"code":1,"message":"x"}}"#).unwrap();
-        assert!(matches!(err, Message::Response { outcome: Err(_), .. }));
+        let err = parse_message(br#"{"jsonrpc":"2.0","id":"a","error":{"code":1,"message":"x"}}"#)
+            .unwrap();
+        assert!(matches!(
+            err,
+            Message::Response {
+                outcome: Err(_),
+                ..
+            }
+        ));
     }
 
     #[test]
     fn error_codes() {
         assert_eq!(code("{not json"), PARSE_ERROR);
         assert_eq!(code(""), PARSE_ERROR);
-        assert_eq!(code(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#), INVALID_REQUEST);
+        assert_eq!(
+            code(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#),
+            INVALID_REQUEST
+        );
         assert_eq!(code("42"), INVALID_REQUEST);
         assert_eq!(code(r#"{"id":1,"method":"ping"}"#), INVALID_REQUEST);
-        assert_eq!(code(r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#), INVALID_REQUEST);
-        assert_eq!(code(r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#), INVALID_REQUEST);
-        assert_eq!(code(r#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#), INVALID_REQUEST);
-        assert_eq!(code(r#"{"jsonrpc":"2.0","id":1,"method":7}"#), INVALID_REQUEST);
-        assert_eq!(code(r#"{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}"#), INVALID_REQUEST);
+        assert_eq!(
+            code(r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#),
+            INVALID_REQUEST
+        );
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#),
+            INVALID_REQUEST
+        );
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#),
+            INVALID_REQUEST
+        );
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","id":1,"method":7}"#),
+            INVALID_REQUEST
+        );
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}"#),
+            INVALID_REQUEST
+        );
         assert_eq!(code(r#"{"jsonrpc":"2.0","id":1}"#), INVALID_REQUEST);
         assert_eq!(code(r#"{"jsonrpc":"2.0"}"#), INVALID_REQUEST);
     }

@@ -49,7 +49,10 @@ impl Live {
     }
 
     pub fn next_request_id(&self) -> RequestId {
-        RequestId::String(format!("srv-{}", self.next_id.fetch_add(1, Ordering::Relaxed)))
+        RequestId::String(format!(
+            "srv-{}",
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        ))
     }
 
     pub fn await_answer(&self, session: &str, id: &RequestId) -> oneshot::Receiver<Answer> {
@@ -92,7 +95,10 @@ impl Live {
     }
 
     pub fn subscribe(&self, session: &str, uri: &str) {
-        lock(&self.subscriptions).entry(uri.to_owned()).or_default().insert(session.to_owned());
+        lock(&self.subscriptions)
+            .entry(uri.to_owned())
+            .or_default()
+            .insert(session.to_owned());
     }
 
     pub fn unsubscribe(&self, session: &str, uri: &str) {
@@ -103,10 +109,15 @@ impl Live {
 
     /// Tells every subscriber of `uri` on this replica that it changed.
     pub fn resource_updated(&self, uri: &str) {
-        let sessions: Vec<String> =
-            lock(&self.subscriptions).get(uri).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+        let sessions: Vec<String> = lock(&self.subscriptions)
+            .get(uri)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
         for session in sessions {
-            let note = jsonrpc::notification("notifications/resources/updated", serde_json::json!({ "uri": uri }));
+            let note = jsonrpc::notification(
+                "notifications/resources/updated",
+                serde_json::json!({ "uri": uri }),
+            );
             self.push(&session, note);
         }
     }
@@ -115,7 +126,11 @@ impl Live {
     pub fn end_session(&self, session: &str) {
         lock(&self.streams).remove(session);
         lock(&self.pending).retain(|(s, _), _| s != session);
-        for flag in lock(&self.running).iter().filter(|((s, _), _)| s == session).map(|(_, f)| f) {
+        for flag in lock(&self.running)
+            .iter()
+            .filter(|((s, _), _)| s == session)
+            .map(|(_, f)| f)
+        {
             flag.store(true, Ordering::Relaxed);
         }
         for set in lock(&self.subscriptions).values_mut() {

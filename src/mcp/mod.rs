@@ -52,14 +52,19 @@ impl Mcp {
         let mut prompts = prompts::PromptRegistry::default();
         prompts::register(&mut prompts);
         if fixtures {
-            log::warn!("MCP_CONFORMANCE_FIXTURES is on: test tools, resources and prompts are exposed");
+            log::warn!(
+                "MCP_CONFORMANCE_FIXTURES is on: test tools, resources and prompts are exposed"
+            );
             fixtures::register_tools(&mut tools);
             fixtures::register_prompts(&mut prompts);
         }
         Mcp {
             tools,
             prompts,
-            sessions: session::Sessions::new(Arc::clone(&cache), Duration::from_secs(settings.mcp_session_ttl_secs.max(60))),
+            sessions: session::Sessions::new(
+                Arc::clone(&cache),
+                Duration::from_secs(settings.mcp_session_ttl_secs.max(1)),
+            ),
             live: Arc::new(live::Live::default()),
             log: request_log::RequestLog::start(db.clone()),
             guard: security::Guard::from_lists(
@@ -77,7 +82,11 @@ impl Mcp {
 
 /// Opaque cursors: the offset of the next page, prefixed so a cursor from
 /// elsewhere is recognisably invalid.
-pub fn paginate<'a>(items: &[&'a Value], cursor: Option<&str>, page: usize) -> Result<(Vec<&'a Value>, Option<String>), RpcError> {
+pub fn paginate<'a>(
+    items: &[&'a Value],
+    cursor: Option<&str>,
+    page: usize,
+) -> Result<(Vec<&'a Value>, Option<String>), RpcError> {
     let start = match cursor {
         None => 0,
         Some(c) => c
@@ -107,7 +116,10 @@ mod tests {
         let (last, next) = paginate(&refs, next.as_deref(), 2).unwrap();
         assert_eq!((last, next), (vec![&json!(4)], None));
         for bad in ["x", "o:", "o:99", "o:-1"] {
-            assert_eq!(paginate(&refs, Some(bad), 2).unwrap_err().code, jsonrpc::INVALID_PARAMS);
+            assert_eq!(
+                paginate(&refs, Some(bad), 2).unwrap_err().code,
+                jsonrpc::INVALID_PARAMS
+            );
         }
     }
 }

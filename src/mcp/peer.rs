@@ -36,13 +36,18 @@ impl Peer {
     pub async fn log(&self, level: &str, logger: &str, data: Value) {
         if log_rank(level).is_some_and(|r| r >= self.min_log) {
             let params = json!({ "level": level, "logger": logger, "data": data });
-            let _ = self.out.send(jsonrpc::notification("notifications/message", params)).await;
+            let _ = self
+                .out
+                .send(jsonrpc::notification("notifications/message", params))
+                .await;
         }
     }
 
     /// `notifications/progress`, only when the request asked for it.
     pub async fn progress(&self, progress: f64, total: Option<f64>, message: Option<&str>) {
-        let Some(token) = &self.progress_token else { return };
+        let Some(token) = &self.progress_token else {
+            return;
+        };
         let mut params = json!({ "progressToken": token, "progress": progress });
         if let Some(t) = total {
             params["total"] = json!(t);
@@ -50,14 +55,22 @@ impl Peer {
         if let Some(m) = message {
             params["message"] = json!(m);
         }
-        let _ = self.out.send(jsonrpc::notification("notifications/progress", params)).await;
+        let _ = self
+            .out
+            .send(jsonrpc::notification("notifications/progress", params))
+            .await;
     }
 
     /// Sends a request to the client and waits for its answer.
     pub async fn request(&self, method: &str, params: Value) -> Result<Value, RpcError> {
         let id = self.live.next_request_id();
         let answer = self.live.await_answer(&self.session, &id);
-        if self.out.send(jsonrpc::request(&id, method, params)).await.is_err() {
+        if self
+            .out
+            .send(jsonrpc::request(&id, method, params))
+            .await
+            .is_err()
+        {
             self.live.forget_answer(&self.session, &id);
             return Err(RpcError::internal("the client's stream is closed"));
         }
@@ -67,10 +80,18 @@ impl Peer {
             Ok(Ok(Ok(value))) => Ok(value),
             Ok(Ok(Err(error))) => Err(RpcError::new(
                 error["code"].as_i64().unwrap_or(-32603) as i32,
-                error["message"].as_str().unwrap_or("client error").to_owned(),
+                error["message"]
+                    .as_str()
+                    .unwrap_or("client error")
+                    .to_owned(),
             )),
-            Ok(Err(_)) => Err(RpcError::internal("session ended before the client answered")),
-            Err(_) => Err(RpcError::internal(format!("client did not answer {method} within {} s", ANSWER_WAIT.as_secs()))),
+            Ok(Err(_)) => Err(RpcError::internal(
+                "session ended before the client answered",
+            )),
+            Err(_) => Err(RpcError::internal(format!(
+                "client did not answer {method} within {} s",
+                ANSWER_WAIT.as_secs()
+            ))),
         }
     }
 }

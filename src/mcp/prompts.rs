@@ -16,13 +16,28 @@ pub struct Arg {
 
 impl Arg {
     pub fn required(name: &'static str, description: &'static str) -> Arg {
-        Arg { name, description, required: true, series: false }
+        Arg {
+            name,
+            description,
+            required: true,
+            series: false,
+        }
     }
     pub fn optional(name: &'static str, description: &'static str) -> Arg {
-        Arg { name, description, required: false, series: false }
+        Arg {
+            name,
+            description,
+            required: false,
+            series: false,
+        }
     }
     pub fn series(description: &'static str) -> Arg {
-        Arg { name: "series", description, required: true, series: true }
+        Arg {
+            name: "series",
+            description,
+            required: true,
+            series: true,
+        }
     }
 }
 
@@ -75,9 +90,15 @@ impl PromptRegistry {
 
     /// Unknown prompt or a missing required argument → -32602.
     pub fn get(&self, name: &str, args: Option<&Map<String, Value>>) -> Result<Value, RpcError> {
-        let prompt = self.find(name).ok_or_else(|| RpcError::invalid_params(format!("Unknown prompt: {name}")))?;
+        let prompt = self
+            .find(name)
+            .ok_or_else(|| RpcError::invalid_params(format!("Unknown prompt: {name}")))?;
         let value = |k: &str| -> Option<String> {
-            args.and_then(|a| a.get(k)).map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
+            args.and_then(|a| a.get(k)).map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| v.to_string())
+            })
         };
         for arg in prompt.arguments.iter().filter(|a| a.required) {
             if value(arg.name).is_none_or(|v| v.is_empty()) {

@@ -11,7 +11,9 @@ pub const LATEST: &str = SUPPORTED[0];
 /// The requested revision when supported, else our latest (the client then
 /// decides whether it can use it).
 pub fn negotiate(requested: Option<&str>) -> &'static str {
-    requested.and_then(|r| SUPPORTED.iter().find(|s| **s == r).copied()).unwrap_or(LATEST)
+    requested
+        .and_then(|r| SUPPORTED.iter().find(|s| **s == r).copied())
+        .unwrap_or(LATEST)
 }
 
 pub fn is_supported(version: &str) -> bool {
@@ -19,8 +21,16 @@ pub fn is_supported(version: &str) -> bool {
 }
 
 /// RFC 5424 severities, least severe first.
-pub const LOG_LEVELS: [&str; 8] =
-    ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"];
+pub const LOG_LEVELS: [&str; 8] = [
+    "debug",
+    "info",
+    "notice",
+    "warning",
+    "error",
+    "critical",
+    "alert",
+    "emergency",
+];
 
 pub fn log_rank(level: &str) -> Option<usize> {
     LOG_LEVELS.iter().position(|l| *l == level)

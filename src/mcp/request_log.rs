@@ -115,7 +115,9 @@ async fn write(db: &Db, rows: Vec<NewMcpRequestLog>, counters: &Counters) {
     let n = rows.len() as u64;
     let result = db
         .run(move |conn| {
-            diesel::insert_into(mcp_request_logs::table).values(&rows).execute(conn)?;
+            diesel::insert_into(mcp_request_logs::table)
+                .values(&rows)
+                .execute(conn)?;
             Ok(())
         })
         .await;

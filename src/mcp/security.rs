@@ -29,14 +29,21 @@ fn hostname(host: &str) -> &str {
         return host.split_inclusive(']').next().unwrap_or(host);
     }
     host.rsplit_once(':').map_or(host, |(h, port)| {
-        if port.chars().all(|c| c.is_ascii_digit()) { h } else { host }
+        if port.chars().all(|c| c.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
     })
 }
 
 impl Guard {
     pub fn from_lists(hosts: &str, origins: &str, token: Option<String>) -> Guard {
         let split = |s: &str| {
-            s.split(',').map(|p| p.trim().trim_end_matches('/').to_owned()).filter(|p| !p.is_empty()).collect()
+            s.split(',')
+                .map(|p| p.trim().trim_end_matches('/').to_owned())
+                .filter(|p| !p.is_empty())
+                .collect()
         };
         Guard {
             allowed_hosts: split(hosts),
@@ -48,12 +55,18 @@ impl Guard {
     fn host_ok(&self, host: &str) -> bool {
         let host = host.trim().to_ascii_lowercase();
         LOOPBACK.contains(&hostname(&host))
-            || self.allowed_hosts.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(&host) || a.eq_ignore_ascii_case(hostname(&host)))
+            || self.allowed_hosts.iter().any(|a| {
+                a == "*" || a.eq_ignore_ascii_case(&host) || a.eq_ignore_ascii_case(hostname(&host))
+            })
     }
 
     fn origin_ok(&self, origin: &str) -> bool {
         let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
-        if self.allowed_origins.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(&origin)) {
+        if self
+            .allowed_origins
+            .iter()
+            .any(|a| a == "*" || a.eq_ignore_ascii_case(&origin))
+        {
             return true;
         }
         match origin.split_once("://") {
@@ -63,7 +76,12 @@ impl Guard {
     }
 
     /// Checks one request's `Host`, `Origin` and `Authorization` headers.
-    pub fn check(&self, host: Option<&str>, origin: Option<&str>, authorization: Option<&str>) -> Result<(), Refusal> {
+    pub fn check(
+        &self,
+        host: Option<&str>,
+        origin: Option<&str>,
+        authorization: Option<&str>,
+    ) -> Result<(), Refusal> {
         if let Some(host) = host
             && !self.host_ok(host)
         {
@@ -80,9 +98,14 @@ impl Guard {
         }
         if let Some(expected) = &self.token {
             let given = authorization
-                .and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")))
+                .and_then(|a| {
+                    a.strip_prefix("Bearer ")
+                        .or_else(|| a.strip_prefix("bearer "))
+                })
                 .map(str::trim)
-                .ok_or(Refusal::Unauthorized("missing bearer token (Authorization: Bearer <MCP_AUTH_TOKEN>)"))?;
+                .ok_or(Refusal::Unauthorized(
+                    "missing bearer token (Authorization: Bearer <MCP_AUTH_TOKEN>)",
+                ))?;
             // Constant time, so the comparison does not leak how much matched.
             if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
                 return Err(Refusal::Unauthorized("invalid bearer token"));
@@ -99,22 +122,46 @@ mod tests {
     #[test]
     fn loopback_hosts_and_origins_pass_by_default() {
         let g = Guard::default();
-        for host in ["localhost", "localhost:8000", "127.0.0.1:1234", "[::1]:80", "LOCALHOST"] {
+        for host in [
+            "localhost",
+            "localhost:8000",
+            "127.0.0.1:1234",
+            "[::1]:80",
+            "LOCALHOST",
+        ] {
             assert_eq!(g.check(Some(host), None, None), Ok(()), "{host}");
         }
-        for origin in ["http://localhost:6274", "https://127.0.0.1", "http://[::1]:3000"] {
+        for origin in [
+            "http://localhost:6274",
+            "https://127.0.0.1",
+            "http://[::1]:3000",
+        ] {
             assert_eq!(g.check(None, Some(origin), None), Ok(()), "{origin}");
         }
         assert!(g.check(Some("evil.example.com"), None, None).is_err());
         assert!(g.check(Some("localhost.evil.com"), None, None).is_err());
-        assert!(g.check(None, Some("http://evil.example.com"), None).is_err());
+        assert!(
+            g.check(None, Some("http://evil.example.com"), None)
+                .is_err()
+        );
         assert!(g.check(None, Some("null"), None).is_err());
     }
 
     #[test]
     fn configured_lists_extend_the_defaults() {
-        let g = Guard::from_lists("mcp.internal, api.example.com:443", "https://app.example.com/", None);
-        assert!(g.check(Some("mcp.internal:8000"), Some("https://app.example.com"), None).is_ok());
+        let g = Guard::from_lists(
+            "mcp.internal, api.example.com:443",
+            "https://app.example.com/",
+            None,
+        );
+        assert!(
+            g.check(
+                Some("mcp.internal:8000"),
+                Some("https://app.example.com"),
+                None
+            )
+            .is_ok()
+        );
         assert!(g.check(Some("api.example.com:443"), None, None).is_ok());
         assert!(g.check(Some("other.example.com"), None, None).is_err());
         let any = Guard::from_lists("*", "*", None);
@@ -124,9 +171,18 @@ mod tests {
     #[test]
     fn bearer_token_is_required_when_configured() {
         let g = Guard::from_lists("", "", Some("s3cret".into()));
-        assert!(matches!(g.check(None, None, None), Err(Refusal::Unauthorized(_))));
-        assert!(matches!(g.check(None, None, Some("Bearer wrong")), Err(Refusal::Unauthorized(_))));
-        assert!(matches!(g.check(None, None, Some("Basic s3cret")), Err(Refusal::Unauthorized(_))));
+        assert!(matches!(
+            g.check(None, None, None),
+            Err(Refusal::Unauthorized(_))
+        ));
+        assert!(matches!(
+            g.check(None, None, Some("Bearer wrong")),
+            Err(Refusal::Unauthorized(_))
+        ));
+        assert!(matches!(
+            g.check(None, None, Some("Basic s3cret")),
+            Err(Refusal::Unauthorized(_))
+        ));
         assert_eq!(g.check(None, None, Some("Bearer s3cret")), Ok(()));
         assert_eq!(Guard::from_lists("", "", Some(String::new())).token, None);
     }

@@ -47,7 +47,10 @@ pub fn new_id() -> String {
 impl Sessions {
     pub fn new(cache: Arc<Cache>, ttl: Duration) -> Sessions {
         // Idle expiry: abandoned sessions disappear after `ttl` unused.
-        let local = moka::sync::Cache::builder().max_capacity(100_000).time_to_idle(ttl).build();
+        let local = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_idle(ttl)
+            .build();
         Sessions { cache, local, ttl }
     }
 
@@ -62,7 +65,9 @@ impl Sessions {
             return; // the local copy is the store
         }
         let (cache, ttl) = (Arc::clone(&self.cache), self.ttl);
-        let Ok(text) = serde_json::to_string(&session) else { return };
+        let Ok(text) = serde_json::to_string(&session) else {
+            return;
+        };
         let _ = spawn_blocking(move || cache.set(&key(&session.id), &text, ttl)).await;
     }
 

@@ -90,7 +90,11 @@ impl ToolRegistry {
         if let Some(o) = output {
             listing["outputSchema"] = o;
         }
-        if self.tools.insert(spec.name, Tool { listing, handler }).is_none() {
+        if self
+            .tools
+            .insert(spec.name, Tool { listing, handler })
+            .is_none()
+        {
             self.order.push(spec.name);
         }
     }
@@ -169,7 +173,12 @@ impl ToolRegistry {
     }
 
     pub fn list(&self, cursor: Option<&str>, page: usize) -> Result<Value, RpcError> {
-        let listings: Vec<&Value> = self.order.iter().filter_map(|n| self.tools.get(n)).map(|t| &t.listing).collect();
+        let listings: Vec<&Value> = self
+            .order
+            .iter()
+            .filter_map(|n| self.tools.get(n))
+            .map(|t| &t.listing)
+            .collect();
         let (items, next) = paginate(&listings, cursor, page)?;
         let mut result = json!({ "tools": items });
         if let Some(next) = next {
@@ -179,8 +188,16 @@ impl ToolRegistry {
     }
 
     /// Unknown tool → -32602; bad arguments and tool failures → `isError`.
-    pub async fn call(&self, name: &str, args: Option<Value>, ctx: ToolContext) -> Result<Value, RpcError> {
-        let tool = self.tools.get(name).ok_or_else(|| RpcError::invalid_params(format!("Unknown tool: {name}")))?;
+    pub async fn call(
+        &self,
+        name: &str,
+        args: Option<Value>,
+        ctx: ToolContext,
+    ) -> Result<Value, RpcError> {
+        let tool = self
+            .tools
+            .get(name)
+            .ok_or_else(|| RpcError::invalid_params(format!("Unknown tool: {name}")))?;
         let args = match args {
             None | Some(Value::Null) => json!({}),
             Some(a @ Value::Object(_)) => a,

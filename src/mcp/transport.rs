@@ -63,7 +63,9 @@ impl<'r> FromRequest<'r> for McpHeaders<'r> {
 impl McpHeaders<'_> {
     fn accepts(&self, mime: &str) -> bool {
         self.accept.is_some_and(|a| {
-            a.split(',').map(|p| p.split(';').next().unwrap_or("").trim()).any(|p| p == mime || p == "*/*")
+            a.split(',')
+                .map(|p| p.split(';').next().unwrap_or("").trim())
+                .any(|p| p == mime || p == "*/*")
         })
     }
 }
@@ -71,17 +73,29 @@ impl McpHeaders<'_> {
 type SseStream = Pin<Box<dyn Stream<Item = Event> + Send>>;
 
 pub enum Reply {
-    Json { status: Status, body: Value, session: Option<String> },
+    Json {
+        status: Status,
+        body: Value,
+        session: Option<String>,
+    },
     Sse(EventStream<SseStream>),
     Empty(Status),
-    Refused { status: Status, message: String },
+    Refused {
+        status: Status,
+        message: String,
+    },
 }
 
 impl<'r> Responder<'r, 'r> for Reply {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'r> {
         match self {
-            Reply::Json { status, body, session } => {
-                let mut res = Response::build_from(rocket::serde::json::Json(body).respond_to(req)?);
+            Reply::Json {
+                status,
+                body,
+                session,
+            } => {
+                let mut res =
+                    Response::build_from(rocket::serde::json::Json(body).respond_to(req)?);
                 res.status(status);
                 if let Some(id) = session {
                     res.header(Header::new(SESSION_HEADER, id));
@@ -91,9 +105,14 @@ impl<'r> Responder<'r, 'r> for Reply {
             Reply::Sse(stream) => stream.respond_to(req),
             Reply::Empty(status) => Response::build().status(status).ok(),
             Reply::Refused { status, message } => {
-                let code = if status == Status::NotFound { -32001 } else { SERVER_ERROR };
+                let code = if status == Status::NotFound {
+                    -32001
+                } else {
+                    SERVER_ERROR
+                };
                 let body = jsonrpc::failure(None, &RpcError::new(code, message));
-                let mut res = Response::build_from(rocket::serde::json::Json(body).respond_to(req)?);
+                let mut res =
+                    Response::build_from(rocket::serde::json::Json(body).respond_to(req)?);
                 res.status(status);
                 if status == Status::Unauthorized {
                     res.header(Header::new("WWW-Authenticate", "Bearer"));
@@ -105,15 +124,20 @@ impl<'r> Responder<'r, 'r> for Reply {
 }
 
 fn refused(status: Status, message: impl Into<String>) -> Reply {
-    Reply::Refused { status, message: message.into() }
+    Reply::Refused {
+        status,
+        message: message.into(),
+    }
 }
 
 /// Host/Origin allow-lists and the bearer token, for every method.
 fn admit(mcp: &Mcp, h: &McpHeaders<'_>) -> Result<(), Reply> {
-    mcp.guard.check(h.host, h.origin, h.authorization).map_err(|r| match r {
-        Refusal::Forbidden(m) => refused(Status::Forbidden, m),
-        Refusal::Unauthorized(m) => refused(Status::Unauthorized, m),
-    })
+    mcp.guard
+        .check(h.host, h.origin, h.authorization)
+        .map_err(|r| match r {
+            Refusal::Forbidden(m) => refused(Status::Forbidden, m),
+            Refusal::Unauthorized(m) => refused(Status::Unauthorized, m),
+        })
 }
 
 /// The session named by the request: 400 without one, 404 when unknown or
@@ -124,46 +148,85 @@ async fn session_of(mcp: &Mcp, h: &McpHeaders<'_>) -> Result<Session, Reply> {
     {
         return Err(refused(
             Status::BadRequest,
-            format!("Bad Request: unsupported MCP-Protocol-Version {v:?} (supported: {})", protocol::SUPPORTED.join(", ")),
+            format!(
+                "Bad Request: unsupported MCP-Protocol-Version {v:?} (supported: {})",
+                protocol::SUPPORTED.join(", ")
+            ),
         ));
     }
     let Some(id) = h.session else {
-        return Err(refused(Status::BadRequest, "Bad Request: Mcp-Session-Id header is required (send initialize first)"));
+        return Err(refused(
+            Status::BadRequest,
+            "Bad Request: Mcp-Session-Id header is required (send initialize first)",
+        ));
     };
-    mcp.sessions
-        .get(id)
-        .await
-        .ok_or_else(|| refused(Status::NotFound, "Session not found: it ended or expired; initialize a new one"))
+    mcp.sessions.get(id).await.ok_or_else(|| {
+        refused(
+            Status::NotFound,
+            "Session not found: it ended or expired; initialize a new one",
+        )
+    })
 }
 
 #[post("/mcp", data = "<data>")]
-pub async fn post_mcp(mcp: &State<Arc<Mcp>>, h: McpHeaders<'_>, limits: &Limits, data: Data<'_>) -> Reply {
+pub async fn post_mcp(
+    mcp: &State<Arc<Mcp>>,
+    h: McpHeaders<'_>,
+    limits: &Limits,
+    data: Data<'_>,
+) -> Reply {
     let mcp: Arc<Mcp> = Arc::clone(mcp);
     if let Err(reply) = admit(&mcp, &h) {
         return reply;
     }
     if !(h.accepts("application/json") && h.accepts("text/event-stream")) {
-        return refused(Status::NotAcceptable, "Not Acceptable: Accept must list application/json and text/event-stream");
+        return refused(
+            Status::NotAcceptable,
+            "Not Acceptable: Accept must list application/json and text/event-stream",
+        );
     }
-    if !h.content_type.is_some_and(|c| c.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))) {
-        return refused(Status::UnsupportedMediaType, "Unsupported Media Type: Content-Type must be application/json");
+    if !h.content_type.is_some_and(|c| {
+        c.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+    }) {
+        return refused(
+            Status::UnsupportedMediaType,
+            "Unsupported Media Type: Content-Type must be application/json",
+        );
     }
     let limit = limits.get("json").unwrap_or(32.mebibytes());
     let body = match data.open(limit).into_bytes().await {
         Ok(b) if b.is_complete() => b.into_inner(),
-        Ok(_) => return refused(Status::PayloadTooLarge, format!("Payload Too Large: the limit is {limit}")),
-        Err(e) => return refused(Status::BadRequest, format!("Bad Request: could not read the body: {e}")),
+        Ok(_) => {
+            return refused(
+                Status::PayloadTooLarge,
+                format!("Payload Too Large: the limit is {limit}"),
+            );
+        }
+        Err(e) => {
+            return refused(
+                Status::BadRequest,
+                format!("Bad Request: could not read the body: {e}"),
+            );
+        }
     };
     let started = Instant::now();
     let message = match jsonrpc::parse_message(&body) {
         Ok(m) => m,
         Err(rejected) => {
             let body = jsonrpc::failure(rejected.id.as_ref(), &rejected.error);
-            return Reply::Json { status: Status::BadRequest, body, session: None };
+            return Reply::Json {
+                status: Status::BadRequest,
+                body,
+                session: None,
+            };
         }
     };
     match message {
-        Message::Request { id, method, params } if method == "initialize" => initialize(&mcp, id, params, started).await,
+        Message::Request { id, method, params } if method == "initialize" => {
+            initialize(&mcp, id, params, started).await
+        }
         Message::Request { id, method, params } => {
             let session = match session_of(&mcp, &h).await {
                 Ok(s) => s,
@@ -205,8 +268,20 @@ async fn initialize(mcp: &Mcp, id: RequestId, params: Option<Value>, started: In
     };
     mcp.sessions.put(session.clone()).await;
     let result = protocol::initialize_result(version, INSTRUCTIONS);
-    record(mcp, &session, &id, "initialize", &Some(p), &Ok(result.clone()), started);
-    Reply::Json { status: Status::Ok, body: jsonrpc::success(&id, result), session: Some(session.id) }
+    record(
+        mcp,
+        &session,
+        &id,
+        "initialize",
+        &Some(p),
+        &Ok(result.clone()),
+        started,
+    );
+    Reply::Json {
+        status: Status::Ok,
+        body: jsonrpc::success(&id, result),
+        session: Some(session.id),
+    }
 }
 
 const INSTRUCTIONS: &str = "Time-series analytics over PostgreSQL. Ingest points with \
@@ -220,7 +295,9 @@ async fn notified(mcp: &Mcp, mut session: Session, method: &str, params: Option<
             mcp.sessions.put(session).await;
         }
         "notifications/cancelled" => {
-            if let Some(id) = params.and_then(|p| serde_json::from_value::<RequestId>(p["requestId"].clone()).ok()) {
+            if let Some(id) = params
+                .and_then(|p| serde_json::from_value::<RequestId>(p["requestId"].clone()).ok())
+            {
                 mcp.live.cancel(&session.id, &id);
             }
         }
@@ -231,10 +308,26 @@ async fn notified(mcp: &Mcp, mut session: Session, method: &str, params: Option<
 /// Runs a request. If it sends anything to the client before finishing
 /// (logs, progress, a request of its own), the reply becomes an SSE stream
 /// ending with the response; otherwise it is plain JSON.
-async fn call(mcp: Arc<Mcp>, session: Session, id: RequestId, method: String, params: Option<Value>, started: Instant) -> Reply {
+async fn call(
+    mcp: Arc<Mcp>,
+    session: Session,
+    id: RequestId,
+    method: String,
+    params: Option<Value>,
+    started: Instant,
+) -> Reply {
     let (out, mut rx) = mpsc::channel::<Value>(64);
-    let progress_token = params.as_ref().and_then(|p| p.get("_meta")).and_then(|m| m.get("progressToken")).cloned();
-    let min_log = session.log_level.as_deref().and_then(log_rank).or(log_rank("info")).unwrap_or(1);
+    let progress_token = params
+        .as_ref()
+        .and_then(|p| p.get("_meta"))
+        .and_then(|m| m.get("progressToken"))
+        .cloned();
+    let min_log = session
+        .log_level
+        .as_deref()
+        .and_then(log_rank)
+        .or(log_rank("info"))
+        .unwrap_or(1);
     let peer = Peer {
         out,
         session: session.id.clone(),
@@ -243,44 +336,86 @@ async fn call(mcp: Arc<Mcp>, session: Session, id: RequestId, method: String, pa
         cancelled: mcp.live.start_call(&session.id, &id),
         live: Arc::clone(&mcp.live),
     };
-    let ctx = ToolContext { db: mcp.db.clone(), cache: Arc::clone(&mcp.cache), peer, live: Arc::clone(&mcp.live) };
+    let ctx = ToolContext {
+        db: mcp.db.clone(),
+        cache: Arc::clone(&mcp.cache),
+        peer,
+        live: Arc::clone(&mcp.live),
+    };
     let task_id = id.clone();
     let task = rocket::tokio::spawn(async move {
         let mut session = session;
         let outcome = dispatch::dispatch(&mcp, &mut session, &method, &params, ctx).await;
         mcp.live.end_call(&session.id, &task_id);
-        record(&mcp, &session, &task_id, &method, &params, &outcome, started);
+        record(
+            &mcp, &session, &task_id, &method, &params, &outcome, started,
+        );
         match outcome {
             Ok(result) => jsonrpc::success(&task_id, result),
             Err(e) => jsonrpc::failure(Some(&task_id), &e),
         }
     });
     let finished = move |joined: Result<Value, rocket::tokio::task::JoinError>| {
-        joined.unwrap_or_else(|e| jsonrpc::failure(Some(&id), &RpcError::internal(format!("the request failed: {e}"))))
+        joined.unwrap_or_else(|e| {
+            jsonrpc::failure(
+                Some(&id),
+                &RpcError::internal(format!("the request failed: {e}")),
+            )
+        })
     };
     match rx.recv().await {
         // Nothing was sent before the end: the task dropped its sender.
-        None => Reply::Json { status: Status::Ok, body: finished(task.await), session: None },
+        None => Reply::Json {
+            status: Status::Ok,
+            body: finished(task.await),
+            session: None,
+        },
         Some(first) => {
             let rest = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
             let last = stream::once(async move { finished(task.await) });
-            let events: SseStream = Box::pin(stream::once(async { first }).chain(rest).chain(last).map(|m| Event::json(&m)));
+            let events: SseStream = Box::pin(
+                stream::once(async { first })
+                    .chain(rest)
+                    .chain(last)
+                    .map(|m| Event::json(&m)),
+            );
             Reply::Sse(EventStream::from(events))
         }
     }
 }
 
 /// Queues the request's row for `mcp_request_logs` (never waits).
-fn record(mcp: &Mcp, session: &Session, id: &RequestId, method: &str, params: &Option<Value>, outcome: &Result<Value, RpcError>, started: Instant) {
+fn record(
+    mcp: &Mcp,
+    session: &Session,
+    id: &RequestId,
+    method: &str,
+    params: &Option<Value>,
+    outcome: &Result<Value, RpcError>,
+    started: Instant,
+) {
     let tool_name = (method == "tools/call")
-        .then(|| params.as_ref().and_then(|p| p["name"].as_str()).map(str::to_owned))
+        .then(|| {
+            params
+                .as_ref()
+                .and_then(|p| p["name"].as_str())
+                .map(str::to_owned)
+        })
         .flatten();
     let (status, error_code, error_message) = match outcome {
-        Ok(r) if r["isError"] == true => {
-            ("error", None, r["content"][0]["text"].as_str().map(|t| t.chars().take(1000).collect()))
-        }
+        Ok(r) if r["isError"] == true => (
+            "error",
+            None,
+            r["content"][0]["text"]
+                .as_str()
+                .map(|t| t.chars().take(1000).collect()),
+        ),
         Ok(_) => ("ok", None, None),
-        Err(e) => ("error", Some(e.code), Some(e.message.chars().take(1000).collect())),
+        Err(e) => (
+            "error",
+            Some(e.code),
+            Some(e.message.chars().take(1000).collect()),
+        ),
     };
     mcp.log.record(NewMcpRequestLog {
         session_id: Some(session.id.clone()),
@@ -303,14 +438,19 @@ pub async fn get_mcp(mcp: &State<Arc<Mcp>>, h: McpHeaders<'_>) -> Reply {
         return reply;
     }
     if !h.accepts("text/event-stream") {
-        return refused(Status::NotAcceptable, "Not Acceptable: Accept must list text/event-stream");
+        return refused(
+            Status::NotAcceptable,
+            "Not Acceptable: Accept must list text/event-stream",
+        );
     }
     let session = match session_of(mcp, &h).await {
         Ok(s) => s,
         Err(reply) => return reply,
     };
     let rx = mcp.live.open_stream(&session.id);
-    let events: SseStream = Box::pin(stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (Event::json(&m), rx)) }));
+    let events: SseStream = Box::pin(stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|m| (Event::json(&m), rx))
+    }));
     Reply::Sse(EventStream::from(events))
 }
 
@@ -320,7 +460,10 @@ pub async fn delete_mcp(mcp: &State<Arc<Mcp>>, h: McpHeaders<'_>) -> Reply {
         return reply;
     }
     let Some(id) = h.session else {
-        return refused(Status::BadRequest, "Bad Request: Mcp-Session-Id header is required");
+        return refused(
+            Status::BadRequest,
+            "Bad Request: Mcp-Session-Id header is required",
+        );
     };
     if mcp.sessions.remove(id).await {
         mcp.live.end_session(id);

@@ -26,7 +26,12 @@ pub struct SeriesSummary {
 /// not a scan of every point. The prefix filters rather than bounds the
 /// scan: under a linguistic collation names sharing a prefix need not be
 /// adjacent in the index.
-pub fn names(conn: &mut PgConnection, after: &str, prefix: &str, limit: i64) -> Result<Vec<String>, DbError> {
+pub fn names(
+    conn: &mut PgConnection,
+    after: &str,
+    prefix: &str,
+    limit: i64,
+) -> Result<Vec<String>, DbError> {
     #[derive(QueryableByName)]
     struct Name {
         #[diesel(sql_type = Text)]
@@ -64,7 +69,10 @@ pub fn summary(conn: &mut PgConnection, series: &str) -> Result<Option<SeriesSum
 }
 
 pub fn summaries(conn: &mut PgConnection, names: &[String]) -> Result<Vec<SeriesSummary>, DbError> {
-    names.iter().filter_map(|n| summary(conn, n).transpose()).collect()
+    names
+        .iter()
+        .filter_map(|n| summary(conn, n).transpose())
+        .collect()
 }
 
 pub fn latest(conn: &mut PgConnection, series: &str, limit: i64) -> Result<Vec<Point>, DbError> {

@@ -70,10 +70,17 @@ fn validate(args: &IngestArgs) -> Result<(Vec<DateTime<Utc>>, Vec<f64>), ToolErr
     let mut by_time = BTreeMap::new();
     for (i, p) in args.points.iter().enumerate() {
         let time = DateTime::parse_from_rfc3339(&p.time)
-            .map_err(|e| ToolError(format!("points[{i}].time {:?} is not an RFC 3339 timestamp ({e}); nothing was written", p.time)))?
+            .map_err(|e| {
+                ToolError(format!(
+                    "points[{i}].time {:?} is not an RFC 3339 timestamp ({e}); nothing was written",
+                    p.time
+                ))
+            })?
             .with_timezone(&Utc);
         if !p.value.is_finite() {
-            return Err(ToolError(format!("points[{i}].value must be a finite number; nothing was written")));
+            return Err(ToolError(format!(
+                "points[{i}].value must be a finite number; nothing was written"
+            )));
         }
         by_time.insert(time, p.value);
     }

@@ -15,8 +15,13 @@ pub fn register(reg: &mut ToolRegistry) {
 /// letter or digit (the same rule as the table's CHECK constraint).
 pub fn valid_series(name: &str) -> Result<(), String> {
     let ok = (1..=200).contains(&name.len())
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.:/-".contains(c));
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.:/-".contains(c));
     if ok {
         Ok(())
     } else {

@@ -36,7 +36,9 @@ pub fn register(reg: &mut ToolRegistry) {
         |ctx: ToolContext, args: ListSeriesArgs| async move {
             let limit = args.limit.unwrap_or(100);
             if !(1..=1000).contains(&limit) {
-                return Err(ToolError(format!("limit must be between 1 and 1000, got {limit}")));
+                return Err(ToolError(format!(
+                    "limit must be between 1 and 1000, got {limit}"
+                )));
             }
             let prefix = args.prefix;
             let (summaries, truncated) = ctx
@@ -51,9 +53,19 @@ pub fn register(reg: &mut ToolRegistry) {
             let text = if summaries.is_empty() {
                 "No series stored yet; add points with ingest_timeseries.".to_owned()
             } else {
-                summaries.iter().map(|s| format!("{}: {} points", s.series, s.points)).collect::<Vec<_>>().join("\n")
+                summaries
+                    .iter()
+                    .map(|s| format!("{}: {} points", s.series, s.points))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             };
-            Ok(Output { value: ListSeriesResult { series: summaries, truncated }, text })
+            Ok(Output {
+                value: ListSeriesResult {
+                    series: summaries,
+                    truncated,
+                },
+                text,
+            })
         },
     );
 }

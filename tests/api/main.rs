@@ -4,5 +4,6 @@ mod cli;
 mod compose;
 mod health;
 mod helpers;
+mod mcp;
 mod migrations;
 mod startup;
