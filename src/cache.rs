@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use diesel::r2d2::{NopErrorHandler, Pool};
@@ -20,6 +20,13 @@ use crate::config::Settings;
 /// How long Redis is skipped after a failure before the next try.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 const WARN_EVERY: Duration = Duration::from_secs(30);
+/// Bumped to orphan every cached entry after a missed invalidation.
+const EPOCH_KEY: &str = "mcp:cache:epoch";
+
+fn version_key(scope: &str) -> String {
+    format!("mcp:cache:version:{scope}")
+}
+
 /// Bound on the in-process backend.
 const MEMORY_CAPACITY: u64 = 100_000;
 
@@ -71,6 +78,8 @@ pub struct Cache {
     misses: AtomicU64,
     /// Redis is skipped until this instant after a failure.
     down_until: Mutex<Option<Instant>>,
+    /// An invalidation did not reach Redis: bump the epoch before reading.
+    dirty: AtomicBool,
     last_warning: Mutex<Option<Instant>>,
 }
 
@@ -124,6 +133,7 @@ impl Cache {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             down_until: Mutex::new(None),
+            dirty: AtomicBool::new(false),
             last_warning: Mutex::new(None),
         }
     }
@@ -227,26 +237,54 @@ impl Cache {
         }
     }
 
-    /// Increments a counter that never expires; `None` when Redis is down.
-    pub fn incr(&self, key: &str) -> Option<i64> {
+    /// A key for data derived from `scope` (a series, say): it embeds the
+    /// scope's version, so [`Cache::invalidate`] makes every older entry
+    /// unreachable at once. `None` means "do not use the cache now".
+    ///
+    /// With Redis the key also embeds a global epoch. An invalidation that
+    /// could not reach Redis marks this process dirty; the next time Redis
+    /// answers, the epoch is bumped before anything is read, so entries that
+    /// missed an invalidation are never served.
+    pub fn scoped_key(&self, scope: &str, rest: &str) -> Option<String> {
         match &self.backend {
             Backend::Memory { counters, .. } => {
-                let mut counters = lock(counters);
-                let n = counters.entry(key.to_owned()).or_insert(0);
-                *n += 1;
-                Some(*n)
+                let version = lock(counters).get(scope).copied().unwrap_or(0);
+                Some(format!("c:{scope}:{version}:{rest}"))
             }
-            Backend::Redis { .. } => self.with_redis(|c| c.incr::<_, _, i64>(key, 1)),
+            Backend::Redis { .. } => {
+                if self.dirty.load(Ordering::Acquire) {
+                    self.with_redis(|c| c.incr::<_, _, i64>(EPOCH_KEY, 1))?;
+                    self.dirty.store(false, Ordering::Release);
+                }
+                let (epoch, version): (Option<i64>, Option<i64>) = self.with_redis(|c| {
+                    redis::cmd("MGET")
+                        .arg(EPOCH_KEY)
+                        .arg(version_key(scope))
+                        .query(c)
+                })?;
+                Some(format!(
+                    "c:{}:{scope}:{}:{rest}",
+                    epoch.unwrap_or(0),
+                    version.unwrap_or(0)
+                ))
+            }
         }
     }
 
-    /// Reads a counter written by [`Cache::incr`] (0 when never incremented).
-    pub fn counter(&self, key: &str) -> Option<i64> {
+    /// Makes everything cached under `scope` stale (call after a write).
+    pub fn invalidate(&self, scope: &str) {
         match &self.backend {
-            Backend::Memory { counters, .. } => Some(lock(counters).get(key).copied().unwrap_or(0)),
-            Backend::Redis { .. } => self
-                .with_redis(|c| c.get::<_, Option<i64>>(key))
-                .map(|v| v.unwrap_or(0)),
+            Backend::Memory { counters, .. } => {
+                *lock(counters).entry(scope.to_owned()).or_insert(0) += 1
+            }
+            Backend::Redis { .. } => {
+                if self
+                    .with_redis(|c| c.incr::<_, _, i64>(version_key(scope), 1))
+                    .is_none()
+                {
+                    self.dirty.store(true, Ordering::Release);
+                }
+            }
         }
     }
 
@@ -294,4 +332,47 @@ impl Cache {
 /// data; the data is still usable.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Cache-aside for data derived from `scope`: returns the cached value when
+/// there is one for the scope's current version, else computes, stores and
+/// returns it. The flag says whether it came from the cache.
+pub async fn cache_aside<T, E, F>(
+    cache: &std::sync::Arc<Cache>,
+    scope: &str,
+    rest: &str,
+    ttl: Duration,
+    compute: F,
+) -> Result<(T, bool), E>
+where
+    T: Serialize + serde::de::DeserializeOwned,
+    F: Future<Output = Result<T, E>>,
+{
+    use rocket::tokio::task::spawn_blocking;
+    let (c, s, r) = (
+        std::sync::Arc::clone(cache),
+        scope.to_owned(),
+        rest.to_owned(),
+    );
+    let looked = spawn_blocking(move || {
+        let key = c.scoped_key(&s, &r)?;
+        let found = c.get(&key);
+        Some((key, found))
+    })
+    .await
+    .ok()
+    .flatten();
+    if let Some((_, Some(text))) = &looked
+        && let Ok(value) = serde_json::from_str(text)
+    {
+        return Ok((value, true));
+    }
+    let value = compute.await?;
+    if let Some((key, _)) = looked
+        && let Ok(text) = serde_json::to_string(&value)
+    {
+        let c = std::sync::Arc::clone(cache);
+        let _ = spawn_blocking(move || c.set(&key, &text, ttl)).await;
+    }
+    Ok((value, false))
 }

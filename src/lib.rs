@@ -1,6 +1,7 @@
 //! mcp-server: a time-series analytics MCP server. [`build`] assembles the
 //! Rocket application; `main` and the tests both use it.
 
+pub mod analytics;
 pub mod cache;
 pub mod cli;
 pub mod config;

@@ -121,8 +121,8 @@ pub fn register(reg: &mut ToolRegistry) {
             let inserted = rows.iter().filter(|r| r.inserted).count();
             // Cached figures of this series are stale from now on.
             let cache = Arc::clone(&ctx.cache);
-            let key = format!("series:{series}:version");
-            let _ = rocket::tokio::task::spawn_blocking(move || cache.incr(&key)).await;
+            let scope = series.clone();
+            let _ = rocket::tokio::task::spawn_blocking(move || cache.invalidate(&scope)).await;
             ctx.live.resource_updated(&format!("timeseries://{series}"));
             let result = IngestResult { series, received, written: rows.len(), inserted, replaced: rows.len() - inserted };
             let text = format!(

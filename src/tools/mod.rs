@@ -1,14 +1,40 @@
 //! The analytics tools, one module per family, registered into the MCP tool
 //! registry.
 
+pub mod analysis;
+pub mod args;
 pub mod ingest;
+pub mod models;
+pub mod query;
+pub mod records;
 pub mod series;
 
-use crate::mcp::tools::ToolRegistry;
+use crate::mcp::tools::{ToolError, ToolRegistry};
 
 pub fn register(reg: &mut ToolRegistry) {
+    analysis::register(reg);
     ingest::register(reg);
+    models::register(reg);
+    query::register(reg);
+    records::register(reg);
     series::register(reg);
+}
+
+/// A validated series name.
+pub fn series_arg(name: &str) -> Result<String, ToolError> {
+    valid_series(name).map_err(ToolError)?;
+    Ok(name.to_owned())
+}
+
+/// Numbers for the human-readable text: at most 6 decimals, `-` for none.
+pub fn fmt_num(v: Option<f64>) -> String {
+    v.map(|x| {
+        format!("{x:.6}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_owned()
+    })
+    .unwrap_or_else(|| "-".into())
 }
 
 /// Series names: 1–200 characters of `A-Za-z0-9_.:/-`, starting with a

@@ -1,0 +1,281 @@
+//! Aggregates computed inside PostgreSQL: the server never pulls a whole
+//! series to summarise it.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Double, Nullable, Text, Timestamptz};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::db::DbError;
+use crate::tools::args::Range;
+
+/// `$1` series, `$2`/`$3` the optional window.
+const WINDOW: &str = "series_name = $1 AND time >= COALESCE($2, '-infinity'::timestamptz) \
+                      AND time < COALESCE($3, 'infinity'::timestamptz)";
+
+macro_rules! windowed {
+    ($sql:expr, $series:expr, $range:expr) => {
+        diesel::sql_query($sql)
+            .bind::<Text, _>($series)
+            .bind::<Nullable<Timestamptz>, _>($range.start)
+            .bind::<Nullable<Timestamptz>, _>($range.end)
+    };
+}
+
+#[derive(Debug, Clone, QueryableByName, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Summary {
+    #[diesel(sql_type = BigInt)]
+    pub count: i64,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub mean: Option<f64>,
+    /// Sample standard deviation (n − 1).
+    #[diesel(sql_type = Nullable<Double>)]
+    pub stddev: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub min: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub max: Option<f64>,
+    /// Percentiles by linear interpolation (`percentile_cont`).
+    #[diesel(sql_type = Nullable<Double>)]
+    pub p50: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub p95: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub p99: Option<f64>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub first_time: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub last_time: Option<DateTime<Utc>>,
+}
+
+pub fn summary(conn: &mut PgConnection, series: &str, range: Range) -> Result<Summary, DbError> {
+    let sql = format!(
+        "SELECT count(*) AS count, avg(value) AS mean, stddev_samp(value) AS stddev,
+                min(value) AS min, max(value) AS max,
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY value) AS p50,
+                percentile_cont(0.95) WITHIN GROUP (ORDER BY value) AS p95,
+                percentile_cont(0.99) WITHIN GROUP (ORDER BY value) AS p99,
+                min(time) AS first_time, max(time) AS last_time
+           FROM timeseries_data WHERE {WINDOW}"
+    );
+    Ok(windowed!(sql, series, range).get_result(conn)?)
+}
+
+#[derive(Debug, Clone, QueryableByName, Serialize, JsonSchema)]
+pub struct Trend {
+    #[diesel(sql_type = BigInt)]
+    pub count: i64,
+    /// Least-squares slope in value units per day.
+    #[diesel(sql_type = Nullable<Double>)]
+    pub slope_per_day: Option<f64>,
+    /// The fitted value at `first_time`.
+    #[diesel(sql_type = Nullable<Double>)]
+    pub intercept: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub r2: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub mean: Option<f64>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub first_time: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub last_time: Option<DateTime<Utc>>,
+}
+
+/// `regr_slope`/`regr_intercept`/`regr_r2` against days since the first
+/// point (small x keeps the intercept meaningful and the sums accurate).
+pub fn trend(conn: &mut PgConnection, series: &str, range: Range) -> Result<Trend, DbError> {
+    let sql = format!(
+        "WITH w AS (SELECT time, value FROM timeseries_data WHERE {WINDOW}),
+              x AS (SELECT value, time,
+                           extract(epoch FROM time - min(time) OVER ())::float8 / 86400.0 AS days
+                      FROM w)
+         SELECT count(*) AS count, regr_slope(value, days) AS slope_per_day,
+                regr_intercept(value, days) AS intercept, regr_r2(value, days) AS r2,
+                avg(value) AS mean, min(time) AS first_time, max(time) AS last_time
+           FROM x"
+    );
+    Ok(windowed!(sql, series, range).get_result(conn)?)
+}
+
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Spread {
+    #[diesel(sql_type = BigInt)]
+    pub count: i64,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub mean: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub stddev: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub q1: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub median: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub q3: Option<f64>,
+    /// Median absolute deviation from the median.
+    #[diesel(sql_type = Nullable<Double>)]
+    pub mad: Option<f64>,
+}
+
+pub fn spread(conn: &mut PgConnection, series: &str, range: Range) -> Result<Spread, DbError> {
+    let sql = format!(
+        "WITH w AS (SELECT value FROM timeseries_data WHERE {WINDOW}),
+              s AS (SELECT count(*) AS count, avg(value) AS mean, stddev_samp(value) AS stddev,
+                           percentile_cont(0.25) WITHIN GROUP (ORDER BY value) AS q1,
+                           percentile_cont(0.5) WITHIN GROUP (ORDER BY value) AS median,
+                           percentile_cont(0.75) WITHIN GROUP (ORDER BY value) AS q3
+                      FROM w)
+         SELECT s.*, (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(w.value - s.median))
+                        FROM w) AS mad
+           FROM s"
+    );
+    Ok(windowed!(sql, series, range).get_result(conn)?)
+}
+
+#[derive(Debug, Clone, QueryableByName, Serialize, JsonSchema)]
+pub struct Outlier {
+    #[diesel(sql_type = Timestamptz)]
+    pub time: DateTime<Utc>,
+    #[diesel(sql_type = Double)]
+    pub value: f64,
+    /// Signed distance from the centre in the method's units.
+    #[diesel(sql_type = Double)]
+    pub score: f64,
+}
+
+/// Points outside `[low, high]`, most extreme first, at most `limit`; and
+/// how many there are in all.
+pub fn outside(
+    conn: &mut PgConnection,
+    series: &str,
+    range: Range,
+    (low, high): (f64, f64),
+    (center, unit): (f64, f64),
+    limit: i64,
+) -> Result<(Vec<Outlier>, i64), DbError> {
+    let sql = format!(
+        "SELECT time, value, (value - $6) / $7 AS score FROM timeseries_data
+          WHERE {WINDOW} AND (value < $4 OR value > $5)
+          ORDER BY abs(value - $6) DESC, time LIMIT $8"
+    );
+    let rows: Vec<Outlier> = windowed!(sql, series, range)
+        .bind::<Double, _>(low)
+        .bind::<Double, _>(high)
+        .bind::<Double, _>(center)
+        .bind::<Double, _>(unit)
+        .bind::<BigInt, _>(limit)
+        .load(conn)?;
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let total: N = windowed!(format!("SELECT count(*) AS n FROM timeseries_data WHERE {WINDOW} AND (value < $4 OR value > $5)"), series, range)
+        .bind::<Double, _>(low)
+        .bind::<Double, _>(high)
+        .get_result(conn)?;
+    Ok((rows, total.n))
+}
+
+#[derive(Debug, Clone, QueryableByName, Serialize, JsonSchema)]
+pub struct TimedValue {
+    #[diesel(sql_type = Timestamptz)]
+    pub time: DateTime<Utc>,
+    #[diesel(sql_type = Double)]
+    pub value: f64,
+    /// Points in the bucket (bucketed queries only).
+    #[diesel(sql_type = Nullable<BigInt>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregate {
+    Avg,
+    Min,
+    Max,
+    Sum,
+    Count,
+    First,
+    Last,
+}
+
+impl Aggregate {
+    fn sql(self) -> &'static str {
+        match self {
+            Aggregate::Avg => "avg(value)",
+            Aggregate::Min => "min(value)",
+            Aggregate::Max => "max(value)",
+            Aggregate::Sum => "sum(value)",
+            Aggregate::Count => "count(*)::float8",
+            Aggregate::First => "(array_agg(value ORDER BY time))[1]",
+            Aggregate::Last => "(array_agg(value ORDER BY time DESC))[1]",
+        }
+    }
+}
+
+/// Points in time order, at most `limit` (the caller asks one more to learn
+/// whether there are more).
+pub fn points(
+    conn: &mut PgConnection,
+    series: &str,
+    range: Range,
+    limit: i64,
+) -> Result<Vec<TimedValue>, DbError> {
+    let sql = format!(
+        "SELECT time, value, NULL::bigint AS count FROM timeseries_data WHERE {WINDOW} ORDER BY time LIMIT $4"
+    );
+    Ok(windowed!(sql, series, range)
+        .bind::<BigInt, _>(limit)
+        .load(conn)?)
+}
+
+/// `date_bin` buckets (aligned to 2000-01-01T00:00Z) with one aggregate.
+pub fn buckets(
+    conn: &mut PgConnection,
+    series: &str,
+    range: Range,
+    interval: &str,
+    aggregate: Aggregate,
+    limit: i64,
+) -> Result<Vec<TimedValue>, DbError> {
+    let sql = format!(
+        "SELECT date_bin($4::interval, time, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS time,
+                {} AS value, count(*) AS count
+           FROM timeseries_data WHERE {WINDOW}
+          GROUP BY 1 ORDER BY 1 LIMIT $5",
+        aggregate.sql()
+    );
+    Ok(windowed!(sql, series, range)
+        .bind::<Text, _>(interval)
+        .bind::<BigInt, _>(limit)
+        .load(conn)?)
+}
+
+/// Values in time order for model fitting: the latest `limit` raw points,
+/// or bucket averages when `interval` is given.
+pub fn training_values(
+    conn: &mut PgConnection,
+    series: &str,
+    range: Range,
+    interval: Option<&str>,
+    limit: i64,
+) -> Result<Vec<TimedValue>, DbError> {
+    let inner = match interval {
+        Some(_) => format!(
+            "SELECT date_bin($4::interval, time, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS time,
+                    avg(value) AS value, count(*) AS count
+               FROM timeseries_data WHERE {WINDOW} GROUP BY 1 ORDER BY 1 DESC LIMIT $5"
+        ),
+        None => format!(
+            "SELECT time, value, NULL::bigint AS count FROM timeseries_data
+              WHERE {WINDOW} AND $4::text IS NULL ORDER BY time DESC LIMIT $5"
+        ),
+    };
+    let sql = format!("SELECT * FROM ({inner}) latest ORDER BY time");
+    Ok(windowed!(sql, series, range)
+        .bind::<Nullable<Text>, _>(interval)
+        .bind::<BigInt, _>(limit)
+        .load(conn)?)
+}
