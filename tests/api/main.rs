@@ -7,3 +7,4 @@ mod helpers;
 mod mcp;
 mod migrations;
 mod startup;
+mod tools;
