@@ -28,6 +28,7 @@ pub const ENV_VARS: &[&str] = &[
     "MCP_ALLOWED_ORIGINS",
     "MCP_SESSION_TTL_SECS",
     "MCP_CONFORMANCE_FIXTURES",
+    "METRICS_SNAPSHOT_SECS",
 ];
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432/mcp_server";
@@ -62,6 +63,8 @@ pub struct Settings {
     /// Registers the conformance suite's fixtures (tests only).
     #[serde(deserialize_with = "flag")]
     pub mcp_conformance_fixtures: bool,
+    /// Interval of `performance_metrics` snapshots (0: only at shutdown).
+    pub metrics_snapshot_secs: u64,
 }
 
 /// `1`, `true`, `yes`, `on` (any case) or a TOML boolean.
@@ -98,6 +101,7 @@ impl Default for Settings {
             mcp_allowed_origins: String::new(),
             mcp_session_ttl_secs: 1800,
             mcp_conformance_fixtures: false,
+            metrics_snapshot_secs: 60,
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod mcp;
+pub mod metrics;
 pub mod models;
 pub mod routes;
 pub mod schema;
@@ -24,6 +25,7 @@ use crate::cache::Cache;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::mcp::Mcp;
+use crate::metrics::{HttpMetrics, Metrics};
 
 /// The application with configuration from `Rocket.toml` and the environment.
 pub fn rocket() -> Rocket<Build> {
@@ -32,7 +34,10 @@ pub fn rocket() -> Rocket<Build> {
 
 /// The application with the given configuration (tests pass their own).
 pub fn build(figment: Figment) -> Rocket<Build> {
+    let metrics = Arc::new(Metrics::new());
     rocket::custom(figment)
+        .manage(Arc::clone(&metrics))
+        .attach(HttpMetrics(metrics))
         .attach(AdHoc::try_on_ignite("Settings", |rocket| async move {
             match Settings::from_figment(rocket.figment()) {
                 Ok(settings) => Ok(rocket.manage(settings)),
@@ -84,20 +89,50 @@ pub fn build(figment: Figment) -> Rocket<Build> {
                 rocket.state::<Settings>(),
                 rocket.state::<Db>(),
                 rocket.state::<Arc<Cache>>(),
+                rocket.state::<Arc<Metrics>>(),
             );
-            let (Some(settings), Some(db), Some(cache)) = parts else {
+            let (Some(settings), Some(db), Some(cache), Some(metrics)) = parts else {
                 return Err(rocket);
             };
-            let mcp = Arc::new(Mcp::new(settings, db.clone(), Arc::clone(cache)));
+            let mcp = Arc::new(Mcp::new(
+                settings,
+                db.clone(),
+                Arc::clone(cache),
+                Arc::clone(metrics),
+            ));
             Ok(rocket.manage(mcp))
         }))
-        .attach(AdHoc::on_shutdown("Flush request log", |rocket| {
+        .attach(AdHoc::on_liftoff("Performance snapshots", |rocket| {
             Box::pin(async move {
-                if let Some(mcp) = rocket.state::<Arc<Mcp>>() {
-                    mcp.log.flush().await;
+                let every = rocket
+                    .state::<Settings>()
+                    .map(|s| s.metrics_snapshot_secs)
+                    .unwrap_or(0);
+                if let (Some(mcp), true) = (rocket.state::<Arc<Mcp>>(), every > 0) {
+                    let mcp = Arc::clone(mcp);
+                    rocket::tokio::spawn(async move {
+                        let mut tick =
+                            rocket::tokio::time::interval(std::time::Duration::from_secs(every));
+                        tick.tick().await; // the first tick is immediate
+                        loop {
+                            tick.tick().await;
+                            metrics::write_snapshot(&mcp.metrics, &mcp.db, &mcp.cache).await;
+                        }
+                    });
                 }
             })
         }))
+        .attach(AdHoc::on_shutdown(
+            "Flush request log and metrics",
+            |rocket| {
+                Box::pin(async move {
+                    if let Some(mcp) = rocket.state::<Arc<Mcp>>() {
+                        mcp.log.flush().await;
+                        metrics::write_snapshot(&mcp.metrics, &mcp.db, &mcp.cache).await;
+                    }
+                })
+            },
+        ))
         .mount("/", routes::routes())
         .mount("/", mcp::transport::routes())
         .register("/", routes::catchers())

@@ -138,3 +138,36 @@ impl Live {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cancellation_reaches_the_running_call_only() {
+        let live = Live::default();
+        let (a, b) = (RequestId::Number(1), RequestId::String("x".into()));
+        let flag_a = live.start_call("s1", &a);
+        let flag_b = live.start_call("s1", &b);
+        assert!(live.cancel("s1", &a));
+        assert!(!live.cancel("s2", &b), "another session cannot cancel it");
+        assert!(flag_a.load(Ordering::Relaxed) && !flag_b.load(Ordering::Relaxed));
+        live.end_call("s1", &a);
+        assert!(!live.cancel("s1", &a), "finished calls are forgotten");
+        live.end_session("s1");
+        assert!(
+            flag_b.load(Ordering::Relaxed),
+            "ending the session cancels its calls"
+        );
+    }
+
+    #[test]
+    fn answers_route_to_the_waiting_request() {
+        let live = Live::default();
+        let id = live.next_request_id();
+        let mut rx = live.await_answer("s", &id);
+        assert!(!live.answer("other", &id, Ok(Value::Null)));
+        assert!(live.answer("s", &id, Ok(serde_json::json!({ "ok": true }))));
+        assert_eq!(rx.try_recv().unwrap().unwrap()["ok"], true);
+    }
+}

@@ -24,6 +24,7 @@ use serde_json::Value;
 use crate::cache::Cache;
 use crate::config::Settings;
 use crate::db::Db;
+use crate::metrics::Metrics;
 use jsonrpc::RpcError;
 
 /// Everything `/mcp` needs, in managed state.
@@ -38,6 +39,7 @@ pub struct Mcp {
     pub page_size: usize,
     pub db: Db,
     pub cache: Arc<Cache>,
+    pub metrics: Arc<Metrics>,
 }
 
 pub const PAGE_SIZE: usize = 50;
@@ -45,7 +47,7 @@ pub const PAGE_SIZE: usize = 50;
 impl Mcp {
     /// Builds the registries and starts the request-log writer; call from
     /// within the runtime.
-    pub fn new(settings: &Settings, db: Db, cache: Arc<Cache>) -> Mcp {
+    pub fn new(settings: &Settings, db: Db, cache: Arc<Cache>, metrics: Arc<Metrics>) -> Mcp {
         let fixtures = settings.mcp_conformance_fixtures;
         let mut tools = tools::ToolRegistry::default();
         crate::tools::register(&mut tools);
@@ -76,6 +78,7 @@ impl Mcp {
             page_size: PAGE_SIZE,
             db,
             cache,
+            metrics,
         }
     }
 }

@@ -25,6 +25,7 @@ pub struct ToolContext {
     pub cache: Arc<Cache>,
     pub peer: Peer,
     pub live: Arc<super::live::Live>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// A failure the caller can act on: reported as `isError: true`.

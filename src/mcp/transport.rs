@@ -341,6 +341,7 @@ async fn call(
         cache: Arc::clone(&mcp.cache),
         peer,
         live: Arc::clone(&mcp.live),
+        metrics: Arc::clone(&mcp.metrics),
     };
     let task_id = id.clone();
     let task = rocket::tokio::spawn(async move {
@@ -417,6 +418,9 @@ fn record(
             Some(e.message.chars().take(1000).collect()),
         ),
     };
+    let elapsed = started.elapsed();
+    mcp.metrics
+        .rpc(method, tool_name.as_deref(), status == "ok", elapsed);
     mcp.log.record(NewMcpRequestLog {
         session_id: Some(session.id.clone()),
         request_id: Some(id.to_string()),
@@ -426,7 +430,7 @@ fn record(
         status: status.to_owned(),
         error_code,
         error_message,
-        duration_ms: started.elapsed().as_secs_f64() * 1e3,
+        duration_ms: elapsed.as_secs_f64() * 1e3,
         client_name: session.client_name.clone(),
         created_at: Utc::now(),
     });

@@ -2,12 +2,13 @@
 
 mod health;
 mod index;
+mod metrics;
 
 use rocket::serde::json::{Json, Value, json};
 use rocket::{Catcher, Request, Route, catch, catchers, http::Status};
 
 pub fn routes() -> Vec<Route> {
-    rocket::routes![index::index, health::health]
+    rocket::routes![index::index, health::health, metrics::metrics]
 }
 
 pub fn catchers() -> Vec<Catcher> {

@@ -8,6 +8,7 @@ pub mod models;
 pub mod query;
 pub mod records;
 pub mod series;
+pub mod server;
 
 use crate::mcp::tools::{ToolError, ToolRegistry};
 
@@ -17,6 +18,7 @@ pub fn register(reg: &mut ToolRegistry) {
     models::register(reg);
     query::register(reg);
     records::register(reg);
+    server::register(reg);
     series::register(reg);
 }
 

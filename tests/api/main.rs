@@ -5,6 +5,7 @@ mod compose;
 mod health;
 mod helpers;
 mod mcp;
+mod metrics;
 mod migrations;
 mod startup;
 mod tools;
