@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Benchmarks against a release build; prints figures and ratios, never fails
+# on a number. Needs PostgreSQL and (optionally) Redis as for the tests.
+#   bench/run.sh            # Redis cache when redis-cli ping answers, else in-process
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --locked -q
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+DB="mcp_bench_$$"
+ADMIN="${BENCH_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+URL="${ADMIN%/*}/$DB"
+REDIS=""
+# Database 15 of the local Redis, emptied afterwards.
+redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && REDIS="redis://127.0.0.1:6379/15"
+LOG=$(mktemp)
+DATABASE_URL="$URL" REDIS_URL="$REDIS" ROCKET_PORT=$PORT RUST_LOG=warn ./target/release/mcp-server serve >"$LOG" 2>&1 &
+SERVER=$!
+cleanup() {
+  kill "$SERVER" 2>/dev/null || true
+  wait "$SERVER" 2>/dev/null || true
+  psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+  [ -z "$REDIS" ] || redis-cli -h 127.0.0.1 -n 15 FLUSHDB >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+for _ in $(seq 1 60); do
+  ./target/release/mcp-server healthcheck --url "http://127.0.0.1:$PORT/health" 2>/dev/null && break
+  sleep 0.5
+done
+python3 bench/bench.py "http://127.0.0.1:$PORT/mcp" "$URL" "${REDIS:-in-process}"
