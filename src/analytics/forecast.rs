@@ -32,10 +32,13 @@ impl ModelKind {
 #[serde(deny_unknown_fields)]
 pub struct ModelParams {
     /// Holt level smoothing in (0, 1]; chosen by grid search when absent.
+    #[schemars(range(max = 1.0))]
     pub alpha: Option<f64>,
     /// Holt trend smoothing in (0, 1]; chosen by grid search when absent.
+    #[schemars(range(max = 1.0))]
     pub beta: Option<f64>,
     /// AR order, 1-20 (default 2).
+    #[schemars(range(min = 1, max = 20))]
     pub p: Option<usize>,
 }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::args::Window;
-use super::{fmt_num, series_arg};
+use super::{Series, fmt_num};
 use crate::mcp::tools::{Output, Spec, ToolContext, ToolError, ToolRegistry};
 use crate::store::aggregates::{self, Outlier};
 use crate::store::runs;
@@ -30,7 +30,7 @@ pub enum Method {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnomalyArgs {
-    series: String,
+    series: Series,
     #[serde(flatten)]
     window: Window,
     /// zscore (default), iqr or mad.
@@ -66,7 +66,7 @@ pub struct AnomalyResult {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrendArgs {
-    series: String,
+    series: Series,
     #[serde(flatten)]
     window: Window,
 }
@@ -134,7 +134,7 @@ pub fn register(reg: &mut ToolRegistry) {
         },
         |ctx: ToolContext, args: AnomalyArgs| async move {
             let started = Utc::now();
-            let series = series_arg(&args.series)?;
+            let series = args.series.into_string();
             let range = args.window.parse()?;
             let method = args.method.unwrap_or(Method::Zscore);
             let threshold = args.threshold.unwrap_or(match method {
@@ -214,7 +214,7 @@ pub fn register(reg: &mut ToolRegistry) {
         },
         |ctx: ToolContext, args: TrendArgs| async move {
             let started = Utc::now();
-            let series = series_arg(&args.series)?;
+            let series = args.series.into_string();
             let range = args.window.parse()?;
             let params = json!({ "start": args.window.start, "end": args.window.end });
             let s = series.clone();

@@ -6,7 +6,8 @@ use serde::Deserialize;
 
 use crate::mcp::tools::ToolError;
 
-/// An optional time window; both ends RFC 3339, `end` exclusive.
+// An optional time window, flattened into tools' arguments (no doc comment:
+// schemars would lift it into the tool's own description).
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 pub struct Window {
     /// Inclusive start (RFC 3339). Absent: from the first point.

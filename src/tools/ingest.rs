@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::valid_series;
+use super::Series;
 use crate::mcp::tools::{Output, Spec, ToolContext, ToolError, ToolRegistry};
 
 pub const MAX_POINTS: usize = 100_000;
@@ -19,8 +19,7 @@ pub const MAX_POINTS: usize = 100_000;
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IngestArgs {
-    /// Series name: 1-200 characters of letters, digits and _ . : / -.
-    series: String,
+    series: Series,
     /// The points; a timestamp already stored (or repeated here) keeps the last value given.
     #[schemars(length(min = 1, max = 100000))]
     points: Vec<PointArg>,
@@ -59,7 +58,6 @@ struct Row {
 /// Checks every point before anything is written; the error names the first
 /// bad point's index.
 fn validate(args: &IngestArgs) -> Result<(Vec<DateTime<Utc>>, Vec<f64>), ToolError> {
-    valid_series(&args.series).map_err(ToolError)?;
     if args.points.is_empty() || args.points.len() > MAX_POINTS {
         return Err(ToolError(format!(
             "points must hold 1 to {MAX_POINTS} points, got {}; split larger loads into several calls",
@@ -99,7 +97,7 @@ pub fn register(reg: &mut ToolRegistry) {
         |ctx: ToolContext, args: IngestArgs| async move {
             let (times, values) = validate(&args)?;
             let received = args.points.len();
-            let series = args.series;
+            let series = args.series.into_string();
             let tags = serde_json::Value::Object(args.tags.unwrap_or_default());
             let name = series.clone();
             let rows: Vec<Row> = ctx

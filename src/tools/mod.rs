@@ -10,23 +10,61 @@ pub mod records;
 pub mod series;
 pub mod server;
 
-use crate::mcp::tools::{ToolError, ToolRegistry};
+use crate::mcp::tools::ToolRegistry;
 
 pub fn register(reg: &mut ToolRegistry) {
-    analysis::register(reg);
+    // The order of tools/list: data in, data out, analyses, models, records.
     ingest::register(reg);
-    models::register(reg);
     query::register(reg);
+    series::register(reg);
+    analysis::register(reg);
+    models::register(reg);
     records::register(reg);
     server::register(reg);
-    series::register(reg);
 }
 
-/// A validated series name.
-pub fn series_arg(name: &str) -> Result<String, ToolError> {
-    valid_series(name).map_err(ToolError)?;
-    Ok(name.to_owned())
+/// A series name, valid once deserialized (parse, don't validate).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct Series(String);
+
+impl TryFrom<String> for Series {
+    type Error = String;
+    fn try_from(name: String) -> Result<Self, String> {
+        valid_series(&name)?;
+        Ok(Series(name))
+    }
 }
+
+impl Series {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl schemars::JsonSchema for Series {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Series".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "Series name: letters, digits and _ . : / -, starting with a letter or digit",
+            "pattern": SERIES_PATTERN,
+            "minLength": 1,
+            "maxLength": 200,
+        })
+    }
+}
+
+/// The JSON Schema form of [`valid_series`] (and of the table's CHECK).
+pub const SERIES_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,199}$";
 
 /// Numbers for the human-readable text: at most 6 decimals, `-` for none.
 pub fn fmt_num(v: Option<f64>) -> String {

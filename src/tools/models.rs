@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::analysis::record;
 use super::args::{Bucket, Window};
-use super::{fmt_num, series_arg};
+use super::{Series, fmt_num};
 use crate::analytics::{FittedModel, HoldoutMetrics, ModelKind, ModelParams, evaluate};
 use crate::mcp::tools::{Output, Spec, ToolContext, ToolError, ToolRegistry};
 use crate::store::aggregates;
@@ -20,7 +20,7 @@ pub const MAX_HORIZON: u32 = 10_000;
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrainArgs {
-    series: String,
+    series: Series,
     /// linear, holt or ar.
     model_type: ModelKind,
     /// A name to find the model by (default "<series>-<model_type>").
@@ -30,6 +30,7 @@ pub struct TrainArgs {
     /// Resample to this bucket width (bucket averages) so observations are equally spaced.
     bucket: Option<String>,
     /// Points held out at the end to score the model (default a fifth of the data).
+    #[schemars(range(min = 1))]
     holdout: Option<u32>,
     /// Use at most the latest this many points or buckets (default 10000, max 100000).
     #[schemars(range(min = 10, max = 100000))]
@@ -106,7 +107,7 @@ pub fn register(reg: &mut ToolRegistry) {
             annotations: json!({ "readOnlyHint": false, "destructiveHint": false, "openWorldHint": false }),
         },
         |ctx: ToolContext, args: TrainArgs| async move {
-            let series = series_arg(&args.series)?;
+            let series = args.series.into_string();
             let range = args.window.parse()?;
             let bucket = args.bucket.as_deref().map(Bucket::parse).transpose()?;
             let max = args.max_points.unwrap_or(10_000);

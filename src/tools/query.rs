@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::args::{Bucket, Window};
-use super::{fmt_num, series_arg};
+use super::{Series, fmt_num};
 use crate::cache::cache_aside;
 use crate::mcp::tools::{Output, Spec, ToolContext, ToolError, ToolRegistry};
 use crate::store::aggregates::{self, Aggregate, Summary, TimedValue};
@@ -21,7 +21,7 @@ pub const MAX_POINTS: u32 = 10_000;
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueryArgs {
-    series: String,
+    series: Series,
     #[serde(flatten)]
     window: Window,
     /// Bucket width (30s, 5m, 1h, 1d, 1w); absent: raw points.
@@ -65,7 +65,7 @@ impl From<TimedValue> for TimedValueOut {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatsArgs {
-    series: String,
+    series: Series,
     #[serde(flatten)]
     window: Window,
 }
@@ -90,7 +90,7 @@ pub fn register(reg: &mut ToolRegistry) {
             annotations: json!({ "readOnlyHint": true, "openWorldHint": false }),
         },
         |ctx: ToolContext, args: QueryArgs| async move {
-            let series = series_arg(&args.series)?;
+            let series = args.series.into_string();
             let range = args.window.parse()?;
             let bucket = args.bucket.as_deref().map(Bucket::parse).transpose()?;
             if args.aggregate.is_some() && bucket.is_none() {
@@ -133,7 +133,7 @@ pub fn register(reg: &mut ToolRegistry) {
             annotations: json!({ "readOnlyHint": false, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false }),
         },
         |ctx: ToolContext, args: StatsArgs| async move {
-            let series = series_arg(&args.series)?;
+            let series = args.series.into_string();
             let range = args.window.parse()?;
             let started = Instant::now();
             let (s, db) = (series.clone(), ctx.db.clone());

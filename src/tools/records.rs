@@ -4,6 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::Series;
 use crate::mcp::tools::{Output, Spec, ToolContext, ToolError, ToolRegistry};
 use crate::store::runs;
 
@@ -18,7 +19,7 @@ pub struct GetArgs {
 #[serde(deny_unknown_fields)]
 pub struct ListArgs {
     /// Only this series.
-    series: Option<String>,
+    series: Option<Series>,
     /// Only this kind: anomaly, trend or forecast (list_analyses only).
     analysis_type: Option<String>,
     /// Newest first, at most this many (1-500, default 50).
@@ -73,7 +74,7 @@ pub fn register(reg: &mut ToolRegistry) {
                 .run(move |conn| {
                     runs::list_analyses(
                         conn,
-                        args.series.as_deref(),
+                        args.series.as_ref().map(Series::as_str),
                         args.analysis_type.as_deref(),
                         n,
                     )
@@ -106,7 +107,9 @@ pub fn register(reg: &mut ToolRegistry) {
             let n = limit(args.limit)?;
             let rows = ctx
                 .db
-                .run(move |conn| runs::list_models(conn, args.series.as_deref(), n))
+                .run(move |conn| {
+                    runs::list_models(conn, args.series.as_ref().map(Series::as_str), n)
+                })
                 .await?;
             let text = rows
                 .iter()

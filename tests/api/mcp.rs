@@ -371,7 +371,19 @@ async fn tools_list_shows_only_product_tools_without_fixtures() {
             "https://json-schema.org/draft/2020-12/schema"
         );
         assert_eq!(tool["outputSchema"]["type"], "object", "{tool}");
+        if let Some(series) = tool["inputSchema"]["properties"]
+            .get("series")
+            .filter(|s| s["type"] == "string")
+        {
+            assert_eq!(
+                series["pattern"],
+                mcp_server::tools::SERIES_PATTERN,
+                "{}",
+                tool["name"]
+            );
+        }
     }
+    assert_eq!(names.len(), 12, "{names:?}");
     let prompts =
         app.rpc(&session, 2, "prompts/list", json!({})).await["result"]["prompts"].clone();
     assert_eq!(prompts.as_array().unwrap().len(), 2, "{prompts}");

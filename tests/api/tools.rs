@@ -176,6 +176,16 @@ async fn trend_agrees_with_least_squares_done_here() {
         slope,
         "stored slope",
     );
+    let listed = app
+        .call_tool(
+            &session,
+            "list_analyses",
+            json!({ "series": "synthetic", "analysis_type": "trend" }),
+        )
+        .await;
+    let items = listed["structuredContent"]["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["id"], id);
 }
 
 #[rocket::async_test]
