@@ -79,6 +79,35 @@ fn parse_args<A: DeserializeOwned>(tool: &str, args: Value) -> Result<A, Value> 
         .map_err(|e| error_result(format!("Invalid arguments for tool {tool}: {e}")))
 }
 
+/// The stored form of a handler: parse the arguments (failures become an
+/// `isError` result), run, and render success with `render`.
+fn wrap<A, T, F, Fut>(
+    name: &'static str,
+    handler: F,
+    render: fn(T) -> Result<Value, RpcError>,
+) -> Handler
+where
+    A: DeserializeOwned + Send + 'static,
+    T: 'static,
+    F: Fn(ToolContext, A) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, ToolError>> + Send + 'static,
+{
+    let handler = Arc::new(handler);
+    Arc::new(move |ctx, args| {
+        let handler = Arc::clone(&handler);
+        Box::pin(async move {
+            let args = match parse_args::<A>(name, args) {
+                Ok(a) => a,
+                Err(result) => return Ok(result),
+            };
+            match handler(ctx, args).await {
+                Ok(out) => render(out),
+                Err(ToolError(message)) => Ok(error_result(message)),
+            }
+        })
+    })
+}
+
 impl ToolRegistry {
     fn insert(&mut self, spec: &Spec, input: Value, output: Option<Value>, handler: Handler) {
         let mut listing = json!({
@@ -109,27 +138,13 @@ impl ToolRegistry {
         F: Fn(ToolContext, A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Output<O>, ToolError>> + Send + 'static,
     {
-        let handler = Arc::new(handler);
-        let name = spec.name;
-        let run: Handler = Arc::new(move |ctx, args| {
-            let handler = Arc::clone(&handler);
-            Box::pin(async move {
-                let args = match parse_args::<A>(name, args) {
-                    Ok(a) => a,
-                    Err(result) => return Ok(result),
-                };
-                Ok(match handler(ctx, args).await {
-                    Ok(out) => match serde_json::to_value(&out.value) {
-                        Ok(structured) => json!({
-                            "content": [{ "type": "text", "text": out.text }],
-                            "structuredContent": structured,
-                        }),
-                        Err(e) => return Err(RpcError::internal(e)),
-                    },
-                    Err(ToolError(message)) => error_result(message),
-                })
-            })
-        });
+        let render = |out: Output<O>| {
+            let structured = serde_json::to_value(&out.value).map_err(RpcError::internal)?;
+            Ok(
+                json!({ "content": [{ "type": "text", "text": out.text }], "structuredContent": structured }),
+            )
+        };
+        let run = wrap(spec.name, handler, render);
         self.insert(&spec, schema_of::<A>(), Some(schema_of::<O>()), run);
     }
 
@@ -151,20 +166,8 @@ impl ToolRegistry {
         F: Fn(ToolContext, A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Vec<Value>, ToolError>> + Send + 'static,
     {
-        let handler = Arc::new(handler);
-        let name = spec.name;
-        let run: Handler = Arc::new(move |ctx, args| {
-            let handler = Arc::clone(&handler);
-            Box::pin(async move {
-                let args = match parse_args::<A>(name, args) {
-                    Ok(a) => a,
-                    Err(result) => return Ok(result),
-                };
-                Ok(match handler(ctx, args).await {
-                    Ok(content) => json!({ "content": content }),
-                    Err(ToolError(message)) => error_result(message),
-                })
-            })
+        let run = wrap(spec.name, handler, |content: Vec<Value>| {
+            Ok(json!({ "content": content }))
         });
         self.insert(&spec, input, None, run);
     }

@@ -181,56 +181,39 @@ async fn http_rules_accept_content_type_version_and_size() {
     let body = ping(1).to_string();
     let s = session.as_str();
 
-    let only_json = app
-        .mcp(
-            Method::Post,
-            &body,
-            &[
-                ("Accept", "application/json"),
-                ("Content-Type", "application/json"),
-                ("Mcp-Session-Id", s),
-            ],
-        )
-        .await;
-    assert_eq!(only_json.status, 406);
-    let text = app
-        .mcp(
-            Method::Post,
-            &body,
-            &[
-                ACCEPT_BOTH,
-                ("Content-Type", "text/plain"),
-                ("Mcp-Session-Id", s),
-            ],
-        )
-        .await;
-    assert_eq!(text.status, 415);
-    let old = app
-        .mcp(
-            Method::Post,
-            &body,
-            &[
-                ACCEPT_BOTH,
-                ("Content-Type", "application/json"),
-                ("Mcp-Session-Id", s),
-                ("MCP-Protocol-Version", "2025-03-26"),
-            ],
-        )
-        .await;
-    assert_eq!(old.status, 200);
-    let bogus = app
-        .mcp(
-            Method::Post,
-            &body,
-            &[
-                ACCEPT_BOTH,
-                ("Content-Type", "application/json"),
-                ("Mcp-Session-Id", s),
-                ("MCP-Protocol-Version", "2099-01-01"),
-            ],
-        )
-        .await;
-    assert_eq!(bogus.status, 400);
+    // (Accept, Content-Type, MCP-Protocol-Version) → expected status
+    let cases = [
+        ("application/json", "application/json", None, 406),
+        (
+            "application/json, text/event-stream",
+            "text/plain",
+            None,
+            415,
+        ),
+        (
+            "application/json, text/event-stream",
+            "application/json",
+            Some("2025-03-26"),
+            200,
+        ),
+        (
+            "application/json, text/event-stream",
+            "application/json",
+            Some("2099-01-01"),
+            400,
+        ),
+        ("*/*", "application/json; charset=utf-8", None, 200),
+    ];
+    for (accept, content_type, version, status) in cases {
+        let mut headers = vec![
+            ("Accept", accept),
+            ("Content-Type", content_type),
+            ("Mcp-Session-Id", s),
+        ];
+        headers.extend(version.map(|v| ("MCP-Protocol-Version", v)));
+        let ex = app.mcp(Method::Post, &body, &headers).await;
+        assert_eq!(ex.status, status, "{headers:?}: {}", ex.body);
+    }
     let big = json!({ "jsonrpc": "2.0", "id": 1, "method": "ping", "params": { "pad": "x".repeat(4096) } });
     assert_eq!(app.post(Some(s), &big).await.status, 413);
     // GET needs text/event-stream; without a session it is refused.
