@@ -662,3 +662,19 @@ async fn subscribers_hear_when_a_series_receives_points() {
         "{text}"
     );
 }
+
+#[rocket::async_test]
+async fn shutdown_flushes_the_request_log_and_writes_a_snapshot() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    let session = app.session().await;
+    for id in 1..=5 {
+        app.rpc(&session, id, "ping", json!({})).await;
+    }
+    app.client.terminate().await;
+    assert_eq!(db.count("SELECT count(*) AS n FROM mcp_request_logs"), 6);
+    assert!(
+        db.count("SELECT count(*) AS n FROM performance_metrics WHERE metric_name = 'requests'")
+            > 0
+    );
+}
