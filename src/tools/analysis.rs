@@ -89,6 +89,16 @@ pub struct TrendResult {
     analysis_id: Option<i64>,
 }
 
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::Zscore => "zscore",
+            Method::Iqr => "iqr",
+            Method::Mad => "mad",
+        }
+    }
+}
+
 /// Flat when the fitted change over the window is under 1% of the mean's
 /// magnitude, or the fit explains under 5% of the variance.
 pub fn direction(slope_per_day: f64, span_days: f64, mean: f64, r2: Option<f64>) -> &'static str {
@@ -170,7 +180,10 @@ pub fn register(reg: &mut ToolRegistry) {
                         return Ok(Err(if sp.count < 2 {
                             format!("series {s:?} has {} point(s) in this range; anomaly detection needs at least 2", sp.count)
                         } else {
-                            format!("the spread of {s:?} is zero for {method:?} (values are (nearly) all equal): nothing can deviate; try another method")
+                            format!(
+                                "the spread of {s:?} is zero for {} (values are (nearly) all equal): nothing can deviate; try another method",
+                                method.as_str()
+                            )
                         }));
                     };
                     let (anomalies, total) = aggregates::outside(conn, &s, range, (low, high), (center, unit), i64::from(max))?;
@@ -196,8 +209,11 @@ pub fn register(reg: &mut ToolRegistry) {
             let mut result = outcome.map_err(ToolError)?;
             result.analysis_id = Some(id);
             let text = format!(
-                "{series}: {} anomalies among {} points ({method:?}, threshold {threshold}; bounds {} .. {})",
-                result.total_anomalies, result.count, fmt_num(Some(result.lower_bound)), fmt_num(Some(result.upper_bound))
+                "{series}: {} anomalies among {} points ({}, threshold {threshold}; bounds {} .. {})",
+                result.total_anomalies,
+                result.count,
+                method.as_str(),
+                fmt_num(Some(result.lower_bound)), fmt_num(Some(result.upper_bound))
             );
             Ok(Output { value: result, text })
         },
