@@ -47,12 +47,14 @@ pub fn project_dir() -> PathBuf {
 fn template_name() -> &'static str {
     static NAME: OnceLock<String> = OnceLock::new();
     NAME.get_or_init(|| {
+        let root = project_dir().join("migrations");
         let mut files = Vec::new();
-        collect(&project_dir().join("migrations"), &mut files);
+        collect(&root, &mut files);
         files.sort();
         let mut h = DefaultHasher::new();
         for f in files {
-            f.hash(&mut h);
+            // Relative paths: every checkout of the same migrations shares a template.
+            f.strip_prefix(&root).unwrap_or(&f).hash(&mut h);
             std::fs::read(&f).expect("readable migration").hash(&mut h);
         }
         format!("mcp_test_tpl_{:016x}", h.finish())
