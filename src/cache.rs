@@ -5,8 +5,8 @@
 //! is logged per 30 s, and Redis is left alone for a few seconds after each
 //! failure (so a dead Redis adds no latency) before it is tried again.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -62,6 +62,24 @@ enum Backend {
         entries: moka::sync::Cache<String, Entry>,
         counters: Mutex<HashMap<String, i64>>,
     },
+}
+
+/// Which store backs the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// Shared by every replica.
+    Redis,
+    /// This process only.
+    Memory,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Redis => "redis",
+            BackendKind::Memory => "memory",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -138,10 +156,10 @@ impl Cache {
         }
     }
 
-    pub fn backend_name(&self) -> &'static str {
+    pub fn backend(&self) -> BackendKind {
         match self.backend {
-            Backend::Redis { .. } => "redis",
-            Backend::Memory { .. } => "memory",
+            Backend::Redis { .. } => BackendKind::Redis,
+            Backend::Memory { .. } => BackendKind::Memory,
         }
     }
 
@@ -161,7 +179,7 @@ impl Cache {
         let Backend::Redis { pool, timeout } = &self.backend else {
             return None;
         };
-        if lock(&self.down_until).is_some_and(|t| Instant::now() < t) {
+        if self.down_until.lock().is_some_and(|t| Instant::now() < t) {
             return None;
         }
         let result = pool
@@ -175,7 +193,7 @@ impl Cache {
         match result {
             Ok(r) => Some(r),
             Err(e) => {
-                *lock(&self.down_until) = Some(Instant::now() + RETRY_AFTER);
+                *self.down_until.lock() = Some(Instant::now() + RETRY_AFTER);
                 self.warn(&e);
                 None
             }
@@ -183,7 +201,7 @@ impl Cache {
     }
 
     fn warn(&self, error: &str) {
-        let mut last = lock(&self.last_warning);
+        let mut last = self.last_warning.lock();
         if last.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
             warn!("Redis unavailable, continuing without cache: {error}");
             *last = Some(Instant::now());
@@ -248,7 +266,7 @@ impl Cache {
     pub fn scoped_key(&self, scope: &str, rest: &str) -> Option<String> {
         match &self.backend {
             Backend::Memory { counters, .. } => {
-                let version = lock(counters).get(scope).copied().unwrap_or(0);
+                let version = counters.lock().get(scope).copied().unwrap_or(0);
                 Some(format!("c:{scope}:{version}:{rest}"))
             }
             Backend::Redis { .. } => {
@@ -275,7 +293,7 @@ impl Cache {
     pub fn invalidate(&self, scope: &str) {
         match &self.backend {
             Backend::Memory { counters, .. } => {
-                *lock(counters).entry(scope.to_owned()).or_insert(0) += 1
+                *counters.lock().entry(scope.to_owned()).or_insert(0) += 1
             }
             Backend::Redis { .. } => {
                 if self
@@ -309,7 +327,7 @@ impl Cache {
             });
         match ping {
             Ok(_) => {
-                *lock(&self.down_until) = None;
+                *self.down_until.lock() = None;
                 CacheHealth {
                     backend: "redis",
                     reachable: true,
@@ -317,7 +335,7 @@ impl Cache {
                 }
             }
             Err(e) => {
-                *lock(&self.down_until) = Some(Instant::now() + RETRY_AFTER);
+                *self.down_until.lock() = Some(Instant::now() + RETRY_AFTER);
                 CacheHealth {
                     backend: "redis",
                     reachable: false,
@@ -326,12 +344,6 @@ impl Cache {
             }
         }
     }
-}
-
-/// A poisoned lock only means another thread panicked mid-update of plain
-/// data; the data is still usable.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Cache-aside for data derived from `scope`: returns the cached value when

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod domain;
 pub mod mcp;
 pub mod metrics;
 pub mod models;
@@ -96,6 +97,7 @@ pub fn build(figment: Figment) -> Rocket<Build> {
             };
             let mcp = Arc::new(Mcp::new(
                 settings,
+                tools::all(),
                 db.clone(),
                 Arc::clone(cache),
                 Arc::clone(metrics),

@@ -1,17 +1,21 @@
 //! The server's own measurements: Prometheus collectors for `/metrics`, and
 //! per-interval latency samples that are written to `performance_metrics`.
 
+use std::collections::BTreeMap;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use parking_lot::Mutex;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
 use rocket::fairing::{Fairing, Info, Kind};
 use rocket::{Data, Request, Response};
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::json;
 
 use crate::cache::Cache;
@@ -39,8 +43,18 @@ pub struct Metrics {
     started: Instant,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+/// What a background writer counts, read by `/metrics` (the request log
+/// implements it; metrics need not know its internals).
+pub trait LogCounts: Send + Sync {
+    fn written(&self) -> u64;
+    fn dropped(&self) -> u64;
+}
+
+/// JSON-RPC requests of one method or tool since start.
+#[derive(Debug, Clone, Copy, Default, Serialize, JsonSchema)]
+pub struct RpcCounts {
+    pub ok: u64,
+    pub error: u64,
 }
 
 /// Same interpolation as PostgreSQL's percentile_cont.
@@ -159,16 +173,16 @@ impl Metrics {
         } else {
             format!("tool:{tool}")
         };
-        let mut window = lock(&self.window);
+        let mut window = self.window.lock();
         let samples = window.entry(key).or_default();
         if samples.len() < MAX_SAMPLES {
             samples.push(elapsed.as_secs_f64() * 1e3);
         }
     }
 
-    /// Counts per method/tool since start (for `server_metrics`).
-    pub fn rpc_counts(&self) -> serde_json::Value {
-        let mut out = serde_json::Map::new();
+    /// Counts per method (or `tool:<name>`) since start.
+    pub fn rpc_counts(&self) -> BTreeMap<String, RpcCounts> {
+        let mut out: BTreeMap<String, RpcCounts> = BTreeMap::new();
         for family in self
             .registry
             .gather()
@@ -187,20 +201,19 @@ impl Metrics {
                     "" => label("method"),
                     tool => format!("tool:{tool}"),
                 };
-                let entry = out
-                    .entry(key)
-                    .or_insert_with(|| json!({ "ok": 0, "error": 0 }));
-                entry[label("status")] = json!(
-                    entry[label("status")].as_f64().unwrap_or(0.0) + m.get_counter().get_value()
-                );
+                let counts = out.entry(key).or_default();
+                let n = m.get_counter().get_value() as u64;
+                match label("status").as_str() {
+                    "ok" => counts.ok += n,
+                    _ => counts.error += n,
+                }
             }
         }
-        serde_json::Value::Object(out)
+        out
     }
 
     /// Refreshes the gauges that mirror other components' figures.
-    pub fn observe(&self, db: &Db, cache: &Cache, log: Option<&crate::mcp::request_log::Counters>) {
-        use std::sync::atomic::Ordering::Relaxed;
+    pub fn observe(&self, db: &Db, cache: &Cache, log: Option<&dyn LogCounts>) {
         let state = db.pool().state();
         self.pool_connections.set(i64::from(state.connections));
         self.pool_idle.set(i64::from(state.idle_connections));
@@ -209,8 +222,8 @@ impl Metrics {
         catch_up(&self.cache_hits, cache.hits());
         catch_up(&self.cache_misses, cache.misses());
         if let Some(log) = log {
-            catch_up(&self.log_written, log.written.load(Relaxed));
-            catch_up(&self.log_dropped, log.dropped.load(Relaxed));
+            catch_up(&self.log_written, log.written());
+            catch_up(&self.log_dropped, log.dropped());
         }
     }
 
@@ -234,7 +247,7 @@ impl Metrics {
                 recorded_at: now,
             };
         let mut rows = Vec::new();
-        for (key, mut samples) in std::mem::take(&mut *lock(&self.window)) {
+        for (key, mut samples) in std::mem::take(&mut *self.window.lock()) {
             samples.sort_by(f64::total_cmp);
             let labels = json!({ "key": key });
             rows.push(row(
@@ -273,7 +286,7 @@ impl Metrics {
             json!({}),
         ));
         let (hits, misses) = (cache.hits() as f64, cache.misses() as f64);
-        let backend = json!({ "backend": cache.backend_name() });
+        let backend = json!({ "backend": cache.backend().as_str() });
         rows.push(row("cache_hits", hits, "count", backend.clone()));
         rows.push(row("cache_misses", misses, "count", backend.clone()));
         if hits + misses > 0.0 {
@@ -293,16 +306,10 @@ pub async fn write_snapshot(metrics: &Metrics, db: &Db, cache: &Cache) {
     let rows = metrics.snapshot(db, cache);
     let n = rows.len();
     let result = db
-        .run(move |conn| {
-            use diesel::RunQueryDsl;
-            diesel::insert_into(crate::schema::performance_metrics::table)
-                .values(&rows)
-                .execute(conn)?;
-            Ok(())
-        })
+        .run(move |conn| crate::store::metrics::insert(conn, &rows))
         .await;
     match result {
-        Ok(()) => log::debug!("wrote {n} performance metrics"),
+        Ok(_) => log::debug!("wrote {n} performance metrics"),
         Err(e) => log::warn!("could not write performance metrics: {e}"),
     }
 }

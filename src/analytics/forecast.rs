@@ -6,27 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::linalg::least_squares;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelKind {
-    /// y = a + b·t
-    Linear,
-    /// Holt's linear exponential smoothing (level + trend)
-    Holt,
-    /// Autoregressive AR(p) with intercept, least squares
-    Ar,
-}
-
-impl ModelKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ModelKind::Linear => "linear",
-            ModelKind::Holt => "holt",
-            ModelKind::Ar => "ar",
-        }
-    }
-}
+pub use crate::domain::ModelKind;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -20,7 +20,7 @@ pub fn least_squares(rows: &[Vec<f64>], y: &[f64]) -> Option<Vec<f64>> {
     let x = DMatrix::from_fn(rows.len(), k, |i, j| rows[i][j]);
     let svd = x.svd(true, true);
     let largest = svd.singular_values.max();
-    if !(largest > 0.0) || svd.singular_values.min() <= largest * RCOND {
+    if largest.is_nan() || largest <= 0.0 || svd.singular_values.min() <= largest * RCOND {
         return None;
     }
     let beta = svd
@@ -56,6 +56,7 @@ mod tests {
 
     /// The solve this module replaced: normal equations by Gaussian
     /// elimination with partial pivoting, kept as the reference that fails.
+    #[allow(clippy::needless_range_loop)]
     fn normal_equations(rows: &[Vec<f64>], y: &[f64]) -> Option<Vec<f64>> {
         let k = rows.first()?.len();
         let mut a = vec![vec![0.0; k]; k];

@@ -5,9 +5,10 @@ use serde_json::{Map, Value, json};
 use super::jsonrpc::{RESOURCE_NOT_FOUND, RpcError};
 use super::protocol::log_rank;
 use super::session::Session;
-use super::tools::ToolContext;
-use super::{Mcp, fixtures, paginate};
+use super::{Mcp, fixtures, list_result, paged};
+use crate::domain::Series;
 use crate::store::series;
+use crate::tools::{CallError, ToolContext};
 
 const SERIES_SCHEME: &str = "timeseries://";
 /// Points returned when a series is read as a resource.
@@ -46,10 +47,16 @@ pub async fn dispatch(
     let p = params_obj(params);
     match method {
         "ping" => Ok(json!({})),
-        "tools/list" => mcp.tools.list(cursor(&p)?, mcp.page_size),
+        "tools/list" => paged("tools", &mcp.tools.listings(), cursor(&p)?, mcp.page_size),
         "tools/call" => {
             let name = str_param(&p, "name")?;
-            mcp.tools.call(name, p.get("arguments").cloned(), ctx).await
+            mcp.tools
+                .call(name, p.get("arguments").cloned(), ctx)
+                .await
+                .map_err(|e| match e {
+                    CallError::Internal(cause) => RpcError::internal(cause),
+                    invalid => RpcError::invalid_params(invalid),
+                })
         }
         "prompts/list" => mcp.prompts.list(cursor(&p)?, mcp.page_size),
         "prompts/get" => {
@@ -73,12 +80,7 @@ pub async fn dispatch(
                 templates.extend(fixtures::resource_templates());
             }
             let refs: Vec<&Value> = templates.iter().collect();
-            let (items, next) = paginate(&refs, cursor(&p)?, mcp.page_size)?;
-            let mut result = json!({ "resourceTemplates": items });
-            if let Some(n) = next {
-                result["nextCursor"] = json!(n);
-            }
-            Ok(result)
+            paged("resourceTemplates", &refs, cursor(&p)?, mcp.page_size)
         }
         "resources/read" => read_resource(mcp, str_param(&p, "uri")?).await,
         "resources/subscribe" => {
@@ -110,7 +112,7 @@ pub async fn dispatch(
 fn check_uri(mcp: &Mcp, uri: &str) -> Result<(), RpcError> {
     let ok = uri
         .strip_prefix(SERIES_SCHEME)
-        .is_some_and(|s| crate::tools::valid_series(s).is_ok())
+        .is_some_and(|s| Series::parse(s).is_ok())
         || (mcp.fixtures && uri.starts_with("test://"));
     if ok {
         Ok(())
@@ -137,7 +139,7 @@ async fn list_resources(mcp: &Mcp, cursor: Option<&str>) -> Result<Value, RpcErr
         .await
         .map_err(RpcError::internal)?;
     let more = names.len() as i64 > limit;
-    let page: Vec<&String> = names.iter().take(limit as usize).collect();
+    let page: Vec<&Series> = names.iter().take(limit as usize).collect();
     let mut resources: Vec<Value> = page
         .iter()
         .map(|name| {
@@ -152,11 +154,8 @@ async fn list_resources(mcp: &Mcp, cursor: Option<&str>) -> Result<Value, RpcErr
     if mcp.fixtures && cursor.is_none() {
         resources.extend(fixtures::resources());
     }
-    let mut result = json!({ "resources": resources });
-    if more && let Some(last) = page.last() {
-        result["nextCursor"] = json!(format!("s:{last}"));
-    }
-    Ok(result)
+    let next = page.last().filter(|_| more).map(|last| format!("s:{last}"));
+    Ok(list_result("resources", resources, next))
 }
 
 async fn read_resource(mcp: &Mcp, uri: &str) -> Result<Value, RpcError> {
@@ -165,11 +164,8 @@ async fn read_resource(mcp: &Mcp, uri: &str) -> Result<Value, RpcError> {
     }
     let name = uri
         .strip_prefix(SERIES_SCHEME)
-        .ok_or_else(|| not_found(uri))?
-        .to_owned();
-    if crate::tools::valid_series(&name).is_err() {
-        return Err(not_found(uri));
-    }
+        .and_then(|s| Series::parse(s).ok())
+        .ok_or_else(|| not_found(uri))?;
     let found = mcp
         .db
         .run(move |conn| {
@@ -256,6 +252,9 @@ async fn complete(mcp: &Mcp, p: &Map<String, Value>) -> Result<Value, RpcError> 
             .run(move |conn| series::names(conn, "", &prefix, 101))
             .await
             .map_err(RpcError::internal)?
+            .into_iter()
+            .map(String::from)
+            .collect()
     } else {
         ["testValue1", "testValue2", "test-value", "example"]
             .iter()

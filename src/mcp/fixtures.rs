@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::prompts::{Arg, Prompt, PromptRegistry};
-use super::tools::{Spec, ToolContext, ToolError, ToolRegistry};
+use crate::tools::{Annotations, Spec, ToolContext, ToolError, ToolRegistry};
 
 /// A 1×1 PNG.
 pub const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
@@ -43,7 +43,7 @@ fn spec(name: &'static str, description: &'static str) -> Spec {
         name,
         title: name,
         description,
-        annotations: json!({ "readOnlyHint": true, "openWorldHint": false }),
+        annotations: Annotations::READ_ONLY,
     }
 }
 
@@ -105,7 +105,7 @@ pub fn register_tools(reg: &mut ToolRegistry) {
                 if i > 0 {
                     sleep(Duration::from_millis(50)).await;
                 }
-                ctx.peer.log("info", "conformance", json!(message)).await;
+                ctx.client.log("info", "conformance", json!(message)).await;
             }
             Ok(vec![text("Tool with logging executed successfully")])
         },
@@ -113,7 +113,7 @@ pub fn register_tools(reg: &mut ToolRegistry) {
     reg.raw(
         spec("test_error_handling", "Always fails"),
         |_, _: NoArgs| async {
-            Err::<Vec<Value>, _>(ToolError(
+            Err::<Vec<Value>, _>(ToolError::Invalid(
                 "This tool intentionally returns an error for testing".into(),
             ))
         },
@@ -125,7 +125,7 @@ pub fn register_tools(reg: &mut ToolRegistry) {
                 if i > 0 {
                     sleep(Duration::from_millis(50)).await;
                 }
-                ctx.peer
+                ctx.client
                     .progress(p, Some(100.0), Some(&format!("Completed step {}", i + 1)))
                     .await;
             }
@@ -140,10 +140,10 @@ pub fn register_tools(reg: &mut ToolRegistry) {
                 "maxTokens": 100,
             });
             let answer = ctx
-                .peer
+                .client
                 .request("sampling/createMessage", params)
                 .await
-                .map_err(|e| ToolError(e.message))?;
+                .map_err(ToolError::Invalid)?;
             let said = answer["content"]["text"].as_str().unwrap_or("(no text)");
             Ok(vec![text(&format!("LLM response: {said}"))])
         },
@@ -210,13 +210,13 @@ pub fn register_tools(reg: &mut ToolRegistry) {
 
 async fn elicit(ctx: &ToolContext, message: &str, schema: Value) -> Result<Vec<Value>, ToolError> {
     let answer = ctx
-        .peer
+        .client
         .request(
             "elicitation/create",
             json!({ "message": message, "requestedSchema": schema }),
         )
         .await
-        .map_err(|e| ToolError(e.message))?;
+        .map_err(ToolError::Invalid)?;
     Ok(vec![text(&format!(
         "User response: action={}, content={}",
         answer["action"].as_str().unwrap_or("unknown"),

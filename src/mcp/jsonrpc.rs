@@ -10,6 +10,8 @@ pub const METHOD_NOT_FOUND: i32 = -32601;
 pub const INVALID_PARAMS: i32 = -32602;
 pub const INTERNAL_ERROR: i32 = -32603;
 pub const RESOURCE_NOT_FOUND: i32 = -32002;
+/// The session id is unknown or expired: initialize again.
+pub const SESSION_NOT_FOUND: i32 = -32001;
 /// Transport-level refusals (no session, unknown session …).
 pub const SERVER_ERROR: i32 = -32000;
 

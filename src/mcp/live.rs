@@ -3,8 +3,10 @@
 //! calls (for cancellation) and resource subscriptions.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+
+use parking_lot::Mutex;
 
 use rocket::tokio::sync::{mpsc, oneshot};
 use serde_json::Value;
@@ -23,21 +25,17 @@ pub struct Live {
     next_id: AtomicU64,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Live {
     /// Registers the session's GET stream, replacing an older one.
     pub fn open_stream(&self, session: &str) -> mpsc::Receiver<Value> {
         let (tx, rx) = mpsc::channel(256);
-        lock(&self.streams).insert(session.to_owned(), tx);
+        self.streams.lock().insert(session.to_owned(), tx);
         rx
     }
 
     /// Sends on the session's GET stream, if it has one open here.
     pub fn push(&self, session: &str, message: Value) -> bool {
-        let mut streams = lock(&self.streams);
+        let mut streams = self.streams.lock();
         match streams.get(session).map(|tx| tx.try_send(message)) {
             Some(Ok(())) => true,
             Some(Err(mpsc::error::TrySendError::Closed(_))) => {
@@ -57,18 +55,26 @@ impl Live {
 
     pub fn await_answer(&self, session: &str, id: &RequestId) -> oneshot::Receiver<Answer> {
         let (tx, rx) = oneshot::channel();
-        lock(&self.pending).insert((session.to_owned(), id.to_string()), tx);
+        self.pending
+            .lock()
+            .insert((session.to_owned(), id.to_string()), tx);
         rx
     }
 
     pub fn forget_answer(&self, session: &str, id: &RequestId) {
-        lock(&self.pending).remove(&(session.to_owned(), id.to_string()));
+        self.pending
+            .lock()
+            .remove(&(session.to_owned(), id.to_string()));
     }
 
     /// Routes a client's response to the request waiting for it; false when
     /// nothing here waits for that id.
     pub fn answer(&self, session: &str, id: &RequestId, answer: Answer) -> bool {
-        match lock(&self.pending).remove(&(session.to_owned(), id.to_string())) {
+        match self
+            .pending
+            .lock()
+            .remove(&(session.to_owned(), id.to_string()))
+        {
             Some(tx) => tx.send(answer).is_ok(),
             None => false,
         }
@@ -76,16 +82,24 @@ impl Live {
 
     pub fn start_call(&self, session: &str, id: &RequestId) -> Arc<AtomicBool> {
         let flag = Arc::new(AtomicBool::new(false));
-        lock(&self.running).insert((session.to_owned(), id.to_string()), Arc::clone(&flag));
+        self.running
+            .lock()
+            .insert((session.to_owned(), id.to_string()), Arc::clone(&flag));
         flag
     }
 
     pub fn end_call(&self, session: &str, id: &RequestId) {
-        lock(&self.running).remove(&(session.to_owned(), id.to_string()));
+        self.running
+            .lock()
+            .remove(&(session.to_owned(), id.to_string()));
     }
 
     pub fn cancel(&self, session: &str, id: &RequestId) -> bool {
-        match lock(&self.running).get(&(session.to_owned(), id.to_string())) {
+        match self
+            .running
+            .lock()
+            .get(&(session.to_owned(), id.to_string()))
+        {
             Some(flag) => {
                 flag.store(true, Ordering::Relaxed);
                 true
@@ -95,21 +109,24 @@ impl Live {
     }
 
     pub fn subscribe(&self, session: &str, uri: &str) {
-        lock(&self.subscriptions)
+        self.subscriptions
+            .lock()
             .entry(uri.to_owned())
             .or_default()
             .insert(session.to_owned());
     }
 
     pub fn unsubscribe(&self, session: &str, uri: &str) {
-        if let Some(set) = lock(&self.subscriptions).get_mut(uri) {
+        if let Some(set) = self.subscriptions.lock().get_mut(uri) {
             set.remove(session);
         }
     }
 
     /// Tells every subscriber of `uri` on this replica that it changed.
     pub fn resource_updated(&self, uri: &str) {
-        let sessions: Vec<String> = lock(&self.subscriptions)
+        let sessions: Vec<String> = self
+            .subscriptions
+            .lock()
             .get(uri)
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default();
@@ -124,16 +141,18 @@ impl Live {
 
     /// Forgets everything of an ended session.
     pub fn end_session(&self, session: &str) {
-        lock(&self.streams).remove(session);
-        lock(&self.pending).retain(|(s, _), _| s != session);
-        for flag in lock(&self.running)
+        self.streams.lock().remove(session);
+        self.pending.lock().retain(|(s, _), _| s != session);
+        for flag in self
+            .running
+            .lock()
             .iter()
             .filter(|((s, _), _)| s == session)
             .map(|(_, f)| f)
         {
             flag.store(true, Ordering::Relaxed);
         }
-        for set in lock(&self.subscriptions).values_mut() {
+        for set in self.subscriptions.lock().values_mut() {
             set.remove(session);
         }
     }

@@ -1,7 +1,8 @@
 //! The Model Context Protocol over Streamable HTTP at `/mcp`.
 //!
 //! `transport` (HTTP rules, sessions, SSE) → `dispatch` (methods) → the
-//! `tools` / `prompts` registries and resources → `crate::store` (SQL).
+//! tool set the application hands to [`Mcp::new`], the `prompts` registry
+//! and resources → `crate::store` (SQL). Nothing here names a tool.
 
 pub mod dispatch;
 pub mod fixtures;
@@ -13,23 +14,23 @@ pub mod protocol;
 pub mod request_log;
 pub mod security;
 pub mod session;
-pub mod tools;
 pub mod transport;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::cache::Cache;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::metrics::Metrics;
+use crate::tools::ToolRegistry;
 use jsonrpc::RpcError;
 
 /// Everything `/mcp` needs, in managed state.
 pub struct Mcp {
-    pub tools: tools::ToolRegistry,
+    pub tools: ToolRegistry,
     pub prompts: prompts::PromptRegistry,
     pub sessions: session::Sessions,
     pub live: Arc<live::Live>,
@@ -45,12 +46,16 @@ pub struct Mcp {
 pub const PAGE_SIZE: usize = 50;
 
 impl Mcp {
-    /// Builds the registries and starts the request-log writer; call from
-    /// within the runtime.
-    pub fn new(settings: &Settings, db: Db, cache: Arc<Cache>, metrics: Arc<Metrics>) -> Mcp {
+    /// Serves `tools`, builds the prompt registry and starts the
+    /// request-log writer; call from within the runtime.
+    pub fn new(
+        settings: &Settings,
+        mut tools: ToolRegistry,
+        db: Db,
+        cache: Arc<Cache>,
+        metrics: Arc<Metrics>,
+    ) -> Mcp {
         let fixtures = settings.mcp_conformance_fixtures;
-        let mut tools = tools::ToolRegistry::default();
-        crate::tools::register(&mut tools);
         let mut prompts = prompts::PromptRegistry::default();
         prompts::register(&mut prompts);
         if fixtures {
@@ -103,10 +108,29 @@ pub fn paginate<'a>(
     Ok((items[start..end].to_vec(), next))
 }
 
+/// A list result: `{ <key>: items }`, plus `nextCursor` when there is more.
+pub fn list_result<T: serde::Serialize>(key: &str, items: T, next: Option<String>) -> Value {
+    let mut result = json!({ key: items });
+    if let Some(next) = next {
+        result["nextCursor"] = json!(next);
+    }
+    result
+}
+
+/// One page of a list held in memory, as a list result.
+pub fn paged(
+    key: &str,
+    items: &[&Value],
+    cursor: Option<&str>,
+    page: usize,
+) -> Result<Value, RpcError> {
+    let (items, next) = paginate(items, cursor, page)?;
+    Ok(list_result(key, items, next))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn pagination_walks_pages_and_rejects_bad_cursors() {

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::jsonrpc::{self, RpcError};
 use super::live::Live;
 use super::protocol::log_rank;
+use crate::tools::Client;
 
 /// How long a server-to-client request waits for its answer.
 const ANSWER_WAIT: Duration = Duration::from_secs(60);
@@ -27,13 +28,14 @@ pub struct Peer {
     pub(super) live: Arc<Live>,
 }
 
-impl Peer {
-    pub fn is_cancelled(&self) -> bool {
+#[rocket::async_trait]
+impl Client for Peer {
+    fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Relaxed)
     }
 
     /// `notifications/message`, when `level` is at or above the session's.
-    pub async fn log(&self, level: &str, logger: &str, data: Value) {
+    async fn log(&self, level: &str, logger: &str, data: Value) {
         if log_rank(level).is_some_and(|r| r >= self.min_log) {
             let params = json!({ "level": level, "logger": logger, "data": data });
             let _ = self
@@ -44,7 +46,7 @@ impl Peer {
     }
 
     /// `notifications/progress`, only when the request asked for it.
-    pub async fn progress(&self, progress: f64, total: Option<f64>, message: Option<&str>) {
+    async fn progress(&self, progress: f64, total: Option<f64>, message: Option<&str>) {
         let Some(token) = &self.progress_token else {
             return;
         };
@@ -61,8 +63,18 @@ impl Peer {
             .await;
     }
 
+    async fn request(&self, method: &str, params: Value) -> Result<Value, String> {
+        self.ask(method, params).await.map_err(|e| e.message)
+    }
+
+    fn resource_updated(&self, uri: &str) {
+        self.live.resource_updated(uri);
+    }
+}
+
+impl Peer {
     /// Sends a request to the client and waits for its answer.
-    pub async fn request(&self, method: &str, params: Value) -> Result<Value, RpcError> {
+    async fn ask(&self, method: &str, params: Value) -> Result<Value, RpcError> {
         let id = self.live.next_request_id();
         let answer = self.live.await_answer(&self.session, &id);
         if self

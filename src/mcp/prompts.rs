@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use super::jsonrpc::RpcError;
-use super::paginate;
+use super::paged;
 
 pub struct Arg {
     pub name: &'static str,
@@ -80,12 +80,7 @@ impl PromptRegistry {
             })
             .collect();
         let refs: Vec<&Value> = listings.iter().collect();
-        let (items, next) = paginate(&refs, cursor, page)?;
-        let mut result = json!({ "prompts": items });
-        if let Some(next) = next {
-            result["nextCursor"] = json!(next);
-        }
-        Ok(result)
+        paged("prompts", &refs, cursor, page)
     }
 
     /// Unknown prompt or a missing required argument → -32602.

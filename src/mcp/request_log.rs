@@ -7,14 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use diesel::RunQueryDsl;
 use log::{error, warn};
 use rocket::tokio::sync::{mpsc, oneshot};
 use rocket::tokio::time::timeout;
 
 use crate::db::Db;
 use crate::models::NewMcpRequestLog;
-use crate::schema::mcp_request_logs;
 
 const QUEUE: usize = 10_000;
 const BATCH: usize = 500;
@@ -32,6 +30,15 @@ pub struct Counters {
     pub written: AtomicU64,
     pub dropped: AtomicU64,
     pub failed: AtomicU64,
+}
+
+impl crate::metrics::LogCounts for Counters {
+    fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+    fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
 }
 
 pub struct RequestLog {
@@ -114,15 +121,10 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Msg>, counters: Arc<Counters>) {
 async fn write(db: &Db, rows: Vec<NewMcpRequestLog>, counters: &Counters) {
     let n = rows.len() as u64;
     let result = db
-        .run(move |conn| {
-            diesel::insert_into(mcp_request_logs::table)
-                .values(&rows)
-                .execute(conn)?;
-            Ok(())
-        })
+        .run(move |conn| crate::store::request_log::insert(conn, &rows))
         .await;
     match result {
-        Ok(()) => counters.written.fetch_add(n, Ordering::Relaxed),
+        Ok(_) => counters.written.fetch_add(n, Ordering::Relaxed),
         Err(e) => {
             error!("could not write {n} request log rows: {e}");
             counters.failed.fetch_add(n, Ordering::Relaxed)

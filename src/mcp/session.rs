@@ -14,7 +14,7 @@ use rand::RngCore;
 use rocket::tokio::task::spawn_blocking;
 use serde::{Deserialize, Serialize};
 
-use crate::cache::Cache;
+use crate::cache::{BackendKind, Cache};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Session {
@@ -61,7 +61,7 @@ impl Sessions {
     /// Stores (creates or updates) a session and restarts its idle clock.
     pub async fn put(&self, session: Session) {
         self.local.insert(session.id.clone(), session.clone());
-        if self.cache.backend_name() == "memory" {
+        if self.cache.backend() == BackendKind::Memory {
             return; // the local copy is the store
         }
         let (cache, ttl) = (Arc::clone(&self.cache), self.ttl);
@@ -74,7 +74,7 @@ impl Sessions {
     /// The session if it exists and has not expired; touching it restarts its
     /// idle clock.
     pub async fn get(&self, id: &str) -> Option<Session> {
-        if self.cache.backend_name() == "memory" {
+        if self.cache.backend() == BackendKind::Memory {
             return self.local.get(id);
         }
         let (cache, k) = (Arc::clone(&self.cache), key(id));
@@ -93,7 +93,7 @@ impl Sessions {
     pub async fn remove(&self, id: &str) -> bool {
         let existed = self.get(id).await.is_some();
         self.local.invalidate(id);
-        if self.cache.backend_name() != "memory" {
+        if self.cache.backend() != BackendKind::Memory {
             let (cache, k) = (Arc::clone(&self.cache), key(id));
             let _ = spawn_blocking(move || cache.delete(&k)).await;
         }

@@ -22,9 +22,9 @@ use super::protocol::{self, log_rank};
 use super::request_log::capped;
 use super::security::Refusal;
 use super::session::{self, Session};
-use super::tools::ToolContext;
 use super::{Mcp, dispatch};
 use crate::models::NewMcpRequestLog;
+use crate::tools::ToolContext;
 
 pub fn routes() -> Vec<Route> {
     routes![post_mcp, get_mcp, delete_mcp]
@@ -106,7 +106,7 @@ impl<'r> Responder<'r, 'r> for Reply {
             Reply::Empty(status) => Response::build().status(status).ok(),
             Reply::Refused { status, message } => {
                 let code = if status == Status::NotFound {
-                    -32001
+                    jsonrpc::SESSION_NOT_FOUND
                 } else {
                     SERVER_ERROR
                 };
@@ -339,8 +339,7 @@ async fn call(
     let ctx = ToolContext {
         db: mcp.db.clone(),
         cache: Arc::clone(&mcp.cache),
-        peer,
-        live: Arc::clone(&mcp.live),
+        client: Arc::new(peer),
         metrics: Arc::clone(&mcp.metrics),
     };
     let task_id = id.clone();

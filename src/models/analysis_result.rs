@@ -1,18 +1,20 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use schemars::JsonSchema;
 use serde::Serialize;
 
+use crate::domain::{AnalysisKind, RunStatus};
 use crate::schema::analysis_results;
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, JsonSchema)]
 #[diesel(table_name = analysis_results, check_for_backend(diesel::pg::Pg))]
 pub struct AnalysisResult {
     pub id: i64,
-    pub analysis_type: String,
+    pub analysis_type: AnalysisKind,
     pub series_name: String,
     pub parameters: serde_json::Value,
     pub result: Option<serde_json::Value>,
-    pub status: String,
+    pub status: RunStatus,
     pub error: Option<String>,
     pub started_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
@@ -22,11 +24,11 @@ pub struct AnalysisResult {
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = analysis_results, check_for_backend(diesel::pg::Pg))]
 pub struct NewAnalysisResult<'a> {
-    pub analysis_type: &'a str,
+    pub analysis_type: AnalysisKind,
     pub series_name: &'a str,
     pub parameters: serde_json::Value,
     pub result: Option<serde_json::Value>,
-    pub status: &'a str,
+    pub status: RunStatus,
     pub error: Option<String>,
     pub started_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,

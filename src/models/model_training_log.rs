@@ -1,15 +1,17 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use schemars::JsonSchema;
 use serde::Serialize;
 
+use crate::domain::{ModelKind, RunStatus};
 use crate::schema::model_training_logs;
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, JsonSchema)]
 #[diesel(table_name = model_training_logs, check_for_backend(diesel::pg::Pg))]
 pub struct ModelTrainingLog {
     pub id: i64,
     pub model_name: String,
-    pub model_type: String,
+    pub model_type: ModelKind,
     pub series_name: String,
     pub parameters: serde_json::Value,
     pub model: Option<serde_json::Value>,
@@ -18,7 +20,7 @@ pub struct ModelTrainingLog {
     pub mae: Option<f64>,
     pub rmse: Option<f64>,
     pub mape: Option<f64>,
-    pub status: String,
+    pub status: RunStatus,
     pub error: Option<String>,
     pub started_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
@@ -30,8 +32,8 @@ pub struct ModelTrainingLog {
 #[diesel(table_name = model_training_logs, check_for_backend(diesel::pg::Pg))]
 pub struct NewModelTrainingLog<'a> {
     pub model_name: &'a str,
-    pub model_type: &'a str,
+    pub model_type: ModelKind,
     pub series_name: &'a str,
     pub parameters: serde_json::Value,
-    pub status: &'a str,
+    pub status: RunStatus,
 }

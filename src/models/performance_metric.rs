@@ -1,10 +1,11 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::schema::performance_metrics;
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, JsonSchema)]
 #[diesel(table_name = performance_metrics, check_for_backend(diesel::pg::Pg))]
 pub struct PerformanceMetric {
     pub id: i64,

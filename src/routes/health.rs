@@ -2,37 +2,18 @@
 //! 503 otherwise. Redis being down is "degraded", still 200.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use diesel::prelude::*;
 use rocket::serde::json::{Json, Value, json};
 use rocket::tokio::task::spawn_blocking;
 use rocket::{State, get, http::Status};
 
 use crate::cache::{Cache, CacheHealth};
-use crate::db::{Db, DbError, migrations};
+use crate::db::Db;
+use crate::store::health::probe;
 
 /// Kept short: orchestrators call this every few seconds.
 const DB_WAIT: Duration = Duration::from_secs(2);
-
-struct DbHealth {
-    latency_ms: f64,
-    schema_version: Option<String>,
-    pending: Vec<migrations::MigrationInfo>,
-}
-
-fn probe(conn: &mut PgConnection) -> Result<DbHealth, DbError> {
-    let started = Instant::now();
-    diesel::sql_query("SELECT 1").execute(conn)?;
-    let latency_ms = started.elapsed().as_secs_f64() * 1e3;
-    let schema_version = migrations::applied(conn)?.pop();
-    let pending = migrations::pending(conn, &migrations::MIGRATIONS)?;
-    Ok(DbHealth {
-        latency_ms,
-        schema_version,
-        pending,
-    })
-}
 
 #[get("/health")]
 pub async fn health(db: &State<Db>, cache: &State<Arc<Cache>>) -> (Status, Json<Value>) {

@@ -8,18 +8,18 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::db::DbError;
-use crate::tools::args::Range;
+use crate::domain::{Aggregate, Bucket, Series, Window};
 
 /// `$1` series, `$2`/`$3` the optional window.
 const WINDOW: &str = "series_name = $1 AND time >= COALESCE($2, '-infinity'::timestamptz) \
                       AND time < COALESCE($3, 'infinity'::timestamptz)";
 
 macro_rules! windowed {
-    ($sql:expr, $series:expr, $range:expr) => {
+    ($sql:expr, $series:expr, $window:expr) => {
         diesel::sql_query($sql)
-            .bind::<Text, _>($series)
-            .bind::<Nullable<Timestamptz>, _>($range.start)
-            .bind::<Nullable<Timestamptz>, _>($range.end)
+            .bind::<Text, _>($series.as_str())
+            .bind::<Nullable<Timestamptz>, _>($window.start)
+            .bind::<Nullable<Timestamptz>, _>($window.end)
     };
 }
 
@@ -49,7 +49,11 @@ pub struct Summary {
     pub last_time: Option<DateTime<Utc>>,
 }
 
-pub fn summary(conn: &mut PgConnection, series: &str, range: Range) -> Result<Summary, DbError> {
+pub fn summary(
+    conn: &mut PgConnection,
+    series: &Series,
+    window: Window,
+) -> Result<Summary, DbError> {
     let sql = format!(
         "SELECT count(*) AS count, avg(value) AS mean, stddev_samp(value) AS stddev,
                 min(value) AS min, max(value) AS max,
@@ -59,7 +63,7 @@ pub fn summary(conn: &mut PgConnection, series: &str, range: Range) -> Result<Su
                 min(time) AS first_time, max(time) AS last_time
            FROM timeseries_data WHERE {WINDOW}"
     );
-    Ok(windowed!(sql, series, range).get_result(conn)?)
+    Ok(windowed!(sql, series, window).get_result(conn)?)
 }
 
 #[derive(Debug, Clone, QueryableByName, Serialize, JsonSchema)]
@@ -84,7 +88,7 @@ pub struct Trend {
 
 /// `regr_slope`/`regr_intercept`/`regr_r2` against days since the first
 /// point (small x keeps the intercept meaningful and the sums accurate).
-pub fn trend(conn: &mut PgConnection, series: &str, range: Range) -> Result<Trend, DbError> {
+pub fn trend(conn: &mut PgConnection, series: &Series, window: Window) -> Result<Trend, DbError> {
     let sql = format!(
         "WITH w AS (SELECT time, value FROM timeseries_data WHERE {WINDOW}),
               x AS (SELECT value, time,
@@ -95,7 +99,7 @@ pub fn trend(conn: &mut PgConnection, series: &str, range: Range) -> Result<Tren
                 avg(value) AS mean, min(time) AS first_time, max(time) AS last_time
            FROM x"
     );
-    Ok(windowed!(sql, series, range).get_result(conn)?)
+    Ok(windowed!(sql, series, window).get_result(conn)?)
 }
 
 #[derive(Debug, Clone, QueryableByName)]
@@ -117,7 +121,7 @@ pub struct Spread {
     pub mad: Option<f64>,
 }
 
-pub fn spread(conn: &mut PgConnection, series: &str, range: Range) -> Result<Spread, DbError> {
+pub fn spread(conn: &mut PgConnection, series: &Series, window: Window) -> Result<Spread, DbError> {
     let sql = format!(
         "WITH w AS (SELECT value FROM timeseries_data WHERE {WINDOW}),
               s AS (SELECT count(*) AS count, avg(value) AS mean, stddev_samp(value) AS stddev,
@@ -129,7 +133,7 @@ pub fn spread(conn: &mut PgConnection, series: &str, range: Range) -> Result<Spr
                         FROM w) AS mad
            FROM s"
     );
-    Ok(windowed!(sql, series, range).get_result(conn)?)
+    Ok(windowed!(sql, series, window).get_result(conn)?)
 }
 
 #[derive(Debug, Clone, QueryableByName, Serialize, JsonSchema)]
@@ -147,8 +151,8 @@ pub struct Outlier {
 /// how many there are in all.
 pub fn outside(
     conn: &mut PgConnection,
-    series: &str,
-    range: Range,
+    series: &Series,
+    window: Window,
     (low, high): (f64, f64),
     (center, unit): (f64, f64),
     limit: i64,
@@ -158,7 +162,7 @@ pub fn outside(
           WHERE {WINDOW} AND (value < $4 OR value > $5)
           ORDER BY abs(value - $6) DESC, time LIMIT $8"
     );
-    let rows: Vec<Outlier> = windowed!(sql, series, range)
+    let rows: Vec<Outlier> = windowed!(sql, series, window)
         .bind::<Double, _>(low)
         .bind::<Double, _>(high)
         .bind::<Double, _>(center)
@@ -170,14 +174,14 @@ pub fn outside(
         #[diesel(sql_type = BigInt)]
         n: i64,
     }
-    let total: N = windowed!(format!("SELECT count(*) AS n FROM timeseries_data WHERE {WINDOW} AND (value < $4 OR value > $5)"), series, range)
+    let total: N = windowed!(format!("SELECT count(*) AS n FROM timeseries_data WHERE {WINDOW} AND (value < $4 OR value > $5)"), series, window)
         .bind::<Double, _>(low)
         .bind::<Double, _>(high)
         .get_result(conn)?;
     Ok((rows, total.n))
 }
 
-#[derive(Debug, Clone, QueryableByName, Serialize, JsonSchema)]
+#[derive(Debug, Clone, QueryableByName, Serialize, Deserialize, JsonSchema)]
 pub struct TimedValue {
     #[diesel(sql_type = Timestamptz)]
     pub time: DateTime<Utc>,
@@ -189,29 +193,15 @@ pub struct TimedValue {
     pub count: Option<i64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Aggregate {
-    Avg,
-    Min,
-    Max,
-    Sum,
-    Count,
-    First,
-    Last,
-}
-
-impl Aggregate {
-    fn sql(self) -> &'static str {
-        match self {
-            Aggregate::Avg => "avg(value)",
-            Aggregate::Min => "min(value)",
-            Aggregate::Max => "max(value)",
-            Aggregate::Sum => "sum(value)",
-            Aggregate::Count => "count(*)::float8",
-            Aggregate::First => "(array_agg(value ORDER BY time))[1]",
-            Aggregate::Last => "(array_agg(value ORDER BY time DESC))[1]",
-        }
+fn aggregate_sql(aggregate: Aggregate) -> &'static str {
+    match aggregate {
+        Aggregate::Avg => "avg(value)",
+        Aggregate::Min => "min(value)",
+        Aggregate::Max => "max(value)",
+        Aggregate::Sum => "sum(value)",
+        Aggregate::Count => "count(*)::float8",
+        Aggregate::First => "(array_agg(value ORDER BY time))[1]",
+        Aggregate::Last => "(array_agg(value ORDER BY time DESC))[1]",
     }
 }
 
@@ -219,14 +209,14 @@ impl Aggregate {
 /// whether there are more).
 pub fn points(
     conn: &mut PgConnection,
-    series: &str,
-    range: Range,
+    series: &Series,
+    window: Window,
     limit: i64,
 ) -> Result<Vec<TimedValue>, DbError> {
     let sql = format!(
         "SELECT time, value, NULL::bigint AS count FROM timeseries_data WHERE {WINDOW} ORDER BY time LIMIT $4"
     );
-    Ok(windowed!(sql, series, range)
+    Ok(windowed!(sql, series, window)
         .bind::<BigInt, _>(limit)
         .load(conn)?)
 }
@@ -234,9 +224,9 @@ pub fn points(
 /// `date_bin` buckets (aligned to 2000-01-01T00:00Z) with one aggregate.
 pub fn buckets(
     conn: &mut PgConnection,
-    series: &str,
-    range: Range,
-    interval: &str,
+    series: &Series,
+    window: Window,
+    bucket: Bucket,
     aggregate: Aggregate,
     limit: i64,
 ) -> Result<Vec<TimedValue>, DbError> {
@@ -245,10 +235,10 @@ pub fn buckets(
                 {} AS value, count(*) AS count
            FROM timeseries_data WHERE {WINDOW}
           GROUP BY 1 ORDER BY 1 LIMIT $5",
-        aggregate.sql()
+        aggregate_sql(aggregate)
     );
-    Ok(windowed!(sql, series, range)
-        .bind::<Text, _>(interval)
+    Ok(windowed!(sql, series, window)
+        .bind::<Text, _>(bucket.interval())
         .bind::<BigInt, _>(limit)
         .load(conn)?)
 }
@@ -257,12 +247,12 @@ pub fn buckets(
 /// or bucket averages when `interval` is given.
 pub fn training_values(
     conn: &mut PgConnection,
-    series: &str,
-    range: Range,
-    interval: Option<&str>,
+    series: &Series,
+    window: Window,
+    bucket: Option<Bucket>,
     limit: i64,
 ) -> Result<Vec<TimedValue>, DbError> {
-    let inner = match interval {
+    let inner = match bucket {
         Some(_) => format!(
             "SELECT date_bin($4::interval, time, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS time,
                     avg(value) AS value, count(*) AS count
@@ -274,8 +264,8 @@ pub fn training_values(
         ),
     };
     let sql = format!("SELECT * FROM ({inner}) latest ORDER BY time");
-    Ok(windowed!(sql, series, range)
-        .bind::<Nullable<Text>, _>(interval)
+    Ok(windowed!(sql, series, window)
+        .bind::<Nullable<Text>, _>(bucket.map(Bucket::interval))
         .bind::<BigInt, _>(limit)
         .load(conn)?)
 }

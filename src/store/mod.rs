@@ -1,6 +1,11 @@
-//! SQL behind the tools and resources. Functions take a connection and run
-//! on the blocking pool (through `Db::run`).
+//! All SQL behind the tools, resources, health and metrics. Functions take
+//! a connection and run on the blocking pool (through `Db::run`); they
+//! depend only on `crate::db`, `crate::domain` and the models.
 
 pub mod aggregates;
+pub mod health;
+pub mod metrics;
+pub mod points;
+pub mod request_log;
 pub mod runs;
 pub mod series;

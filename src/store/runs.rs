@@ -4,26 +4,25 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde_json::Value;
 
+use super::aggregates::Summary;
 use crate::db::DbError;
+use crate::domain::{AnalysisKind, ModelKind, RunStatus, Series, Window};
 use crate::models::{
     AnalysisResult, ModelTrainingLog, NewAnalysisResult, NewModelTrainingLog, NewStatistics,
 };
 use crate::schema::{analysis_results, model_training_logs, statistics_data};
 
-use super::aggregates::Summary;
-use crate::tools::args::Range;
-
 pub fn save_statistics(
     conn: &mut PgConnection,
-    series: &str,
-    range: Range,
+    series: &Series,
+    window: Window,
     s: &Summary,
 ) -> Result<i64, DbError> {
     Ok(diesel::insert_into(statistics_data::table)
         .values(NewStatistics {
-            series_name: series,
-            window_start: range.start.or(s.first_time),
-            window_end: range.end.or(s.last_time),
+            series_name: series.as_str(),
+            window_start: window.start.or(s.first_time),
+            window_end: window.end.or(s.last_time),
             count: s.count,
             mean: s.mean,
             stddev: s.stddev,
@@ -40,21 +39,21 @@ pub fn save_statistics(
 /// Records a finished analysis run, completed or failed.
 pub fn save_analysis(
     conn: &mut PgConnection,
-    analysis_type: &str,
-    series: &str,
+    analysis_type: AnalysisKind,
+    series: &Series,
     parameters: Value,
-    outcome: &Result<Value, String>,
+    outcome: Result<Value, String>,
     started_at: DateTime<Utc>,
 ) -> Result<i64, DbError> {
     let completed_at = Utc::now();
     let (status, result, error) = match outcome {
-        Ok(v) => ("completed", Some(v.clone()), None),
-        Err(e) => ("failed", None, Some(e.clone())),
+        Ok(v) => (RunStatus::Completed, Some(v), None),
+        Err(e) => (RunStatus::Failed, None, Some(e)),
     };
     Ok(diesel::insert_into(analysis_results::table)
         .values(NewAnalysisResult {
             analysis_type,
-            series_name: series,
+            series_name: series.as_str(),
             parameters,
             result,
             status,
@@ -77,15 +76,15 @@ pub fn get_analysis(conn: &mut PgConnection, id: i64) -> Result<Option<AnalysisR
 
 pub fn list_analyses(
     conn: &mut PgConnection,
-    series: Option<&str>,
-    analysis_type: Option<&str>,
+    series: Option<&Series>,
+    analysis_type: Option<AnalysisKind>,
     limit: i64,
 ) -> Result<Vec<AnalysisResult>, DbError> {
     let mut q = analysis_results::table
         .select(AnalysisResult::as_select())
         .into_boxed();
     if let Some(s) = series {
-        q = q.filter(analysis_results::series_name.eq(s));
+        q = q.filter(analysis_results::series_name.eq(s.as_str()));
     }
     if let Some(t) = analysis_type {
         q = q.filter(analysis_results::analysis_type.eq(t));
@@ -98,17 +97,17 @@ pub fn list_analyses(
 pub fn start_training(
     conn: &mut PgConnection,
     name: &str,
-    model_type: &str,
-    series: &str,
+    model_type: ModelKind,
+    series: &Series,
     parameters: Value,
 ) -> Result<i64, DbError> {
     Ok(diesel::insert_into(model_training_logs::table)
         .values(NewModelTrainingLog {
             model_name: name,
             model_type,
-            series_name: series,
+            series_name: series.as_str(),
             parameters,
-            status: "running",
+            status: RunStatus::Running,
         })
         .returning(model_training_logs::id)
         .get_result(conn)?)
@@ -139,7 +138,7 @@ pub fn finish_training(
     match outcome {
         Ok(t) => target
             .set((
-                m::status.eq("completed"),
+                m::status.eq(RunStatus::Completed),
                 m::model.eq(Some(t.model)),
                 m::training_points.eq(Some(t.training_points)),
                 m::holdout_points.eq(Some(t.holdout_points)),
@@ -152,7 +151,7 @@ pub fn finish_training(
             .execute(conn)?,
         Err(e) => target
             .set((
-                m::status.eq("failed"),
+                m::status.eq(RunStatus::Failed),
                 m::error.eq(Some(e)),
                 m::completed_at.eq(Some(now)),
                 m::duration_ms.eq(Some(duration)),
@@ -172,14 +171,14 @@ pub fn get_model(conn: &mut PgConnection, id: i64) -> Result<Option<ModelTrainin
 
 pub fn list_models(
     conn: &mut PgConnection,
-    series: Option<&str>,
+    series: Option<&Series>,
     limit: i64,
 ) -> Result<Vec<ModelTrainingLog>, DbError> {
     let mut q = model_training_logs::table
         .select(ModelTrainingLog::as_select())
         .into_boxed();
     if let Some(s) = series {
-        q = q.filter(model_training_logs::series_name.eq(s));
+        q = q.filter(model_training_logs::series_name.eq(s.as_str()));
     }
     Ok(q.order(model_training_logs::id.desc())
         .limit(limit)

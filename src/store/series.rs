@@ -2,10 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz};
 use serde::Serialize;
 
 use crate::db::DbError;
+use crate::domain::Series;
 use crate::models::Point;
 use crate::schema::timeseries_data;
 
@@ -31,7 +32,7 @@ pub fn names(
     after: &str,
     prefix: &str,
     limit: i64,
-) -> Result<Vec<String>, DbError> {
+) -> Result<Vec<Series>, DbError> {
     #[derive(QueryableByName)]
     struct Name {
         #[diesel(sql_type = Text)]
@@ -54,30 +55,31 @@ pub fn names(
         .bind::<BigInt, _>(limit)
         .load::<Name>(conn)?
         .into_iter()
-        .map(|n| n.series_name)
+        // The table's CHECK holds the same rule, so every stored name parses.
+        .filter_map(|n| Series::try_from(n.series_name).ok())
         .collect())
 }
 
-pub fn summary(conn: &mut PgConnection, series: &str) -> Result<Option<SeriesSummary>, DbError> {
-    let s: SeriesSummary = diesel::sql_query(
-        "SELECT $1 AS series, count(*) AS points, min(time) AS first_time, max(time) AS last_time \
-         FROM timeseries_data WHERE series_name = $1",
+pub fn summary(conn: &mut PgConnection, series: &Series) -> Result<Option<SeriesSummary>, DbError> {
+    Ok(summaries(conn, std::slice::from_ref(series))?.pop())
+}
+
+/// Point counts and first/last times of the named series that have points,
+/// in name order: one grouped query, not one per series.
+pub fn summaries(conn: &mut PgConnection, names: &[Series]) -> Result<Vec<SeriesSummary>, DbError> {
+    let names: Vec<&str> = names.iter().map(Series::as_str).collect();
+    Ok(diesel::sql_query(
+        "SELECT series_name AS series, count(*) AS points, min(time) AS first_time, max(time) AS last_time \
+           FROM timeseries_data WHERE series_name = ANY($1) \
+          GROUP BY series_name ORDER BY series_name",
     )
-    .bind::<Text, _>(series)
-    .get_result(conn)?;
-    Ok((s.points > 0).then_some(s))
+    .bind::<Array<Text>, _>(names)
+    .load(conn)?)
 }
 
-pub fn summaries(conn: &mut PgConnection, names: &[String]) -> Result<Vec<SeriesSummary>, DbError> {
-    names
-        .iter()
-        .filter_map(|n| summary(conn, n).transpose())
-        .collect()
-}
-
-pub fn latest(conn: &mut PgConnection, series: &str, limit: i64) -> Result<Vec<Point>, DbError> {
+pub fn latest(conn: &mut PgConnection, series: &Series, limit: i64) -> Result<Vec<Point>, DbError> {
     let mut points: Vec<Point> = timeseries_data::table
-        .filter(timeseries_data::series_name.eq(series))
+        .filter(timeseries_data::series_name.eq(series.as_str()))
         .order(timeseries_data::time.desc())
         .limit(limit)
         .select(Point::as_select())

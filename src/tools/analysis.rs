@@ -1,25 +1,41 @@
 //! `detect_anomalies` and `analyze_trend`: aggregates in PostgreSQL, each
 //! run recorded in `analysis_results` (completed or failed).
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::args::Window;
-use super::{Series, fmt_num};
-use crate::mcp::tools::{Output, Spec, ToolContext, ToolError, ToolRegistry};
+use super::{Annotations, Output, Spec, ToolContext, ToolError, fmt_num};
+use crate::domain::{AnalysisKind, Bounded, Series, Window};
 use crate::store::aggregates::{self, Outlier};
 use crate::store::runs;
 
-pub const MAX_ANOMALIES: u32 = 1000;
 /// 0.6745 = Φ⁻¹(0.75): makes the MAD of normal data comparable to σ.
 const MAD_SCALE: f64 = 0.6745;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub const ANOMALIES: Spec = Spec {
+    name: "detect_anomalies",
+    title: "Detect anomalies",
+    description: "Points of a series that deviate, by z-score, IQR or MAD with a threshold, computed in PostgreSQL. \
+                  Each run is stored in analysis_results.",
+    annotations: Annotations::additive(false),
+};
+
+pub const TREND: Spec = Spec {
+    name: "analyze_trend",
+    title: "Analyze trend",
+    description: "Least-squares trend of a series (regr_slope/regr_intercept/regr_r2 in PostgreSQL): slope per day, \
+                  intercept at the first point, r², and a direction (flat when the fitted change is under 1% of the mean \
+                  or r² < 0.05). Stored in analysis_results.",
+    annotations: Annotations::additive(false),
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     /// |x − mean| / stddev > threshold (default 3)
+    #[default]
     Zscore,
     /// outside [Q1 − k·IQR, Q3 + k·IQR] with k = threshold (default 1.5)
     Iqr,
@@ -27,24 +43,71 @@ pub enum Method {
     Mad,
 }
 
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::Zscore => "zscore",
+            Method::Iqr => "iqr",
+            Method::Mad => "mad",
+        }
+    }
+
+    fn default_threshold(self) -> f64 {
+        match self {
+            Method::Zscore => 3.0,
+            Method::Iqr => 1.5,
+            Method::Mad => 3.5,
+        }
+    }
+}
+
+/// A method's threshold: a positive, finite number.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "f64")]
+pub struct Threshold(f64);
+
+impl TryFrom<f64> for Threshold {
+    type Error = String;
+    fn try_from(t: f64) -> Result<Self, String> {
+        if t.is_finite() && t > 0.0 {
+            Ok(Threshold(t))
+        } else {
+            Err(format!("threshold must be a positive number, got {t}"))
+        }
+    }
+}
+
+impl JsonSchema for Threshold {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Threshold".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "number", "exclusiveMinimum": 0 })
+    }
+}
+
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnomalyArgs {
-    series: Series,
+    pub series: Series,
     #[serde(flatten)]
-    window: Window,
+    pub window: Window,
     /// zscore (default), iqr or mad.
-    method: Option<Method>,
+    #[serde(default)]
+    pub method: Method,
     /// Method threshold (> 0); defaults 3, 1.5 and 3.5.
-    threshold: Option<f64>,
-    /// At most this many anomalies listed, most extreme first (1-1000, default 100).
-    #[schemars(range(min = 1, max = 1000))]
-    max_results: Option<u32>,
+    pub threshold: Option<Threshold>,
+    /// At most this many anomalies listed, most extreme first.
+    #[serde(default)]
+    pub max_results: Bounded<1, 1000, 100>,
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct AnomalyResult {
-    series: String,
+    series: Series,
     method: Method,
     threshold: f64,
     /// Points examined.
@@ -66,206 +129,246 @@ pub struct AnomalyResult {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrendArgs {
-    series: Series,
+    pub series: Series,
     #[serde(flatten)]
-    window: Window,
+    pub window: Window,
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Increasing,
+    Decreasing,
+    Flat,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct TrendResult {
-    series: String,
+    series: Series,
     count: i64,
     slope_per_day: f64,
     /// The fitted value at first_time.
     intercept: f64,
     /// Absent when every value is equal.
     r2: Option<f64>,
-    /// increasing, decreasing or flat (see description).
-    direction: String,
-    first_time: chrono::DateTime<Utc>,
-    last_time: chrono::DateTime<Utc>,
+    /// Flat when the fitted change is under 1% of the mean or r² < 0.05.
+    direction: Direction,
+    first_time: DateTime<Utc>,
+    last_time: DateTime<Utc>,
     /// The `analysis_results` row of this run.
     #[serde(skip_serializing_if = "Option::is_none")]
     analysis_id: Option<i64>,
 }
 
-impl Method {
+impl Direction {
     fn as_str(self) -> &'static str {
         match self {
-            Method::Zscore => "zscore",
-            Method::Iqr => "iqr",
-            Method::Mad => "mad",
+            Direction::Increasing => "increasing",
+            Direction::Decreasing => "decreasing",
+            Direction::Flat => "flat",
         }
     }
 }
 
 /// Flat when the fitted change over the window is under 1% of the mean's
 /// magnitude, or the fit explains under 5% of the variance.
-pub fn direction(slope_per_day: f64, span_days: f64, mean: f64, r2: Option<f64>) -> &'static str {
+pub fn direction(slope_per_day: f64, span_days: f64, mean: f64, r2: Option<f64>) -> Direction {
     let change = slope_per_day * span_days;
     let negligible = change.abs() < 0.01 * mean.abs().max(f64::MIN_POSITIVE);
     if negligible || r2.is_none_or(|r| r < 0.05) {
-        "flat"
+        Direction::Flat
     } else if change > 0.0 {
-        "increasing"
+        Direction::Increasing
     } else {
-        "decreasing"
+        Direction::Decreasing
     }
 }
 
 /// Records the run (completed or failed) and turns a failure into the
 /// tool's error; returns the `analysis_results` id.
-pub async fn record(
+pub async fn record<T: Serialize>(
     ctx: &ToolContext,
-    kind: &'static str,
-    series: &str,
+    kind: AnalysisKind,
+    series: &Series,
     params: Value,
-    outcome: Result<Value, String>,
-    started: chrono::DateTime<Utc>,
+    outcome: Result<&T, &String>,
+    started: DateTime<Utc>,
 ) -> Result<i64, ToolError> {
-    let (s, o) = (series.to_owned(), outcome.clone());
+    let stored = match outcome {
+        Ok(result) => Ok(serde_json::to_value(result).map_err(ToolError::internal)?),
+        Err(e) => Err(e.clone()),
+    };
+    let s = series.clone();
     let id = ctx
         .db
-        .run(move |conn| runs::save_analysis(conn, kind, &s, params, &o, started))
+        .run(move |conn| runs::save_analysis(conn, kind, &s, params, stored, started))
         .await?;
-    outcome
-        .map(|_| id)
-        .map_err(|e| ToolError(format!("{e} (recorded as failed analysis {id})")))
+    match outcome {
+        Ok(_) => Ok(id),
+        Err(e) => Err(ToolError::invalid(format!(
+            "{e} (recorded as failed analysis {id})"
+        ))),
+    }
 }
 
-pub fn register(reg: &mut ToolRegistry) {
-    reg.typed(
-        Spec {
-            name: "detect_anomalies",
-            title: "Detect anomalies",
-            description: "Points of a series that deviate, by z-score, IQR or MAD with a threshold, computed in PostgreSQL. \
-                          Each run is stored in analysis_results.",
-            annotations: json!({ "readOnlyHint": false, "destructiveHint": false, "openWorldHint": false }),
-        },
-        |ctx: ToolContext, args: AnomalyArgs| async move {
-            let started = Utc::now();
-            let series = args.series.into_string();
-            let range = args.window.parse()?;
-            let method = args.method.unwrap_or(Method::Zscore);
-            let threshold = args.threshold.unwrap_or(match method {
-                Method::Zscore => 3.0,
-                Method::Iqr => 1.5,
-                Method::Mad => 3.5,
-            });
-            if !(threshold.is_finite() && threshold > 0.0) {
-                return Err(ToolError(format!("threshold must be a positive number, got {threshold}")));
-            }
-            let max = args.max_results.unwrap_or(100);
-            if !(1..=MAX_ANOMALIES).contains(&max) {
-                return Err(ToolError(format!("max_results must be between 1 and {MAX_ANOMALIES}, got {max}")));
-            }
-            let params = json!({ "method": method, "threshold": threshold, "start": args.window.start, "end": args.window.end, "max_results": max });
-            let s = series.clone();
-            let computed = ctx
-                .db
-                .run(move |conn| {
-                    let sp = aggregates::spread(conn, &s, range)?;
-                    let bounds = match method {
-                        Method::Zscore => sp.mean.zip(sp.stddev).map(|(m, sd)| (m, sd, m - threshold * sd, m + threshold * sd)),
-                        Method::Iqr => sp.q1.zip(sp.q3).zip(sp.median).map(|((q1, q3), med)| {
-                            let iqr = q3 - q1;
-                            (med, iqr, q1 - threshold * iqr, q3 + threshold * iqr)
-                        }),
-                        Method::Mad => sp.median.zip(sp.mad).map(|(med, mad)| {
-                            let unit = mad / MAD_SCALE;
-                            (med, unit, med - threshold * unit, med + threshold * unit)
-                        }),
-                    };
-                    let Some((center, unit, low, high)) = bounds.filter(|b| b.1 > 0.0) else {
-                        return Ok(Err(if sp.count < 2 {
-                            format!("series {s:?} has {} point(s) in this range; anomaly detection needs at least 2", sp.count)
-                        } else {
-                            format!(
-                                "the spread of {s:?} is zero for {} (values are (nearly) all equal): nothing can deviate; try another method",
-                                method.as_str()
-                            )
-                        }));
-                    };
-                    let (anomalies, total) = aggregates::outside(conn, &s, range, (low, high), (center, unit), i64::from(max))?;
-                    Ok(Ok((sp.count, center, unit, low, high, anomalies, total)))
-                })
-                .await?;
-            let outcome = computed.map(|(count, center, unit, lower_bound, upper_bound, anomalies, total)| AnomalyResult {
-                series: series.clone(),
+pub async fn detect_anomalies(
+    ctx: ToolContext,
+    args: AnomalyArgs,
+) -> Result<Output<AnomalyResult>, ToolError> {
+    let started = Utc::now();
+    let AnomalyArgs {
+        series,
+        window,
+        method,
+        threshold,
+        max_results,
+    } = args;
+    let threshold = threshold.map_or(method.default_threshold(), |t| t.0);
+    let params = json!({
+        "method": method, "threshold": threshold, "start": window.start, "end": window.end,
+        "max_results": max_results,
+    });
+    let s = series.clone();
+    let computed = ctx
+        .db
+        .run(move |conn| {
+            let sp = aggregates::spread(conn, &s, window)?;
+            let bounds = match method {
+                Method::Zscore => sp
+                    .mean
+                    .zip(sp.stddev)
+                    .map(|(m, sd)| (m, sd, m - threshold * sd, m + threshold * sd)),
+                Method::Iqr => sp.q1.zip(sp.q3).zip(sp.median).map(|((q1, q3), med)| {
+                    let iqr = q3 - q1;
+                    (med, iqr, q1 - threshold * iqr, q3 + threshold * iqr)
+                }),
+                Method::Mad => sp.median.zip(sp.mad).map(|(med, mad)| {
+                    let unit = mad / MAD_SCALE;
+                    (med, unit, med - threshold * unit, med + threshold * unit)
+                }),
+            };
+            let Some((center, unit, low, high)) = bounds.filter(|b| b.1 > 0.0) else {
+                return Ok(Err(if sp.count < 2 {
+                    format!(
+                        "series {:?} has {} point(s) in this range; anomaly detection needs at least 2",
+                        s.as_str(),
+                        sp.count
+                    )
+                } else {
+                    format!(
+                        "the spread of {:?} is zero for {} (values are (nearly) all equal): nothing can deviate; try another method",
+                        s.as_str(),
+                        method.as_str()
+                    )
+                }));
+            };
+            let (anomalies, total) = aggregates::outside(
+                conn,
+                &s,
+                window,
+                (low, high),
+                (center, unit),
+                max_results.as_i64(),
+            )?;
+            Ok(Ok(AnomalyResult {
+                series: s,
                 method,
                 threshold,
-                count,
+                count: sp.count,
                 center,
                 unit,
-                lower_bound,
-                upper_bound,
+                lower_bound: low,
+                upper_bound: high,
                 truncated: total > anomalies.len() as i64,
                 anomalies,
                 total_anomalies: total,
                 analysis_id: None,
-            });
-            let stored = outcome.as_ref().map(|r| serde_json::to_value(r).unwrap_or(Value::Null)).map_err(Clone::clone);
-            let id = record(&ctx, "anomaly", &series, params, stored, started).await?;
-            let mut result = outcome.map_err(ToolError)?;
-            result.analysis_id = Some(id);
-            let text = format!(
-                "{series}: {} anomalies among {} points ({}, threshold {threshold}; bounds {} .. {})",
-                result.total_anomalies,
-                result.count,
-                method.as_str(),
-                fmt_num(Some(result.lower_bound)), fmt_num(Some(result.upper_bound))
-            );
-            Ok(Output { value: result, text })
-        },
+            }))
+        })
+        .await?;
+    let id = record(
+        &ctx,
+        AnalysisKind::Anomaly,
+        &series,
+        params,
+        computed.as_ref(),
+        started,
+    )
+    .await?;
+    let mut result = computed.map_err(ToolError::Invalid)?;
+    result.analysis_id = Some(id);
+    let text = format!(
+        "{series}: {} anomalies among {} points ({}, threshold {threshold}; bounds {} .. {})",
+        result.total_anomalies,
+        result.count,
+        method.as_str(),
+        fmt_num(Some(result.lower_bound)),
+        fmt_num(Some(result.upper_bound))
     );
+    Ok(Output {
+        value: result,
+        text,
+    })
+}
 
-    reg.typed(
-        Spec {
-            name: "analyze_trend",
-            title: "Analyze trend",
-            description: "Least-squares trend of a series (regr_slope/regr_intercept/regr_r2 in PostgreSQL): slope per day, \
-                          intercept at the first point, r², and a direction (flat when the fitted change is under 1% of the mean \
-                          or r² < 0.05). Stored in analysis_results.",
-            annotations: json!({ "readOnlyHint": false, "destructiveHint": false, "openWorldHint": false }),
-        },
-        |ctx: ToolContext, args: TrendArgs| async move {
-            let started = Utc::now();
-            let series = args.series.into_string();
-            let range = args.window.parse()?;
-            let params = json!({ "start": args.window.start, "end": args.window.end });
-            let s = series.clone();
-            let t = ctx.db.run(move |conn| aggregates::trend(conn, &s, range)).await?;
-            let outcome = match (t.slope_per_day, t.intercept, t.first_time, t.last_time, t.mean) {
-                (Some(slope), Some(intercept), Some(first), Some(last), Some(mean)) if t.count >= 2 => {
-                    let span = (last - first).as_seconds_f64() / 86_400.0;
-                    Ok(TrendResult {
-                        series: series.clone(),
-                        count: t.count,
-                        slope_per_day: slope,
-                        intercept,
-                        r2: t.r2,
-                        direction: direction(slope, span, mean, t.r2).to_owned(),
-                        first_time: first,
-                        last_time: last,
-                        analysis_id: None,
-                    })
-                }
-                _ => Err(format!(
-                    "series {series:?} has {} point(s) at distinct times in this range; a trend needs at least 2",
-                    t.count
-                )),
-            };
-            let stored = outcome.as_ref().map(|r| serde_json::to_value(r).unwrap_or(Value::Null)).map_err(Clone::clone);
-            let id = record(&ctx, "trend", &series, params, stored, started).await?;
-            let mut result = outcome.map_err(ToolError)?;
-            result.analysis_id = Some(id);
-            let text = format!(
-                "{series}: {} ({} per day, r² {})",
-                result.direction,
-                fmt_num(Some(result.slope_per_day)),
-                fmt_num(result.r2)
-            );
-            Ok(Output { value: result, text })
-        },
+pub async fn analyze_trend(
+    ctx: ToolContext,
+    args: TrendArgs,
+) -> Result<Output<TrendResult>, ToolError> {
+    let started = Utc::now();
+    let TrendArgs { series, window } = args;
+    let params = json!({ "start": window.start, "end": window.end });
+    let s = series.clone();
+    let t = ctx
+        .db
+        .run(move |conn| aggregates::trend(conn, &s, window))
+        .await?;
+    let outcome = match (
+        t.slope_per_day,
+        t.intercept,
+        t.first_time,
+        t.last_time,
+        t.mean,
+    ) {
+        (Some(slope), Some(intercept), Some(first), Some(last), Some(mean)) if t.count >= 2 => {
+            let span = (last - first).as_seconds_f64() / 86_400.0;
+            Ok(TrendResult {
+                series: series.clone(),
+                count: t.count,
+                slope_per_day: slope,
+                intercept,
+                r2: t.r2,
+                direction: direction(slope, span, mean, t.r2),
+                first_time: first,
+                last_time: last,
+                analysis_id: None,
+            })
+        }
+        _ => Err(format!(
+            "series {:?} has {} point(s) at distinct times in this range; a trend needs at least 2",
+            series.as_str(),
+            t.count
+        )),
+    };
+    let id = record(
+        &ctx,
+        AnalysisKind::Trend,
+        &series,
+        params,
+        outcome.as_ref(),
+        started,
+    )
+    .await?;
+    let mut result = outcome.map_err(ToolError::Invalid)?;
+    result.analysis_id = Some(id);
+    let text = format!(
+        "{series}: {} ({} per day, r² {})",
+        result.direction.as_str(),
+        fmt_num(Some(result.slope_per_day)),
+        fmt_num(result.r2)
     );
+    Ok(Output {
+        value: result,
+        text,
+    })
 }

@@ -360,7 +360,7 @@ async fn tools_list_shows_only_product_tools_without_fixtures() {
         {
             assert_eq!(
                 series["pattern"],
-                mcp_server::tools::SERIES_PATTERN,
+                mcp_server::domain::series::SERIES_PATTERN,
                 "{}",
                 tool["name"]
             );

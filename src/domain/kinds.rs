@@ -1,0 +1,144 @@
+//! Closed sets of words: run statuses and kinds, stored in TEXT columns
+//! (TEXT + CHECK rather than PostgreSQL enums, so adding one is a plain
+//! migration) and mapped to Rust enums by Diesel.
+
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::expression::AsExpression;
+use diesel::pg::{Pg, PgValue};
+use diesel::serialize::{self, Output, ToSql};
+use diesel::sql_types::Text;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The text of each variant, for SQL and messages; serde's lowercase names
+/// must agree (a unit test checks).
+macro_rules! text_enum {
+    ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            pub const ALL: &[$ty] = &[$($ty::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $text),+
+                }
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($ty::$variant),)+
+                    other => Err(format!(
+                        "unknown {} {}: expected one of {}",
+                        stringify!($ty),
+                        super::echo(other),
+                        [$($text),+].join(", ")
+                    )),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl ToSql<Text, Pg> for $ty {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+                <str as ToSql<Text, Pg>>::to_sql(self.as_str(), &mut out.reborrow())
+            }
+        }
+
+        impl FromSql<Text, Pg> for $ty {
+            fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+                let text = <String as FromSql<Text, Pg>>::from_sql(bytes)?;
+                Ok(text.parse()?)
+            }
+        }
+    };
+}
+
+/// `status` of `analysis_results` and `model_training_logs`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, AsExpression, FromSqlRow,
+)]
+#[diesel(sql_type = Text)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Completed,
+    Failed,
+}
+text_enum!(RunStatus { Running => "running", Completed => "completed", Failed => "failed" });
+
+/// `analysis_type` of `analysis_results`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, AsExpression, FromSqlRow,
+)]
+#[diesel(sql_type = Text)]
+#[serde(rename_all = "lowercase")]
+pub enum AnalysisKind {
+    /// detect_anomalies
+    Anomaly,
+    /// analyze_trend
+    Trend,
+    /// forecast
+    Forecast,
+}
+text_enum!(AnalysisKind { Anomaly => "anomaly", Trend => "trend", Forecast => "forecast" });
+
+/// `model_type` of `model_training_logs`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, AsExpression, FromSqlRow,
+)]
+#[diesel(sql_type = Text)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// y = a + b·t
+    Linear,
+    /// Holt's linear exponential smoothing (level + trend)
+    Holt,
+    /// Autoregressive AR(p) with intercept, least squares
+    Ar,
+}
+text_enum!(ModelKind { Linear => "linear", Holt => "holt", Ar => "ar" });
+
+/// The aggregate of one bucket in `query_timeseries`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregate {
+    #[default]
+    Avg,
+    Min,
+    Max,
+    Sum,
+    Count,
+    First,
+    Last,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agrees<T>(all: &[T])
+    where
+        T: Serialize + Copy + std::fmt::Display + std::str::FromStr + PartialEq + std::fmt::Debug,
+        T::Err: std::fmt::Debug,
+    {
+        for v in all {
+            assert_eq!(serde_json::to_value(v).unwrap(), v.to_string());
+            assert_eq!(v.to_string().parse::<T>().unwrap(), *v);
+        }
+    }
+
+    #[test]
+    fn serde_names_and_sql_text_agree() {
+        agrees(RunStatus::ALL);
+        agrees(AnalysisKind::ALL);
+        agrees(ModelKind::ALL);
+        assert!("paused".parse::<RunStatus>().is_err());
+    }
+}

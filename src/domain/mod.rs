@@ -1,0 +1,38 @@
+//! Value types every layer shares, at the bottom of the dependency graph.
+//!
+//! Each one parses at the edge ("parse, don't validate"): once a tool's
+//! arguments deserialize, a `Series` is a valid name, a `Window` is ordered,
+//! a `Bucket` is in range and a `Bounded` integer is within its bounds, and
+//! no handler checks them again. The same rule gives both the `Deserialize`
+//! impl and the JSON Schema, so the schema a client sees and the check the
+//! server makes cannot drift apart.
+
+pub mod bounded;
+pub mod kinds;
+pub mod series;
+pub mod time;
+
+pub use bounded::Bounded;
+pub use kinds::{Aggregate, AnalysisKind, ModelKind, RunStatus};
+pub use series::Series;
+pub use time::{Bucket, Window};
+
+/// User input echoed in an error is cut to this many characters, so an
+/// absurd argument cannot make an absurd error.
+pub const ECHO_CHARS: usize = 64;
+
+/// `value` for an error message, cut to [`ECHO_CHARS`].
+pub fn cut(value: &str) -> String {
+    match value.char_indices().nth(ECHO_CHARS) {
+        None => value.to_owned(),
+        Some((at, _)) => format!("{}… ({} characters)", &value[..at], value.chars().count()),
+    }
+}
+
+/// [`cut`], quoted.
+pub fn echo(value: &str) -> String {
+    match value.char_indices().nth(ECHO_CHARS) {
+        None => format!("{value:?}"),
+        Some((at, _)) => format!("{:?}… ({} characters)", &value[..at], value.chars().count()),
+    }
+}

@@ -1,0 +1,314 @@
+//! The tool registry: a tool is declared once (a [`Spec`], a typed argument,
+//! a typed result whose JSON Schemas are derived, and a named `async fn`),
+//! then listed and called. It knows nothing of JSON-RPC or HTTP: the
+//! transport reaches back to the client only through [`Client`], and maps a
+//! [`CallError`] to its own error codes.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::cache::Cache;
+use crate::db::{Db, DbError};
+use crate::metrics::Metrics;
+
+/// What a running call can send back to the client that made it, and the
+/// notifications it can raise. The MCP transport implements it.
+#[rocket::async_trait]
+pub trait Client: Send + Sync {
+    /// The client cancelled this call.
+    fn is_cancelled(&self) -> bool;
+    /// A log message for the client, at or above its chosen level.
+    async fn log(&self, level: &str, logger: &str, data: Value);
+    /// Progress, when the client asked for it.
+    async fn progress(&self, progress: f64, total: Option<f64>, message: Option<&str>);
+    /// Asks the client something (sampling, elicitation) and waits for the answer.
+    async fn request(&self, method: &str, params: Value) -> Result<Value, String>;
+    /// A resource changed: tell its subscribers.
+    fn resource_updated(&self, uri: &str);
+}
+
+/// What a handler gets besides its arguments.
+#[derive(Clone)]
+pub struct ToolContext {
+    pub db: Db,
+    pub cache: Arc<Cache>,
+    pub client: Arc<dyn Client>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Why a tool call failed, reported as an `isError: true` result.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ToolError {
+    /// The caller can fix it; the message says what to change.
+    #[error("{0}")]
+    Invalid(String),
+    /// No database connection came within the checkout timeout.
+    #[error("the server is busy ({0}); retry in a moment")]
+    Busy(String),
+    /// Our fault. The client gets the id; the cause is in the server log.
+    #[error("internal error {id}: the cause is logged on the server under this id")]
+    Internal { id: String },
+}
+
+impl ToolError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ToolError::Invalid(message.into())
+    }
+
+    /// Logs `cause` under a fresh id and returns the error the client sees.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        let id = format!("{:08x}", rand::random::<u32>());
+        log::error!("tool call failed (error id {id}): {cause}");
+        ToolError::Internal { id }
+    }
+}
+
+impl From<DbError> for ToolError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Busy(_) => ToolError::Busy(e.to_string()),
+            other => ToolError::internal(other),
+        }
+    }
+}
+
+/// A typed result plus the short text shown to people.
+pub struct Output<O> {
+    pub value: O,
+    pub text: String,
+}
+
+/// A call that never reached a tool: the transport reports it as a
+/// protocol error (invalid params), not as a tool result.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CallError {
+    #[error("Unknown tool: {0}")]
+    UnknownTool(String),
+    #[error("arguments must be an object")]
+    ArgumentsNotAnObject,
+    /// The tool ran but its result could not be serialized.
+    #[error("{0}")]
+    Internal(String),
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<Value, CallError>> + Send>>;
+type Handler = Arc<dyn Fn(ToolContext, Value) -> BoxFuture + Send + Sync>;
+
+pub struct Spec {
+    pub name: &'static str,
+    pub title: &'static str,
+    pub description: &'static str,
+    pub annotations: Annotations,
+}
+
+/// The behaviour hints of a tool; absent hints are left out.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Annotations {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_only_hint: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destructive_hint: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotent_hint: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_world_hint: Option<bool>,
+}
+
+impl Annotations {
+    /// Reads our own data only.
+    pub const READ_ONLY: Annotations = Annotations {
+        read_only_hint: Some(true),
+        destructive_hint: None,
+        idempotent_hint: None,
+        open_world_hint: Some(false),
+    };
+
+    /// Adds rows (a run record, points) and destroys nothing.
+    pub const fn additive(idempotent: bool) -> Annotations {
+        Annotations {
+            read_only_hint: Some(false),
+            destructive_hint: Some(false),
+            idempotent_hint: if idempotent { Some(true) } else { None },
+            open_world_hint: Some(false),
+        }
+    }
+}
+
+struct Tool {
+    listing: Value,
+    handler: Handler,
+}
+
+/// The tools in their listing order.
+#[derive(Default)]
+pub struct ToolRegistry {
+    tools: BTreeMap<&'static str, Tool>,
+    order: Vec<&'static str>,
+}
+
+/// A self-contained JSON Schema (2020-12) of `T`: subschemas are inlined,
+/// since several widely used MCP hosts cannot resolve `$ref`.
+pub fn schema_of<T: JsonSchema>() -> Value {
+    let generator = schemars::generate::SchemaSettings::draft2020_12()
+        .with(|s| s.inline_subschemas = true)
+        .into_generator();
+    serde_json::to_value(generator.into_root_schema_for::<T>())
+        .unwrap_or_else(|_| json!({ "type": "object" }))
+}
+
+fn error_result(message: String) -> Value {
+    json!({ "content": [{ "type": "text", "text": message }], "isError": true })
+}
+
+/// Arguments, with the path of the field at fault in the message.
+fn parse_args<A: DeserializeOwned>(tool: &str, args: Value) -> Result<A, Value> {
+    serde_path_to_error::deserialize(args).map_err(|e| {
+        let path = e.path().to_string();
+        let at = if path == "." {
+            String::new()
+        } else {
+            format!("{path}: ")
+        };
+        error_result(format!(
+            "Invalid arguments for tool {tool}: {at}{}",
+            e.into_inner()
+        ))
+    })
+}
+
+/// The stored form of a handler: parse the arguments (failures become an
+/// `isError` result), run, and render success with `render`.
+fn wrap<A, T, F, Fut>(
+    name: &'static str,
+    handler: F,
+    render: fn(T) -> Result<Value, CallError>,
+) -> Handler
+where
+    A: DeserializeOwned + Send + 'static,
+    T: 'static,
+    F: Fn(ToolContext, A) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, ToolError>> + Send + 'static,
+{
+    let handler = Arc::new(handler);
+    Arc::new(move |ctx, args| {
+        let handler = Arc::clone(&handler);
+        Box::pin(async move {
+            let args = match parse_args::<A>(name, args) {
+                Ok(a) => a,
+                Err(result) => return Ok(result),
+            };
+            match handler(ctx, args).await {
+                Ok(out) => render(out),
+                Err(e) => Ok(error_result(e.to_string())),
+            }
+        })
+    })
+}
+
+impl ToolRegistry {
+    fn insert(&mut self, spec: &Spec, input: Value, output: Option<Value>, handler: Handler) {
+        let mut listing = json!({
+            "name": spec.name,
+            "title": spec.title,
+            "description": spec.description,
+            "inputSchema": input,
+            "annotations": spec.annotations,
+        });
+        if let Some(o) = output {
+            listing["outputSchema"] = o;
+        }
+        if self
+            .tools
+            .insert(spec.name, Tool { listing, handler })
+            .is_none()
+        {
+            self.order.push(spec.name);
+        }
+    }
+
+    /// A tool with typed arguments and a typed, schema-described result
+    /// (`structuredContent` plus a text rendering).
+    pub fn typed<A, O, F, Fut>(&mut self, spec: Spec, handler: F)
+    where
+        A: DeserializeOwned + JsonSchema + Send + 'static,
+        O: Serialize + JsonSchema + 'static,
+        F: Fn(ToolContext, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Output<O>, ToolError>> + Send + 'static,
+    {
+        let render = |out: Output<O>| {
+            let structured = serde_json::to_value(&out.value)
+                .map_err(|e| CallError::Internal(format!("result not serializable: {e}")))?;
+            Ok(json!({
+                "content": [{ "type": "text", "text": out.text }],
+                "structuredContent": structured,
+            }))
+        };
+        let run = wrap(spec.name, handler, render);
+        self.insert(&spec, schema_of::<A>(), Some(schema_of::<O>()), run);
+    }
+
+    /// A tool that returns content blocks itself (images, audio, resources)
+    /// and has no output schema.
+    pub fn raw<A, F, Fut>(&mut self, spec: Spec, handler: F)
+    where
+        A: DeserializeOwned + JsonSchema + Send + 'static,
+        F: Fn(ToolContext, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<Value>, ToolError>> + Send + 'static,
+    {
+        self.raw_with_schema(spec, schema_of::<A>(), handler)
+    }
+
+    /// [`ToolRegistry::raw`] with an input schema given verbatim.
+    pub fn raw_with_schema<A, F, Fut>(&mut self, spec: Spec, input: Value, handler: F)
+    where
+        A: DeserializeOwned + Send + 'static,
+        F: Fn(ToolContext, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<Value>, ToolError>> + Send + 'static,
+    {
+        let run = wrap(spec.name, handler, |content: Vec<Value>| {
+            Ok(json!({ "content": content }))
+        });
+        self.insert(&spec, input, None, run);
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.order.iter().copied()
+    }
+
+    /// The `tools/list` entries, in order.
+    pub fn listings(&self) -> Vec<&Value> {
+        self.order
+            .iter()
+            .filter_map(|n| self.tools.get(n))
+            .map(|t| &t.listing)
+            .collect()
+    }
+
+    /// Bad arguments and tool failures come back as `isError` results; only
+    /// a call that never reached a tool is a [`CallError`].
+    pub async fn call(
+        &self,
+        name: &str,
+        args: Option<Value>,
+        ctx: ToolContext,
+    ) -> Result<Value, CallError> {
+        let tool = self
+            .tools
+            .get(name)
+            .ok_or_else(|| CallError::UnknownTool(crate::domain::cut(name)))?;
+        let args = match args {
+            None | Some(Value::Null) => json!({}),
+            Some(a @ Value::Object(_)) => a,
+            Some(_) => return Err(CallError::ArgumentsNotAnObject),
+        };
+        (tool.handler)(ctx, args).await
+    }
+}
