@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -50,8 +51,8 @@ pub enum ToolError {
     #[error("{0}")]
     Invalid(String),
     /// No database connection came within the checkout timeout.
-    #[error("the server is busy ({0}); retry in a moment")]
-    Busy(String),
+    #[error("the server is busy: no database connection was free within {0:?}; retry in a moment")]
+    Busy(Duration),
     /// Our fault. The client gets the id; the cause is in the server log.
     #[error("internal error {id}: the cause is logged on the server under this id")]
     Internal { id: String },
@@ -73,13 +74,14 @@ impl ToolError {
 impl From<DbError> for ToolError {
     fn from(e: DbError) -> Self {
         match e {
-            DbError::Busy(_) => ToolError::Busy(e.to_string()),
+            DbError::Busy(wait) => ToolError::Busy(wait),
             other => ToolError::internal(other),
         }
     }
 }
 
 /// A typed result plus the short text shown to people.
+#[derive(Debug)]
 pub struct Output<O> {
     pub value: O,
     pub text: String,

@@ -2,10 +2,13 @@
 
 mod cli;
 mod compose;
+mod handlers;
 mod health;
 mod helpers;
+mod layers;
 mod mcp;
 mod metrics;
 mod migrations;
+mod pool;
 mod startup;
 mod tools;

@@ -36,7 +36,7 @@ async fn prometheus_text_counts_routes_tools_cache_and_pool() {
         r#"mcp_http_requests_total{route="/health",status="200"} 1"#,
         "mcp_rpc_duration_seconds_bucket{method=\"tools/call\",tool=\"compute_statistics\",le=",
         "mcp_cache_hits_total 1",
-        "mcp_cache_misses_total ",
+        "mcp_cache_misses_total 1\n",
         "mcp_db_pool_max_connections 16",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");

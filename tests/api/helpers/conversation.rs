@@ -1,0 +1,140 @@
+//! Typed helpers for the MCP conversation over `/mcp`: tests read like
+//! the exchange they check.
+
+use super::TestApp;
+
+/// One HTTP exchange with `/mcp`.
+pub struct Exchange {
+    pub status: u16,
+    pub content_type: String,
+    pub session: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Exchange {
+    /// The JSON-RPC messages in the body: one for JSON, each `data:` line's
+    /// for SSE.
+    pub fn messages(&self) -> Vec<serde_json::Value> {
+        if self.content_type.starts_with("text/event-stream") {
+            self.body
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .filter(|d| !d.trim().is_empty())
+                .map(|d| serde_json::from_str(d.trim()).expect("SSE data is JSON"))
+                .collect()
+        } else if self.body.is_empty() {
+            Vec::new()
+        } else {
+            vec![
+                serde_json::from_str(&self.body)
+                    .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body)),
+            ]
+        }
+    }
+
+    /// The last message: the response.
+    pub fn response(&self) -> serde_json::Value {
+        self.messages().pop().expect("a response message")
+    }
+}
+
+pub const ACCEPT_BOTH: (&str, &str) = ("Accept", "application/json, text/event-stream");
+
+impl TestApp {
+    pub async fn mcp(
+        &self,
+        method: rocket::http::Method,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> Exchange {
+        let mut req = self.client.req(method, "/mcp").body(body);
+        for (k, v) in headers {
+            req.add_header(rocket::http::Header::new(k.to_string(), v.to_string()));
+        }
+        let response = req.dispatch().await;
+        let get = |name: &str| response.headers().get_one(name).map(str::to_owned);
+        let status = response.status().code;
+        let content_type = get("Content-Type").unwrap_or_default();
+        let session = get("Mcp-Session-Id");
+        let headers = response
+            .headers()
+            .iter()
+            .map(|h| (h.name().to_string(), h.value().to_string()))
+            .collect();
+        let body = response.into_string().await.unwrap_or_default();
+        Exchange {
+            status,
+            content_type,
+            session,
+            headers,
+            body,
+        }
+    }
+
+    /// POSTs a JSON-RPC message with the headers a conforming client sends.
+    pub async fn post(&self, session: Option<&str>, message: &serde_json::Value) -> Exchange {
+        let mut headers = vec![ACCEPT_BOTH, ("Content-Type", "application/json")];
+        if let Some(s) = session {
+            headers.push(("Mcp-Session-Id", s));
+            headers.push(("MCP-Protocol-Version", "2025-11-25"));
+        }
+        self.mcp(rocket::http::Method::Post, &message.to_string(), &headers)
+            .await
+    }
+
+    /// initialize + notifications/initialized; returns the session id.
+    pub async fn session(&self) -> String {
+        let init = serde_json::json!({
+            "jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": { "protocolVersion": "2025-11-25", "capabilities": {},
+                        "clientInfo": { "name": "api-tests", "version": "1.0" } }
+        });
+        let ex = self.post(None, &init).await;
+        assert_eq!(ex.status, 200, "{}", ex.body);
+        let session = ex.session.expect("initialize issues a session id");
+        let note = serde_json::json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
+        assert_eq!(self.post(Some(&session), &note).await.status, 202);
+        session
+    }
+
+    /// A request on `session`; returns the final JSON-RPC response.
+    pub async fn rpc(
+        &self,
+        session: &str,
+        id: i64,
+        method: &str,
+        params: serde_json::Value,
+    ) -> serde_json::Value {
+        let msg =
+            serde_json::json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+        let ex = self.post(Some(session), &msg).await;
+        assert_eq!(ex.status, 200, "{method}: {}", ex.body);
+        let response = ex.response();
+        assert_eq!(response["id"], id, "{response}");
+        response
+    }
+
+    /// `tools/call`; returns the CallToolResult.
+    pub async fn call_tool(
+        &self,
+        session: &str,
+        name: &str,
+        arguments: serde_json::Value,
+    ) -> serde_json::Value {
+        let response = self
+            .rpc(
+                session,
+                1,
+                "tools/call",
+                serde_json::json!({ "name": name, "arguments": arguments }),
+            )
+            .await;
+        assert!(response.get("error").is_none(), "{name}: {response}");
+        response["result"].clone()
+    }
+
+    pub fn mcp_state(&self) -> &std::sync::Arc<mcp_server::mcp::Mcp> {
+        self.client.rocket().state().expect("MCP state")
+    }
+}

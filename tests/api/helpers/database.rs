@@ -1,0 +1,200 @@
+//! A database of its own for each test, copied from a template migrated
+//! once per migrations state.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use diesel_migrations::MigrationHarness;
+use mcp_server::db::migrations::MIGRATIONS;
+use rand::Rng;
+
+/// The server to create test databases on; any database on it works.
+pub fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn url_for(db: &str) -> String {
+    let mut url = url::Url::parse(&admin_url()).expect("TEST_DATABASE_URL is a URL");
+    url.set_path(&format!("/{db}"));
+    url.into()
+}
+
+pub fn admin() -> PgConnection {
+    PgConnection::establish(&admin_url())
+        .unwrap_or_else(|e| panic!("PostgreSQL at {} is needed for tests: {e}", admin_url()))
+}
+
+pub fn project_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The template is named after the migrations' contents, so a changed
+/// migration gets a new template and never a stale one.
+fn template_name() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| {
+        let root = project_dir().join("migrations");
+        let mut files = Vec::new();
+        collect(&root, &mut files);
+        files.sort();
+        let mut h = DefaultHasher::new();
+        for f in files {
+            // Relative paths: every checkout of the same migrations shares a template.
+            f.strip_prefix(&root).unwrap_or(&f).hash(&mut h);
+            std::fs::read(&f).expect("readable migration").hash(&mut h);
+        }
+        format!("mcp_test_tpl_{:016x}", h.finish())
+    })
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("migrations dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect(&path, out)
+        } else {
+            out.push(path)
+        }
+    }
+}
+
+fn exists(conn: &mut PgConnection, db: &str) -> bool {
+    diesel::sql_query("SELECT 1 AS n FROM pg_database WHERE datname = $1")
+        .bind::<Text, _>(db)
+        .execute(conn)
+        .expect("query pg_database")
+        == 1
+}
+
+/// Builds the migrated template once per migrations state. Test processes
+/// may race (nextest, parallel runs): a cross-process advisory lock
+/// serialises them, and the template appears under its name only complete.
+fn ensure_template() -> &'static str {
+    static READY: OnceLock<()> = OnceLock::new();
+    let name = template_name();
+    READY.get_or_init(|| {
+        let mut conn = admin();
+        diesel::sql_query("SELECT pg_advisory_lock(7171717171)")
+            .execute(&mut conn)
+            .unwrap();
+        if !exists(&mut conn, name) {
+            let building = format!("{name}_building");
+            diesel::sql_query(format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))
+                .execute(&mut conn)
+                .unwrap();
+            diesel::sql_query(format!("CREATE DATABASE {building}"))
+                .execute(&mut conn)
+                .unwrap();
+            {
+                let mut tpl = PgConnection::establish(&url_for(&building)).unwrap();
+                tpl.run_pending_migrations(MIGRATIONS)
+                    .expect("migrations apply to the template");
+            }
+            diesel::sql_query(format!("ALTER DATABASE {building} RENAME TO {name}"))
+                .execute(&mut conn)
+                .unwrap();
+        }
+        diesel::sql_query("SELECT pg_advisory_unlock(7171717171)")
+            .execute(&mut conn)
+            .unwrap();
+    });
+    name
+}
+
+/// A database of its own for one test, dropped (with force) afterwards.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    fn named() -> Self {
+        let suffix: u64 = rand::rng().random();
+        let name = format!("mcp_test_{suffix:016x}");
+        TestDatabase {
+            url: url_for(&name),
+            name,
+        }
+    }
+
+    /// A name only: the database does not exist yet.
+    pub fn unborn() -> Self {
+        Self::named()
+    }
+
+    /// Created, with no migrations applied.
+    pub fn empty() -> Self {
+        let db = Self::named();
+        diesel::sql_query(format!("CREATE DATABASE {}", db.name))
+            .execute(&mut admin())
+            .unwrap();
+        db
+    }
+
+    /// Created from the migrated template: the current schema, no rows.
+    pub fn migrated() -> Self {
+        let template = ensure_template();
+        let db = Self::named();
+        diesel::sql_query(format!("CREATE DATABASE {} TEMPLATE {template}", db.name))
+            .execute(&mut admin())
+            .unwrap();
+        db
+    }
+
+    pub fn conn(&self) -> PgConnection {
+        PgConnection::establish(&self.url).unwrap()
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        diesel::sql_query(sql)
+            .get_result::<N>(&mut self.conn())
+            .unwrap()
+            .n
+    }
+
+    /// Public tables other than Diesel's bookkeeping, sorted.
+    pub fn tables(&self) -> Vec<String> {
+        #[derive(QueryableByName)]
+        struct T {
+            #[diesel(sql_type = Text)]
+            table_name: String,
+        }
+        diesel::sql_query(
+            "SELECT table_name::text AS table_name FROM information_schema.tables \
+             WHERE table_schema = 'public' AND table_name <> '__diesel_schema_migrations' \
+             ORDER BY table_name",
+        )
+        .load::<T>(&mut self.conn())
+        .unwrap()
+        .into_iter()
+        .map(|t| t.table_name)
+        .collect()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        if let Err(e) = diesel::sql_query(sql).execute(&mut admin()) {
+            eprintln!("could not drop test database {}: {e}", self.name);
+        }
+    }
+}
+
+pub const SIX_TABLES: [&str; 6] = [
+    "analysis_results",
+    "mcp_request_logs",
+    "model_training_logs",
+    "performance_metrics",
+    "statistics_data",
+    "timeseries_data",
+];

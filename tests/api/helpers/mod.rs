@@ -1,0 +1,14 @@
+//! Test fixtures, one concern per module: a fresh database per test
+//! (`database`), the real application over it (`app`), the MCP
+//! conversation (`conversation`), and Redis that a test may stop or cut
+//! off (`redis`).
+
+mod app;
+mod conversation;
+mod database;
+mod redis;
+
+pub use app::*;
+pub use conversation::*;
+pub use database::*;
+pub use redis::*;

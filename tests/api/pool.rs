@@ -1,0 +1,53 @@
+//! A pool with one connection, held: calls fail fast with a retryable
+//! message instead of queueing forever, and succeed once it is free.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{TestApp, TestDatabase, figment};
+
+#[rocket::async_test]
+async fn an_exhausted_pool_answers_busy_within_the_checkout_timeout() {
+    let db = TestDatabase::migrated();
+    let settings = figment(&db.url, None)
+        .merge(("db_pool_size", 1))
+        .merge(("db_min_idle", 0))
+        .merge(("db_checkout_timeout_secs", 1));
+    let app = TestApp::try_spawn(settings).await.expect("starts");
+    let session = app.session().await;
+
+    // The holder keeps the only connection until told to let go (bounded,
+    // so a broken test cannot hang).
+    let state = app.mcp_state().clone();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = rocket::tokio::spawn(async move {
+        state
+            .db
+            .run(move |_conn| {
+                held_tx.send(()).ok();
+                release_rx.recv_timeout(Duration::from_secs(30)).ok();
+                Ok(())
+            })
+            .await
+    });
+    rocket::tokio::task::spawn_blocking(move || held_rx.recv_timeout(Duration::from_secs(10)))
+        .await
+        .unwrap()
+        .expect("the holder got the connection");
+
+    let busy = app.call_tool(&session, "list_series", json!({})).await;
+    assert!(
+        !holder.is_finished(),
+        "the answer came while the connection was held"
+    );
+    assert_eq!(busy["isError"], true, "{busy}");
+    let text = busy["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("busy") && text.contains("retry"), "{text}");
+
+    release_tx.send(()).unwrap();
+    holder.await.unwrap().unwrap();
+    let ok = app.call_tool(&session, "list_series", json!({})).await;
+    assert!(ok.get("isError").is_none(), "{ok}");
+}
