@@ -44,7 +44,8 @@ pub struct Settings {
     pub db_min_idle: u32,
     /// libpq `connect_timeout` for each connection attempt.
     pub db_connect_timeout_secs: u64,
-    /// How long a request waits for a pooled connection before a 503.
+    /// How long a request waits for a pooled connection before it is
+    /// answered busy (a retryable tool error; 503 from `/health`).
     pub db_checkout_timeout_secs: u64,
     /// How long start-up keeps retrying an unreachable database.
     pub db_startup_timeout_secs: u64,
