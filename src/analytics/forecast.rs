@@ -6,20 +6,64 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::linalg::least_squares;
+use crate::domain::Bounded;
 pub use crate::domain::ModelKind;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelParams {
-    /// Holt level smoothing in (0, 1]; chosen by grid search when absent.
-    #[schemars(range(max = 1.0))]
-    pub alpha: Option<f64>,
-    /// Holt trend smoothing in (0, 1]; chosen by grid search when absent.
-    #[schemars(range(max = 1.0))]
-    pub beta: Option<f64>,
-    /// AR order, 1-20 (default 2).
-    #[schemars(range(min = 1, max = 20))]
-    pub p: Option<usize>,
+    /// Holt level smoothing; chosen by grid search when absent.
+    pub alpha: Option<Smoothing>,
+    /// Holt trend smoothing; chosen by grid search when absent.
+    pub beta: Option<Smoothing>,
+    /// AR order (default 2).
+    pub p: Option<Bounded<1, 20>>,
+}
+
+/// A smoothing weight in (0, 1], checked once when parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "f64", into = "f64")]
+pub struct Smoothing(f64);
+
+impl TryFrom<f64> for Smoothing {
+    type Error = String;
+    fn try_from(x: f64) -> Result<Self, String> {
+        if x > 0.0 && x <= 1.0 {
+            Ok(Smoothing(x))
+        } else {
+            Err(format!("a smoothing weight must be in (0, 1], got {x}"))
+        }
+    }
+}
+
+impl From<Smoothing> for f64 {
+    fn from(s: Smoothing) -> f64 {
+        s.0
+    }
+}
+
+impl JsonSchema for Smoothing {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Smoothing".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "number", "exclusiveMinimum": 0, "maximum": 1 })
+    }
+}
+
+/// The AR(p) design: rows `[1, y[t-1], …, y[t-p]]` and their targets `y[t]`.
+pub fn ar_design(ys: &[f64], p: usize) -> (Vec<Vec<f64>>, &[f64]) {
+    let rows = (p..ys.len())
+        .map(|t| {
+            std::iter::once(1.0)
+                .chain((1..=p).map(|k| ys[t - k]))
+                .collect()
+        })
+        .collect();
+    (rows, ys.get(p..).unwrap_or_default())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -65,13 +109,6 @@ fn need(kind: ModelKind, have: usize, want: usize) -> Result<(), String> {
     }
 }
 
-fn unit(name: &str, v: Option<f64>) -> Result<Option<f64>, String> {
-    match v {
-        Some(x) if !(x > 0.0 && x <= 1.0) => Err(format!("{name} must be in (0, 1], got {x}")),
-        other => Ok(other),
-    }
-}
-
 pub fn fit(kind: ModelKind, ys: &[f64], params: &ModelParams) -> Result<FittedModel, String> {
     if ys.iter().any(|y| !y.is_finite()) {
         return Err("values must be finite".into());
@@ -97,7 +134,7 @@ pub fn fit(kind: ModelKind, ys: &[f64], params: &ModelParams) -> Result<FittedMo
         }
         ModelKind::Holt => {
             need(kind, ys.len(), 3)?;
-            let (alpha, beta) = (unit("alpha", params.alpha)?, unit("beta", params.beta)?);
+            let (alpha, beta) = (params.alpha.map(f64::from), params.beta.map(f64::from));
             let grid: Vec<f64> = (1..=19).map(|i| i as f64 * 0.05).collect();
             let alphas = alpha.map_or_else(|| grid.clone(), |a| vec![a]);
             let betas = beta.map_or_else(|| grid.clone(), |b| vec![b]);
@@ -119,20 +156,11 @@ pub fn fit(kind: ModelKind, ys: &[f64], params: &ModelParams) -> Result<FittedMo
             })
         }
         ModelKind::Ar => {
-            let p = params.p.unwrap_or(2);
-            if !(1..=20).contains(&p) {
-                return Err(format!("p must be between 1 and 20, got {p}"));
-            }
+            let p = params.p.map_or(2, Bounded::as_usize);
             // p + 1 unknowns need more equations than that to be determined.
             need(kind, ys.len(), 2 * p + 2)?;
-            let rows: Vec<Vec<f64>> = (p..ys.len())
-                .map(|t| {
-                    std::iter::once(1.0)
-                        .chain((1..=p).map(|k| ys[t - k]))
-                        .collect()
-                })
-                .collect();
-            let beta = least_squares(&rows, &ys[p..]).ok_or_else(|| {
+            let (rows, targets) = ar_design(ys, p);
+            let beta = least_squares(&rows, targets).ok_or_else(|| {
                 format!("AR({p}) is not identifiable on this series (constant or collinear values); try a smaller p or the linear model")
             })?;
             Ok(FittedModel::Ar {
@@ -243,8 +271,8 @@ pub fn evaluate(
     // Refit with the chosen smoothing so the stored model is the scored one, on all data.
     let params = match &scored {
         FittedModel::Holt { alpha, beta, .. } => ModelParams {
-            alpha: Some(*alpha),
-            beta: Some(*beta),
+            alpha: Some(Smoothing::try_from(*alpha)?),
+            beta: Some(Smoothing::try_from(*beta)?),
             p: None,
         },
         _ => params.clone(),
@@ -285,7 +313,7 @@ mod tests {
             ModelKind::Ar,
             &ys,
             &ModelParams {
-                p: Some(1),
+                p: Some(Bounded::new(1).unwrap()),
                 ..Default::default()
             },
         )
@@ -311,7 +339,7 @@ mod tests {
                 ModelKind::Ar,
                 &[1.0; 5],
                 &ModelParams {
-                    p: Some(2),
+                    p: Some(Bounded::new(2).unwrap()),
                     ..Default::default()
                 }
             )
@@ -321,17 +349,7 @@ mod tests {
             fit(ModelKind::Ar, &[1.0; 50], &ModelParams::default()).is_err(),
             "constant series is singular"
         );
-        assert!(
-            fit(
-                ModelKind::Holt,
-                &line(10),
-                &ModelParams {
-                    alpha: Some(1.5),
-                    ..Default::default()
-                }
-            )
-            .is_err()
-        );
+        assert!(Smoothing::try_from(1.5).is_err() && Smoothing::try_from(0.0).is_err());
         assert!(fit(ModelKind::Linear, &[1.0, f64::NAN], &ModelParams::default()).is_err());
         assert!(evaluate(ModelKind::Linear, &line(10), 10, &ModelParams::default()).is_err());
         assert!(evaluate(ModelKind::Linear, &line(10), 0, &ModelParams::default()).is_err());

@@ -103,13 +103,7 @@ mod tests {
         let f = |t: f64| 5.0 + (0.02 * t).sin() + 0.5 * (0.05 * t).cos() + 0.2 * (0.11 * t).sin();
         let p = 6;
         let ys: Vec<f64> = (0..400).map(|t| f(t as f64)).collect();
-        let rows: Vec<Vec<f64>> = (p..ys.len())
-            .map(|t| {
-                std::iter::once(1.0)
-                    .chain((1..=p).map(|k| ys[t - k]))
-                    .collect()
-            })
-            .collect();
+        let (rows, targets) = crate::analytics::forecast::ar_design(&ys, p);
         // Forecast 50 steps with the fitted recurrence; the error against
         // the true continuation measures the digits the solve kept.
         let forecast_error = |beta: &[f64]| {
@@ -122,11 +116,11 @@ mod tests {
             }
             worst
         };
-        let svd = least_squares(&rows, &ys[p..]).expect("full rank");
+        let svd = least_squares(&rows, targets).expect("full rank");
         let svd_error = forecast_error(&svd);
         assert!(svd_error < 1e-5, "SVD solve: forecast error {svd_error:e}");
         let old_error =
-            normal_equations(&rows, &ys[p..]).map_or(f64::INFINITY, |b| forecast_error(&b));
+            normal_equations(&rows, targets).map_or(f64::INFINITY, |b| forecast_error(&b));
         assert!(
             old_error > 1e3 * svd_error,
             "the normal equations were expected to lose digits here: {old_error:e} vs {svd_error:e}"

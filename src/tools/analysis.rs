@@ -184,17 +184,22 @@ pub fn direction(slope_per_day: f64, span_days: f64, mean: f64, r2: Option<f64>)
     }
 }
 
-/// Records the run (completed or failed) and turns a failure into the
-/// tool's error; returns the `analysis_results` id.
-pub async fn record<T: Serialize>(
+/// A result that carries the id of the `analysis_results` row it is stored in.
+pub trait Recorded: Serialize {
+    fn set_analysis_id(&mut self, id: i64);
+}
+
+/// Records the run (completed or failed). A success comes back with its
+/// `analysis_results` id; a failure becomes the tool's error, naming the row.
+pub async fn record<T: Recorded>(
     ctx: &ToolContext,
     kind: AnalysisKind,
     series: &Series,
     params: Value,
-    outcome: Result<&T, &String>,
+    outcome: Result<T, String>,
     started: DateTime<Utc>,
-) -> Result<i64, ToolError> {
-    let stored = match outcome {
+) -> Result<T, ToolError> {
+    let stored = match &outcome {
         Ok(result) => Ok(serde_json::to_value(result).map_err(ToolError::internal)?),
         Err(e) => Err(e.clone()),
     };
@@ -204,10 +209,25 @@ pub async fn record<T: Serialize>(
         .run(move |conn| runs::save_analysis(conn, kind, &s, params, stored, started))
         .await?;
     match outcome {
-        Ok(_) => Ok(id),
+        Ok(mut result) => {
+            result.set_analysis_id(id);
+            Ok(result)
+        }
         Err(e) => Err(ToolError::invalid(format!(
             "{e} (recorded as failed analysis {id})"
         ))),
+    }
+}
+
+impl Recorded for AnomalyResult {
+    fn set_analysis_id(&mut self, id: i64) {
+        self.analysis_id = Some(id);
+    }
+}
+
+impl Recorded for TrendResult {
+    fn set_analysis_id(&mut self, id: i64) {
+        self.analysis_id = Some(id);
     }
 }
 
@@ -286,17 +306,15 @@ pub async fn detect_anomalies(
             }))
         })
         .await?;
-    let id = record(
+    let result = record(
         &ctx,
         AnalysisKind::Anomaly,
         &series,
         params,
-        computed.as_ref(),
+        computed,
         started,
     )
     .await?;
-    let mut result = computed.map_err(ToolError::Invalid)?;
-    result.analysis_id = Some(id);
     let text = format!(
         "{series}: {} anomalies among {} points ({}, threshold {threshold}; bounds {} .. {})",
         result.total_anomalies,
@@ -350,17 +368,7 @@ pub async fn analyze_trend(
             t.count
         )),
     };
-    let id = record(
-        &ctx,
-        AnalysisKind::Trend,
-        &series,
-        params,
-        outcome.as_ref(),
-        started,
-    )
-    .await?;
-    let mut result = outcome.map_err(ToolError::Invalid)?;
-    result.analysis_id = Some(id);
+    let result = record(&ctx, AnalysisKind::Trend, &series, params, outcome, started).await?;
     let text = format!(
         "{series}: {} ({} per day, r² {})",
         result.direction.as_str(),

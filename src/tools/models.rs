@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::analysis::record;
+use super::analysis::{Recorded, record};
 use super::{Annotations, Output, Spec, ToolContext, ToolError, fmt_num};
 use crate::analytics::{FittedModel, HoldoutMetrics, ModelParams, evaluate};
 use crate::domain::{AnalysisKind, Bounded, Bucket, ModelKind, RunStatus, Series, Window};
@@ -91,6 +91,12 @@ pub struct ForecastResult {
     points: Vec<ForecastPoint>,
     #[serde(skip_serializing_if = "Option::is_none")]
     analysis_id: Option<i64>,
+}
+
+impl Recorded for ForecastResult {
+    fn set_analysis_id(&mut self, id: i64) {
+        self.analysis_id = Some(id);
+    }
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -293,17 +299,15 @@ pub async fn forecast(
         analysis_id: None,
     });
     let series = Series::try_from(row.series_name.clone()).map_err(ToolError::internal)?;
-    let analysis_id = record(
+    let result = record(
         &ctx,
         AnalysisKind::Forecast,
         &series,
         params,
-        outcome.as_ref(),
+        outcome,
         started,
     )
     .await?;
-    let mut result = outcome.map_err(ToolError::Invalid)?;
-    result.analysis_id = Some(analysis_id);
     let text = format!(
         "{} steps of {} from model {id}: first {} at {}, last {}",
         result.points.len(),
