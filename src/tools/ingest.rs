@@ -27,7 +27,7 @@ pub const SPEC: Spec = Spec {
 pub struct IngestArgs {
     pub series: Series,
     /// The points; a timestamp already stored (or repeated here) keeps the last value given.
-    #[schemars(length(min = 1, max = 100000))]
+    #[schemars(length(min = 1, max = MAX_POINTS))]
     pub points: Vec<PointArg>,
     /// Tags stored with every point of this call.
     pub tags: Option<serde_json::Map<String, serde_json::Value>>,
