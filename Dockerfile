@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-
 # --- build -------------------------------------------------------------------
 FROM rust:1-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends libpq-dev \
@@ -11,12 +9,17 @@ WORKDIR /app
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && cargo build --release --locked \
-    && rm -rf src target/release/deps/mcp_server* target/release/mcp-server*
+    && cargo clean --release --package mcp-server \
+    && rm -rf src
 
+# The real sources. `cargo clean --package` above dropped the stub's
+# artifacts and fingerprints: COPY keeps the sources' older timestamps, so
+# cargo would otherwise take the empty stub library as up to date.
 # The migrations are embedded into the binary at compile time.
 COPY src src
 COPY migrations migrations
-RUN cargo build --release --locked
+RUN cargo build --release --locked \
+    && strip target/release/mcp-server
 
 # --- runtime -----------------------------------------------------------------
 FROM debian:bookworm-slim
@@ -25,7 +28,6 @@ RUN apt-get update && apt-get install -y --no-install-recommends libpq5 ca-certi
     && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin mcp
 WORKDIR /app
 COPY --from=build /app/target/release/mcp-server /usr/local/bin/mcp-server
-COPY Rocket.toml ./
 USER mcp
 ENV ROCKET_PROFILE=release \
     ROCKET_ADDRESS=0.0.0.0 \

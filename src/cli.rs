@@ -29,6 +29,8 @@ pub enum Command {
     Serve,
     /// Manage the database schema.
     Migrate(Migrate),
+    /// Print the configuration in effect, secrets redacted, as JSON.
+    Config,
     /// Exit 0 when the local server's /health answers 200 (for HEALTHCHECK).
     Healthcheck {
         /// Defaults to http://127.0.0.1:$ROCKET_PORT/health.
@@ -94,6 +96,34 @@ impl From<DbError> for Failure {
         Failure {
             code: 1,
             message: e.to_string(),
+        }
+    }
+}
+
+/// What the server would run with here: profile, listener, body limits and
+/// settings, after compiled defaults, `Rocket.toml` and the environment.
+pub fn config() -> ExitCode {
+    let figment = Settings::figment();
+    let rocket =
+        rocket::Config::try_from(&figment).map_err(|e| format!("invalid configuration: {e}"));
+    let shown = Settings::from_figment(&figment).and_then(|settings| Ok((settings, rocket?))).map(|(settings, rocket)| {
+        let limit = |name: &str| rocket.limits.get(name).map(|l| l.as_u64());
+        serde_json::json!({
+            "profile": figment.profile().as_str().as_str(),
+            "address": rocket.address.to_string(),
+            "port": rocket.port,
+            "limits": { "json": limit("json"), "bytes": limit("bytes"), "string": limit("string") },
+            "settings": settings.redacted(),
+        })
+    });
+    match shown {
+        Ok(json) => {
+            println!("{json:#}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
         }
     }
 }

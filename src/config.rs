@@ -1,11 +1,14 @@
-//! Typed settings: `Rocket.toml` profiles, `ROCKET_*` variables, and the
-//! environment names operators already use (`DATABASE_URL`, `REDIS_URL`, …).
+//! Typed settings: compiled-in defaults, overridden by `Rocket.toml`
+//! profiles (optional: the server behaves the same wherever it starts), then
+//! by `ROCKET_*` variables and the names operators already use
+//! (`DATABASE_URL`, `REDIS_URL`, …). Both kinds of variable win in every
+//! profile.
 
 use std::time::Duration;
 
 use rocket::figment::{
-    Figment,
-    providers::{Env, Serialized},
+    Figment, Profile,
+    providers::{Env, Format, Serialized, Toml},
 };
 use serde::{Deserialize, Serialize};
 
@@ -108,12 +111,41 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Rocket's figment (Rocket.toml + `ROCKET_*`) with our defaults under it
-    /// and the operators' variable names over it.
+    /// Rocket's own composition (defaults, `Rocket.toml`, `ROCKET_*`) with
+    /// our compiled-in defaults under the file and the operators' variable
+    /// names over everything. Variables are global: a `[release]` value in
+    /// `Rocket.toml` never hides them.
     pub fn figment() -> Figment {
-        Figment::from(Serialized::defaults(Settings::default()))
-            .merge(rocket::Config::figment())
-            .merge(Env::raw().only(ENV_VARS))
+        let profile = Profile::from_env_or("ROCKET_PROFILE", rocket::Config::DEFAULT_PROFILE);
+        Figment::from(rocket::Config::default())
+            .merge(Serialized::defaults(Settings::default()))
+            .merge(Serialized::defaults(compiled::Limits::default()))
+            .merge(
+                Serialized::default("db_startup_timeout_secs", 15)
+                    .profile(Profile::const_new("debug")),
+            )
+            .merge(
+                Serialized::default("db_startup_timeout_secs", 120)
+                    .profile(Profile::const_new("release")),
+            )
+            .merge(Serialized::default("cli_colors", false).profile(Profile::const_new("release")))
+            .merge(Toml::file(Env::var_or("ROCKET_CONFIG", "Rocket.toml")).nested())
+            .merge(Env::prefixed("ROCKET_").ignore(&["PROFILE"]).global())
+            .merge(Env::raw().only(ENV_VARS).global())
+            .select(profile)
+    }
+
+    /// The settings as JSON with every secret replaced (for `mcp-server config`).
+    pub fn redacted(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        value["database_url"] = redact_url(&self.database_url).into();
+        if let Some(url) = &self.redis_url {
+            value["redis_url"] = redact_url(url).into();
+        }
+        if self.mcp_auth_token.is_some() {
+            value["mcp_auth_token"] = "***".into();
+        }
+        value
     }
 
     pub fn from_figment(figment: &Figment) -> Result<Settings, String> {
@@ -148,6 +180,36 @@ impl Settings {
     }
     pub fn redis_timeout(&self) -> Duration {
         Duration::from_millis(self.redis_timeout_ms.max(10))
+    }
+}
+
+/// Rocket settings whose stock defaults do not fit this server.
+mod compiled {
+    use serde::Serialize;
+
+    #[derive(Serialize)]
+    pub struct Limits {
+        limits: Bodies,
+    }
+
+    #[derive(Serialize)]
+    struct Bodies {
+        json: &'static str,
+        bytes: &'static str,
+        string: &'static str,
+    }
+
+    impl Default for Limits {
+        /// Ingest calls carry up to 100,000 points in one JSON body.
+        fn default() -> Self {
+            Limits {
+                limits: Bodies {
+                    json: "32 MiB",
+                    bytes: "32 MiB",
+                    string: "1 MiB",
+                },
+            }
+        }
     }
 }
 

@@ -8,6 +8,7 @@ fn main() -> ExitCode {
     match Cli::parse().command.unwrap_or(Command::Serve) {
         Command::Serve => serve(),
         Command::Migrate(cmd) => cli::migrate(cmd),
+        Command::Config => cli::config(),
         Command::Healthcheck { url } => cli::healthcheck(url),
     }
 }

@@ -71,7 +71,21 @@ fn the_server_service_matches_what_the_binary_reads() {
     );
     let port = get("ROCKET_PORT");
     assert_eq!(port, "8000");
-    assert!(strings(&server["ports"]).contains(&format!("{port}:{port}")));
+    let published: Vec<String> = strings(&server["ports"])
+        .iter()
+        .map(|p| expand(p))
+        .collect();
+    assert_eq!(
+        published,
+        [format!("127.0.0.1:{port}:{port}")],
+        "published on loopback unless the operator says otherwise (MCP_PUBLISH_ADDRESS)"
+    );
+    let image = services["timescaledb"]["image"].as_str().unwrap();
+    let tag = image.rsplit_once(':').map(|(_, t)| t).unwrap_or("");
+    assert!(
+        tag.chars().next().is_some_and(|c| c.is_ascii_digit()) && !tag.contains("latest"),
+        "the TimescaleDB image is pinned to a version: {image}"
+    );
 
     let db = url::Url::parse(&get("DATABASE_URL")).unwrap();
     assert_eq!(db.host_str(), Some("timescaledb"));

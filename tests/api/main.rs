@@ -2,6 +2,7 @@
 
 mod cli;
 mod compose;
+mod config;
 mod handlers;
 mod health;
 mod helpers;
@@ -11,4 +12,5 @@ mod metrics;
 mod migrations;
 mod pool;
 mod startup;
+mod timescale;
 mod tools;

@@ -28,6 +28,10 @@ fn snapshot(conn: &mut PgConnection) -> Vec<String> {
         UNION ALL
         SELECT format('function %s', p.oid::regprocedure) FROM pg_proc p
           WHERE p.pronamespace = 'public'::regnamespace
+            -- An extension's own functions (TimescaleDB's, in public) are
+            -- not ours: its migration leaves the extension installed.
+            AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                               AND d.objid = p.oid AND d.deptype = 'e')
         ORDER BY 1";
     diesel::sql_query(sql)
         .load::<Line>(conn)

@@ -70,6 +70,42 @@ fn exists(conn: &mut PgConnection, db: &str) -> bool {
         == 1
 }
 
+fn databases_like(conn: &mut PgConnection, pattern: &str) -> Vec<String> {
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = Text)]
+        datname: String,
+    }
+    diesel::sql_query("SELECT datname::text AS datname FROM pg_database WHERE datname LIKE $1")
+        .bind::<Text, _>(pattern)
+        .load::<Name>(conn)
+        .expect("query pg_database")
+        .into_iter()
+        .map(|n| n.datname)
+        .collect()
+}
+
+/// Runs `sql` (which needs `db` to have no sessions), ending the sessions
+/// still there first; they may take a moment to go, so a few tries.
+fn retry_while_in_use(conn: &mut PgConnection, db: &str, sql: &str) {
+    for attempt in 0.. {
+        diesel::sql_query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind::<Text, _>(db)
+        .execute(conn)
+        .expect("end sessions");
+        match diesel::sql_query(sql).execute(conn) {
+            Ok(_) => return,
+            Err(e) if attempt < 50 && e.to_string().contains("being accessed by other users") => {
+                std::thread::sleep(std::time::Duration::from_millis(100))
+            }
+            Err(e) => panic!("{sql}: {e}"),
+        }
+    }
+}
+
 /// Builds the migrated template once per migrations state. Test processes
 /// may race (nextest, parallel runs): a cross-process advisory lock
 /// serialises them, and the template appears under its name only complete.
@@ -94,9 +130,26 @@ fn ensure_template() -> &'static str {
                 tpl.run_pending_migrations(MIGRATIONS)
                     .expect("migrations apply to the template");
             }
-            diesel::sql_query(format!("ALTER DATABASE {building} RENAME TO {name}"))
-                .execute(&mut conn)
-                .unwrap();
+            // TimescaleDB's background workers connect to every database
+            // with the extension, and a database being copied or renamed
+            // must have no one connected: lock them out for good.
+            diesel::sql_query(format!(
+                "ALTER DATABASE {building} WITH ALLOW_CONNECTIONS false"
+            ))
+            .execute(&mut conn)
+            .unwrap();
+            retry_while_in_use(
+                &mut conn,
+                &building,
+                &format!("ALTER DATABASE {building} RENAME TO {name}"),
+            );
+        }
+        // Templates of other migration states are stale: drop them.
+        for stale in databases_like(&mut conn, "mcp_test_tpl_%") {
+            if stale != name {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {stale} WITH (FORCE)"))
+                    .execute(&mut conn);
+            }
         }
         diesel::sql_query("SELECT pg_advisory_unlock(7171717171)")
             .execute(&mut conn)
@@ -139,9 +192,8 @@ impl TestDatabase {
     pub fn migrated() -> Self {
         let template = ensure_template();
         let db = Self::named();
-        diesel::sql_query(format!("CREATE DATABASE {} TEMPLATE {template}", db.name))
-            .execute(&mut admin())
-            .unwrap();
+        let sql = format!("CREATE DATABASE {} TEMPLATE {template}", db.name);
+        retry_while_in_use(&mut admin(), template, &sql);
         db
     }
 

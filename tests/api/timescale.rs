@@ -1,0 +1,83 @@
+//! What TimescaleDB adds, checked where it is present. Ignored by default;
+//! CI runs them against `../shared/timescaledb/start-cluster.sh`:
+//! `TEST_DATABASE_URL=postgres://postgres@127.0.0.1:55433/postgres cargo test --test api -- --include-ignored`.
+
+use diesel_migrations::MigrationHarness;
+use mcp_server::db::migrations::{self as m, MIGRATIONS};
+use serde_json::json;
+
+use crate::helpers::{TestApp, TestDatabase};
+
+const NEEDS: &str =
+    "needs TimescaleDB: TEST_DATABASE_URL at a TimescaleDB cluster, then --include-ignored";
+
+fn hypertables(db: &TestDatabase) -> i64 {
+    db.count(
+        "SELECT count(*) AS n FROM timescaledb_information.hypertables \
+         WHERE hypertable_name = 'timeseries_data'",
+    )
+}
+
+fn chunks(db: &TestDatabase) -> i64 {
+    db.count(
+        "SELECT count(*) AS n FROM timescaledb_information.chunks \
+         WHERE hypertable_name = 'timeseries_data'",
+    )
+}
+
+/// Three weeks of hourly points, through the ingest tool.
+async fn three_weeks(db: &TestDatabase) -> usize {
+    let app = TestApp::spawn(db, None).await;
+    let session = app.session().await;
+    let points: Vec<_> = (0..21 * 24)
+        .map(|h| json!({ "time": format!("2026-01-{:02}T{:02}:00:00Z", 1 + h / 24, h % 24), "value": h }))
+        .collect();
+    let n = points.len();
+    let r = app
+        .call_tool(
+            &session,
+            "ingest_timeseries",
+            json!({ "series": "ts.weeks", "points": points }),
+        )
+        .await;
+    assert_eq!(r["structuredContent"]["written"], n, "{r}");
+    n
+}
+
+#[rocket::async_test]
+#[ignore = "needs TimescaleDB"]
+async fn three_weeks_of_points_make_at_least_three_chunks() {
+    let db = TestDatabase::migrated();
+    assert_eq!(hypertables(&db), 1, "{NEEDS}");
+    three_weeks(&db).await;
+    assert!(
+        chunks(&db) >= 3,
+        "7-day chunks over 21 days: {}",
+        chunks(&db)
+    );
+}
+
+#[rocket::async_test]
+#[ignore = "needs TimescaleDB"]
+async fn revert_keeps_every_row_in_a_plain_table_and_reapplying_makes_a_hypertable_again() {
+    let db = TestDatabase::migrated();
+    assert_eq!(hypertables(&db), 1, "{NEEDS}");
+    let n = three_weeks(&db).await as i64;
+    let rows = "SELECT count(*) AS n FROM timeseries_data";
+    let mut conn = db.conn();
+
+    let reverted = m::revert_while(&mut conn, &MIGRATIONS, |_, done| done < 1).unwrap();
+    assert!(
+        reverted[0].name.contains("timescale_hypertable"),
+        "{reverted:?}"
+    );
+    assert_eq!(hypertables(&db), 0, "a plain table again");
+    assert_eq!(db.count(rows), n, "revert keeps every row");
+    let pkey = "SELECT count(*) AS n FROM pg_indexes WHERE indexname = 'timeseries_data_pkey'";
+    assert_eq!(db.count(pkey), 1);
+
+    conn.run_next_migration(MIGRATIONS).unwrap();
+    assert_eq!(hypertables(&db), 1, "re-applying recreates the hypertable");
+    assert_eq!(db.count(rows), n);
+    assert!(chunks(&db) >= 3);
+}
