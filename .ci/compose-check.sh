@@ -38,7 +38,7 @@ dc down -v --remove-orphans >/dev/null 2>&1 || true
 t=$(now)
 dc build mcp-server
 BUILD_S=$(since "$t")
-IMAGE=$(dc images -q mcp-server | head -1)
+IMAGE=${PROJECT}_mcp-server  # compose v1 names a built image <project>_<service>
 SIZE_MB=$(docker image inspect "$IMAGE" --format '{{.Size}}' | awk '{printf "%.0f", $1/1048576}')
 docker run --rm --entrypoint id "$IMAGE" -u | grep -qv '^0$' || fail "the image runs as root"
 
