@@ -8,14 +8,16 @@ WORKDIR /app
 # Cargo.toml or Cargo.lock change, not on every source edit.
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+    && echo 'fn main() {}' > build.rs \
     && cargo build --release --locked \
     && cargo clean --release --package mcp-server \
-    && rm -rf src
+    && rm -rf src build.rs
 
 # The real sources. `cargo clean --package` above dropped the stub's
 # artifacts and fingerprints: COPY keeps the sources' older timestamps, so
 # cargo would otherwise take the empty stub library as up to date.
 # The migrations are embedded into the binary at compile time.
+COPY build.rs ./
 COPY src src
 COPY migrations migrations
 RUN cargo build --release --locked \

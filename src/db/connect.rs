@@ -124,8 +124,15 @@ pub fn connect(url: &str, create: bool) -> Result<PgConnection, DbError> {
 
 /// Connects, creating the database if needed, retrying with exponential
 /// backoff (250 ms doubling to 5 s) until `patience` is spent.
-pub fn connect_with_retry(url: &str, patience: Duration) -> Result<PgConnection, DbError> {
-    let deadline = Instant::now() + patience;
+/// Retries an unreachable database with backoff for `patience`; `knob`
+/// names the setting that chose it, for the final message.
+pub fn connect_with_retry(
+    url: &str,
+    patience: Duration,
+    knob: &str,
+) -> Result<PgConnection, DbError> {
+    let started = Instant::now();
+    let deadline = started + patience;
     let mut backoff = Duration::from_millis(250);
     let target = redact(url);
     let mut attempt = 0u32;
@@ -148,9 +155,9 @@ pub fn connect_with_retry(url: &str, patience: Duration) -> Result<PgConnection,
             }
             Err(DbError::Connect(msg)) => {
                 return Err(DbError::Connect(format!(
-                    "database {target} not reachable after {attempt} attempts over {} s: {msg} \
-                     (is PostgreSQL running? check DATABASE_URL; DB_STARTUP_TIMEOUT_SECS sets the wait)",
-                    patience.as_secs()
+                    "database {target} not reachable after {attempt} attempts over {:.1} s: {msg} \
+                     (is PostgreSQL running? check DATABASE_URL; {knob} sets the wait)",
+                    started.elapsed().as_secs_f64()
                 )));
             }
             Err(other) => return Err(other),

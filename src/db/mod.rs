@@ -36,6 +36,13 @@ pub enum DbError {
     UnknownVersion(String),
     #[error("migrations: {0}")]
     Migrations(String),
+    /// Applied migrations whose files changed since.
+    #[error("{0}")]
+    Edited(String),
+    /// The database has migrations this binary does not carry, and what was
+    /// asked would act around them.
+    #[error("{0}")]
+    Ahead(String),
     #[error("database error: {0}")]
     Query(#[from] diesel::result::Error),
     #[error("database task failed: {0}")]
@@ -120,9 +127,10 @@ impl Db {
 pub fn prepare(settings: &Settings) -> Result<(PgPool, StartupReport), DbError> {
     let url = connect::connection_url(&settings.database_url, settings.connect_timeout())?;
     info!("connecting to {}", connect::redact(&settings.database_url));
-    let mut conn = connect::connect_with_retry(&url, settings.startup_timeout())?;
+    let mut conn =
+        connect::connect_with_retry(&url, settings.startup_timeout(), "DB_STARTUP_TIMEOUT_SECS")?;
     let applied = migrations::with_lock(&mut conn, settings.migration_lock_timeout(), |conn| {
-        migrations::run_pending(conn, &migrations::MIGRATIONS)
+        migrations::upgrade(conn, &migrations::MIGRATIONS)
     })?;
     drop(conn);
     let pool = Pool::builder()

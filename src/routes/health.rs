@@ -20,14 +20,20 @@ pub async fn health(db: &State<Db>, cache: &State<Arc<Cache>>) -> (Status, Json<
     let cache = Arc::clone(cache);
     let cache_check = spawn_blocking(move || cache.health());
     let database = match db.run_within(DB_WAIT, probe).await {
-        Ok(h) => json!({
-            "reachable": true,
-            "latency_ms": (h.latency_ms * 1000.0).round() / 1000.0,
-            "schema_version": h.schema_version,
-            "pending_count": h.pending.len(),
-            "pending_migrations": h.pending,
-            "up_to_date": h.pending.is_empty(),
-        }),
+        Ok(h) => {
+            let m = h.migrations;
+            json!({
+                "reachable": true,
+                "latency_ms": (h.latency_ms * 1000.0).round() / 1000.0,
+                "schema_version": m.applied.last(),
+                "pending_count": m.pending.len(),
+                "pending_migrations": m.pending,
+                // Applied by a newer binary (a rolling deploy): served as is.
+                "ahead": m.ahead,
+                "edited": m.edited.iter().map(|e| &e.version).collect::<Vec<_>>(),
+                "up_to_date": m.pending.is_empty() && m.ahead.is_empty(),
+            })
+        }
         Err(e) => json!({ "reachable": false, "error": e.to_string() }),
     };
     let cache = cache_check.await.unwrap_or_else(|e| CacheHealth {

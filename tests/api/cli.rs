@@ -47,7 +47,11 @@ fn run_status_revert_and_history_round_trip() {
 
     let history = mcp(&["migrate", "history"], &db.url);
     assert!(history.status.success());
-    assert_eq!(String::from_utf8_lossy(&history.stdout).lines().count(), 3);
+    assert_eq!(
+        String::from_utf8_lossy(&history.stdout).lines().count(),
+        1 + 3,
+        "a header and three migrations"
+    );
 
     // Destructive without --yes and without a terminal: refused, nothing done.
     let refused = mcp(&["migrate", "revert", "--all"], &db.url);

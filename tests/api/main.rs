@@ -10,6 +10,7 @@ mod layers;
 mod mcp;
 mod metrics;
 mod migrations;
+mod operator;
 mod pool;
 mod startup;
 mod timescale;

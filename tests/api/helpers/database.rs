@@ -222,7 +222,7 @@ impl TestDatabase {
         }
         diesel::sql_query(
             "SELECT table_name::text AS table_name FROM information_schema.tables \
-             WHERE table_schema = 'public' AND table_name <> '__diesel_schema_migrations' \
+             WHERE table_schema = 'public' AND table_name NOT LIKE '\\_\\_diesel%' \
              ORDER BY table_name",
         )
         .load::<T>(&mut self.conn())

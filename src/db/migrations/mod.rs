@@ -12,6 +12,9 @@ use log::info;
 
 use super::DbError;
 
+pub mod checksums;
+pub mod plan;
+
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// Session-level advisory lock key ("mcp_migr"): held on the connection that
@@ -35,6 +38,132 @@ impl MigrationInfo {
             name: m.name().to_string(),
         }
     }
+}
+
+/// Diesel's version of a migration given in any spelling operators use:
+/// `20261125000001`, `2026-11-25-000001`, or the directory name
+/// `2026-11-25-000001_create_tables`.
+pub fn normalize_version(text: &str) -> String {
+    text.split('_').next().unwrap_or(text).replace('-', "")
+}
+
+/// The database against this binary's migrations.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct State {
+    /// Applied versions, oldest first.
+    pub applied: Vec<String>,
+    /// This binary's migrations not applied yet, oldest first.
+    pub pending: Vec<MigrationInfo>,
+    /// Applied versions this binary does not carry (a newer binary applied
+    /// them: the rolling-deploy case).
+    pub ahead: Vec<String>,
+    /// Applied migrations whose files changed after they were applied.
+    pub edited: Vec<checksums::Edited>,
+}
+
+impl State {
+    /// Pending migrations may run only after everything applied: one older
+    /// than an applied version would run out of order, against a schema it
+    /// was not written for.
+    pub fn out_of_order(&self) -> Vec<&MigrationInfo> {
+        let newest = self.applied.last().map(String::as_str).unwrap_or("");
+        self.pending
+            .iter()
+            .filter(|m| m.version.as_str() < newest)
+            .collect()
+    }
+
+    /// Why this binary must not migrate, if it must not.
+    pub fn refusal(&self) -> Option<DbError> {
+        if !self.edited.is_empty() {
+            let names = self
+                .edited
+                .iter()
+                .map(|e| e.version.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Some(DbError::Edited(format!(
+                "applied migration(s) {names} changed after they were applied (checksum differs). \
+                 Restore the original files, or, if the change is deliberate and already reflected \
+                 in the database, re-record them with `mcp-server migrate repair --yes`"
+            )));
+        }
+        let early = self.out_of_order();
+        if !early.is_empty() {
+            let names = early
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let newest = self.applied.last().map(String::as_str).unwrap_or(BASE);
+            let ahead = if self.ahead.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (the database is ahead of this binary: {})",
+                    self.ahead.join(", ")
+                )
+            };
+            return Some(DbError::Ahead(format!(
+                "pending migration(s) {names} are older than the applied version {newest}{ahead}; \
+                 applying them out of order could break the newer schema. Nothing was applied: \
+                 deploy the binary that carries every applied migration, or mark them applied \
+                 deliberately (`mcp-server migrate mark-applied VERSION --allow-gaps --yes`)"
+            )));
+        }
+        None
+    }
+}
+
+/// Reads the state: applied, pending, ahead, and edited checksums.
+pub fn state<S: MigrationSource<Pg>>(
+    conn: &mut PgConnection,
+    source: &S,
+) -> Result<State, DbError> {
+    let applied = applied(conn)?;
+    let known = sorted(source)?;
+    let known_versions: Vec<String> = known
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect();
+    Ok(State {
+        pending: known
+            .iter()
+            .map(|m| MigrationInfo::of(m.as_ref()))
+            .filter(|m| !applied.contains(&m.version))
+            .collect(),
+        ahead: applied
+            .iter()
+            .filter(|v| !known_versions.contains(v))
+            .cloned()
+            .collect(),
+        edited: checksums::edited(conn)?,
+        applied,
+    })
+}
+
+/// Start-up and `migrate run`: refuses edited or out-of-order migrations,
+/// warns about a database ahead of this binary (and still serves), applies
+/// what is pending, and records the checksums of what is applied.
+pub fn upgrade<S: MigrationSource<Pg>>(
+    conn: &mut PgConnection,
+    source: &S,
+) -> Result<Vec<MigrationInfo>, DbError> {
+    let state = state(conn, source)?;
+    if let Some(refusal) = state.refusal() {
+        return Err(refusal);
+    }
+    if !state.ahead.is_empty() {
+        log::warn!(
+            "the database is ahead of this binary: migration(s) {} were applied by a newer version; \
+             serving with the schema as it is (the rolling-deploy case)",
+            state.ahead.join(", ")
+        );
+    }
+    let ran = run_pending(conn, source)?;
+    let now_applied = applied(conn)?;
+    checksums::record_missing(conn, &now_applied)?;
+    Ok(ran)
 }
 
 #[derive(QueryableByName)]
@@ -139,18 +268,6 @@ pub fn applied(conn: &mut PgConnection) -> Result<Vec<String>, DbError> {
     Ok(versions)
 }
 
-pub fn pending<S: MigrationSource<Pg>>(
-    conn: &mut PgConnection,
-    source: &S,
-) -> Result<Vec<MigrationInfo>, DbError> {
-    let done = applied(conn)?;
-    Ok(sorted(source)?
-        .iter()
-        .map(|m| MigrationInfo::of(m.as_ref()))
-        .filter(|m| !done.contains(&m.version))
-        .collect())
-}
-
 /// Applies every pending migration, each in its own transaction, logging one
 /// Alembic-style line per migration. Call inside [`with_lock`]: the pending
 /// set is read after the lock is taken, so a replica that waited applies
@@ -200,7 +317,7 @@ pub fn revert_while<S: MigrationSource<Pg>>(
         let migration = known
             .iter()
             .find(|m| m.name().version().to_string() == version)
-            .ok_or_else(|| DbError::UnknownVersion(version.clone()))?;
+            .ok_or_else(|| ahead_of_revert(&version, reverted.len()))?;
         let info = MigrationInfo::of(migration.as_ref());
         let to = applied(conn)?
             .iter()
@@ -219,27 +336,65 @@ pub fn revert_while<S: MigrationSource<Pg>>(
     Ok(reverted)
 }
 
-/// Records `version` as applied without running it (Alembic's `stamp`).
+fn ahead_of_revert(version: &str, reverted: usize) -> DbError {
+    DbError::Ahead(format!(
+        "the newest applied migration {version} is not in this binary (a newer version applied it); \
+         revert it with that version first. {} reverted here; nothing was reverted past it",
+        if reverted == 0 {
+            "Nothing was".to_owned()
+        } else {
+            format!("{reverted} migration(s) were")
+        }
+    ))
+}
+
+/// Records each of `versions` as applied without running it (Alembic's
+/// `stamp`), with its checksum. Refuses a version that would leave an
+/// older one unapplied beneath it unless `allow_gaps`. Returns the versions
+/// newly recorded.
 pub fn mark_applied<S: MigrationSource<Pg>>(
     conn: &mut PgConnection,
     source: &S,
-    version: &str,
-) -> Result<bool, DbError> {
-    let known = sorted(source)?;
-    if !known
+    versions: &[String],
+    allow_gaps: bool,
+) -> Result<Vec<String>, DbError> {
+    let known: Vec<String> = sorted(source)?
         .iter()
-        .any(|m| m.name().version().to_string() == version)
-    {
-        return Err(DbError::UnknownVersion(version.to_owned()));
+        .map(|m| m.name().version().to_string())
+        .collect();
+    let versions: Vec<String> = versions.iter().map(|v| normalize_version(v)).collect();
+    if let Some(unknown) = versions.iter().find(|v| !known.contains(v)) {
+        return Err(DbError::UnknownVersion(unknown.clone()));
     }
-    // Creates the bookkeeping table when it does not exist yet.
-    applied(conn)?;
-    let rows = diesel::sql_query(
-        "INSERT INTO __diesel_schema_migrations (version) VALUES ($1) ON CONFLICT DO NOTHING",
-    )
-    .bind::<Text, _>(version)
-    .execute(conn)?;
-    Ok(rows == 1)
+    let done = applied(conn)?;
+    if !allow_gaps {
+        let newest = versions.iter().max().cloned().unwrap_or_default();
+        let gaps: Vec<&String> = known
+            .iter()
+            .filter(|k| **k < newest && !done.contains(k) && !versions.contains(k))
+            .collect();
+        if !gaps.is_empty() {
+            return Err(DbError::Migrations(format!(
+                "marking {newest} applied would leave older migration(s) {} unapplied beneath it; \
+                 mark them too (`mark-applied --all` marks every one), or pass --allow-gaps",
+                gaps.iter()
+                    .map(|g| g.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    let mut marked = Vec::new();
+    for version in versions.iter().filter(|v| !done.contains(v)) {
+        diesel::sql_query(
+            "INSERT INTO __diesel_schema_migrations (version) VALUES ($1) ON CONFLICT DO NOTHING",
+        )
+        .bind::<Text, _>(version)
+        .execute(conn)?;
+        marked.push(version.clone());
+    }
+    checksums::record_missing(conn, &marked)?;
+    Ok(marked)
 }
 
 /// `(version, name, applied at)` of every applied migration plus the

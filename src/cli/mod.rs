@@ -1,0 +1,134 @@
+//! The command line: `serve` (default), `migrate …` for containers that
+//! have no Diesel CLI, `config`, and `healthcheck`.
+
+mod migrate;
+
+pub use migrate::{Migrate, MigrateAction, migrate};
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+use crate::db::DbError;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mcp-server",
+    version,
+    about = "Time-series analytics MCP server"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending migrations, then serve HTTP (the default).
+    Serve,
+    /// Manage the database schema.
+    Migrate(Migrate),
+    /// Print the configuration in effect, secrets redacted, as JSON.
+    Config,
+    /// Exit 0 when the local server's /health answers 200 (for HEALTHCHECK).
+    Healthcheck {
+        /// Defaults to http://127.0.0.1:$ROCKET_PORT/health.
+        #[arg(long)]
+        url: Option<String>,
+    },
+}
+
+/// A failure with its one-line reason and exit code.
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl From<DbError> for Failure {
+    fn from(e: DbError) -> Self {
+        Failure {
+            code: 1,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// What the server would run with here: profile, listener, body limits and
+/// settings, after compiled defaults, `Rocket.toml` and the environment.
+pub fn config() -> ExitCode {
+    let figment = Settings::figment();
+    let rocket =
+        rocket::Config::try_from(&figment).map_err(|e| format!("invalid configuration: {e}"));
+    let shown = Settings::from_figment(&figment).and_then(|settings| Ok((settings, rocket?))).map(|(settings, rocket)| {
+        let limit = |name: &str| rocket.limits.get(name).map(|l| l.as_u64());
+        serde_json::json!({
+            "profile": figment.profile().as_str().as_str(),
+            "address": rocket.address.to_string(),
+            "port": rocket.port,
+            "limits": { "json": limit("json"), "bytes": limit("bytes"), "string": limit("string") },
+            "settings": settings.redacted(),
+        })
+    });
+    match shown {
+        Ok(json) => {
+            println!("{json:#}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A dependency-free HTTP GET for the container HEALTHCHECK (the runtime
+/// image has no curl).
+pub fn healthcheck(url: Option<String>) -> ExitCode {
+    let port = std::env::var("ROCKET_PORT").unwrap_or_else(|_| "8000".into());
+    let url = url.unwrap_or_else(|| format!("http://127.0.0.1:{port}/health"));
+    match probe(&url) {
+        Ok(200) => ExitCode::SUCCESS,
+        Ok(code) => {
+            eprintln!("{url} answered {code}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("{url}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn probe(url: &str) -> Result<u16, String> {
+    use std::io::Read;
+    use std::net::{TcpStream, ToSocketAddrs};
+    let parsed = url::Url::parse(url).map_err(|e| e.to_string())?;
+    let host = parsed.host_str().ok_or("URL has no host")?;
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let addr = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or("host did not resolve")?;
+    let timeout = Duration::from_secs(5);
+    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {} HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n",
+        parsed.path()
+    )
+    .map_err(|e| e.to_string())?;
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head).map_err(|e| e.to_string())?;
+    let line = String::from_utf8_lossy(&head[..n]);
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| format!("not an HTTP response: {line:?}"))
+}
