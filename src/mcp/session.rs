@@ -37,6 +37,10 @@ fn key(id: &str) -> String {
     format!("mcp:session:{id}")
 }
 
+/// What an ended session's key holds until it expires, so a replica that
+/// still has the session locally does not bring it back.
+const ENDED: &str = "ended";
+
 /// 256 random bits, hex: unguessable and visible ASCII as the spec requires.
 pub fn new_id() -> String {
     let mut bytes = [0u8; 32];
@@ -79,12 +83,22 @@ impl Sessions {
         }
         let (cache, k) = (Arc::clone(&self.cache), key(id));
         match spawn_blocking(move || cache.fetch(&k)).await {
+            Ok(Ok(Some(text))) if text == ENDED => {
+                self.local.invalidate(id);
+                None
+            }
             Ok(Ok(Some(text))) => {
                 let session = serde_json::from_str::<Session>(&text).ok()?;
                 self.put(session.clone()).await;
                 Some(session)
             }
-            Ok(Ok(None)) => None,
+            // Redis lost it (restarted empty, flushed): this replica's own
+            // copy is still good, and is written back for the others.
+            Ok(Ok(None)) => {
+                let session = self.local.get(id)?;
+                self.put(session.clone()).await;
+                Some(session)
+            }
             // Redis down: this replica's own copy still counts.
             _ => self.local.get(id),
         }
@@ -94,8 +108,8 @@ impl Sessions {
         let existed = self.get(id).await.is_some();
         self.local.invalidate(id);
         if self.cache.backend() != BackendKind::Memory {
-            let (cache, k) = (Arc::clone(&self.cache), key(id));
-            let _ = spawn_blocking(move || cache.delete(&k)).await;
+            let (cache, k, ttl) = (Arc::clone(&self.cache), key(id), self.ttl);
+            let _ = spawn_blocking(move || cache.set(&k, ENDED, ttl)).await;
         }
         existed
     }

@@ -29,7 +29,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("models", &["mcp", "routes", "store", "tools"]),
     ("db", &["mcp", "routes", "store", "tools"]),
     ("store", &["cache", "mcp", "metrics", "routes", "tools"]),
-    ("cache.rs", &["mcp", "routes", "store", "tools"]),
+    ("cache", &["mcp", "routes", "store", "tools"]),
     ("metrics.rs", &["mcp", "routes", "tools"]),
     ("tools", &["mcp", "routes"]),
     ("mcp", &["routes"]),

@@ -1,5 +1,6 @@
 //! One integration-test binary (it links once); each module is one concern.
 
+mod cache_faults;
 mod cli;
 mod compose;
 mod config;

@@ -8,11 +8,13 @@ pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
-/// A Redis server of the test's own, on a free port, so the test can stop
-/// and restart it. Killed on drop.
+/// A Redis server of the test's own, on a free port, so the test can stop,
+/// hang and restart it, and restore it from a snapshot (`SAVE` writes one
+/// to its own directory; a restart loads it). Killed on drop.
 pub struct OwnRedis {
     pub port: u16,
     child: Option<Child>,
+    dir: tempfile::TempDir,
 }
 
 impl OwnRedis {
@@ -22,9 +24,45 @@ impl OwnRedis {
             .local_addr()
             .unwrap()
             .port();
-        let mut redis = OwnRedis { port, child: None };
+        let dir = tempfile::tempdir().expect("a directory for snapshots");
+        let mut redis = OwnRedis {
+            port,
+            child: None,
+            dir,
+        };
         redis.restart();
         redis
+    }
+
+    /// Runs a command with redis-cli; its output, trimmed.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli on PATH");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// SIGSTOP (`true`) or SIGCONT: a hung Redis that keeps its sockets open.
+    pub fn freeze(&self, frozen: bool) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// Stops and starts again from the last `SAVE` (or empty without one).
+    pub fn restart_from_snapshot(&mut self) {
+        self.stop();
+        self.restart();
+    }
+
+    /// Stops, forgets any snapshot, and starts empty.
+    pub fn restart_empty(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_file(self.dir.path().join("dump.rdb"));
+        self.restart();
     }
 
     pub fn url(&self) -> String {
@@ -32,9 +70,10 @@ impl OwnRedis {
     }
 
     pub fn restart(&mut self) {
+        let dir = self.dir.path().to_str().expect("UTF-8 path").to_owned();
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(["--save", "", "--appendonly", "no", "--dir", &dir])
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server on PATH");
@@ -48,6 +87,10 @@ impl OwnRedis {
 
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // A frozen server must be woken for SIGKILL to be reaped promptly.
+            let _ = Command::new("kill")
+                .args(["-CONT", &child.id().to_string()])
+                .status();
             let _ = child.kill();
             let _ = child.wait();
         }

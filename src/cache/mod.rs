@@ -3,7 +3,17 @@
 //! All methods block (Redis I/O): call them from blocking tasks. A Redis
 //! outage never fails a request: reads miss, writes are dropped, one warning
 //! is logged per 30 s, and Redis is left alone for a few seconds after each
-//! failure (so a dead Redis adds no latency) before it is tried again.
+//! failure (so a dead or hung Redis adds no latency) before it is tried again.
+//!
+//! Redis is a cache this server does not own: it may be flushed, restarted
+//! empty, restored from an older snapshot, or hung. Freshness never rests on
+//! a counter that only Redis holds. Every key embeds a random epoch and a
+//! random per-series version token: a write replaces the series' token, a
+//! flushed or evicted token comes back as a new random one (never a value
+//! used before), and a restarted Redis (new `run_id`) gets a new epoch (see
+//! `redis_pool`).
+
+mod redis_pool;
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -16,16 +26,26 @@ use redis::Commands;
 use serde::Serialize;
 
 use crate::config::Settings;
+use redis_pool::{EPOCH_KEY, Manager, renew_epoch, token};
 
 /// How long Redis is skipped after a failure before the next try.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 const WARN_EVERY: Duration = Duration::from_secs(30);
-/// Bumped to orphan every cached entry after a missed invalidation.
-const EPOCH_KEY: &str = "mcp:cache:epoch";
 
 fn version_key(scope: &str) -> String {
     format!("mcp:cache:version:{scope}")
 }
+
+/// One round trip per lookup: reads (or creates) the epoch and the scope's
+/// version token, builds the entry's key from them, and reads the entry.
+const LOOKUP: &str = r"
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then epoch = ARGV[1]; redis.call('SET', KEYS[1], epoch) end
+local version = redis.call('GET', KEYS[2])
+if not version then version = ARGV[2]; redis.call('SET', KEYS[2], version) end
+local key = 'c:' .. epoch .. ':' .. ARGV[3] .. ':' .. version .. ':' .. ARGV[4]
+return {key, redis.call('GET', key)}
+";
 
 /// Bound on the in-process backend.
 const MEMORY_CAPACITY: u64 = 100_000;
@@ -55,8 +75,9 @@ impl moka::Expiry<String, Entry> for PerEntryTtl {
 
 enum Backend {
     Redis {
-        pool: Pool<redis::Client>,
+        pool: Pool<Manager>,
         timeout: Duration,
+        lookup: redis::Script,
     },
     Memory {
         entries: moka::sync::Cache<String, Entry>,
@@ -138,11 +159,17 @@ impl Cache {
             .max_size(pool_size.max(1))
             .min_idle(Some(0))
             .connection_timeout(timeout)
+            // The manager's is_valid is free; a dead connection fails on use.
+            .test_on_check_out(false)
             // Outages are reported by our rate-limited warning instead.
             .error_handler(Box::new(NopErrorHandler))
-            .build_unchecked(client);
+            .build_unchecked(Manager::new(client, timeout));
         info!("cache: Redis at {}", crate::config::redact_url(url));
-        Ok(Cache::with_backend(Backend::Redis { pool, timeout }))
+        Ok(Cache::with_backend(Backend::Redis {
+            pool,
+            timeout,
+            lookup: redis::Script::new(LOOKUP),
+        }))
     }
 
     fn with_backend(backend: Backend) -> Cache {
@@ -176,18 +203,23 @@ impl Cache {
         &self,
         op: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<R>,
     ) -> Option<R> {
-        let Backend::Redis { pool, timeout } = &self.backend else {
+        let Backend::Redis { pool, timeout, .. } = &self.backend else {
             return None;
         };
         if self.down_until.lock().is_some_and(|t| Instant::now() < t) {
             return None;
         }
+        // Bounded: the checkout by the pool's timeout, connecting and each
+        // read or write by the connection's (see `redis_pool`).
         let result = pool
             .get_timeout(*timeout)
             .map_err(|e| e.to_string())
             .and_then(|mut conn| {
-                let _ = conn.set_read_timeout(Some(*timeout));
-                let _ = conn.set_write_timeout(Some(*timeout));
+                if self.dirty.load(Ordering::Acquire) {
+                    // An invalidation was lost while Redis was away.
+                    renew_epoch(&mut conn).map_err(|e| e.to_string())?;
+                    self.dirty.store(false, Ordering::Release);
+                }
                 op(&mut conn).map_err(|e| e.to_string())
             });
         match result {
@@ -219,17 +251,6 @@ impl Cache {
         }
     }
 
-    pub fn get(&self, key: &str) -> Option<String> {
-        let found = self.fetch(key).ok().flatten();
-        let counter = if found.is_some() {
-            &self.hits
-        } else {
-            &self.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        found
-    }
-
     pub fn set(&self, key: &str, value: &str, ttl: Duration) {
         match &self.backend {
             Backend::Memory { entries, .. } => entries.insert(
@@ -255,41 +276,42 @@ impl Cache {
         }
     }
 
-    /// A key for data derived from `scope` (a series, say): it embeds the
-    /// scope's version, so [`Cache::invalidate`] makes every older entry
-    /// unreachable at once. `None` means "do not use the cache now".
-    ///
-    /// With Redis the key also embeds a global epoch. An invalidation that
-    /// could not reach Redis marks this process dirty; the next time Redis
-    /// answers, the epoch is bumped before anything is read, so entries that
-    /// missed an invalidation are never served.
-    pub fn scoped_key(&self, scope: &str, rest: &str) -> Option<String> {
-        match &self.backend {
-            Backend::Memory { counters, .. } => {
+    /// Looks up the entry `rest` of data derived from `scope` (a series,
+    /// say): the key it lives under for the scope's current version, and its
+    /// value if cached. `None` means "do not use the cache now". Counted in
+    /// the hit/miss figures.
+    pub fn lookup(&self, scope: &str, rest: &str) -> Option<(String, Option<String>)> {
+        let found = match &self.backend {
+            Backend::Memory { counters, entries } => {
                 let version = counters.lock().get(scope).copied().unwrap_or(0);
-                Some(format!("c:{scope}:{version}:{rest}"))
+                let key = format!("c:{scope}:{version}:{rest}");
+                let value = entries.get(&key).map(|e| e.value);
+                Some((key, value))
             }
-            Backend::Redis { .. } => {
-                if self.dirty.load(Ordering::Acquire) {
-                    self.with_redis(|c| c.incr::<_, _, i64>(EPOCH_KEY, 1))?;
-                    self.dirty.store(false, Ordering::Release);
-                }
-                let (epoch, version): (Option<i64>, Option<i64>) = self.with_redis(|c| {
-                    redis::cmd("MGET")
-                        .arg(EPOCH_KEY)
-                        .arg(version_key(scope))
-                        .query(c)
-                })?;
-                Some(format!(
-                    "c:{}:{scope}:{}:{rest}",
-                    epoch.unwrap_or(0),
-                    version.unwrap_or(0)
-                ))
-            }
+            Backend::Redis { lookup, .. } => self.with_redis(|c| {
+                lookup
+                    .key(EPOCH_KEY)
+                    .key(version_key(scope))
+                    .arg(token())
+                    .arg(token())
+                    .arg(scope)
+                    .arg(rest)
+                    .invoke::<(String, Option<String>)>(c)
+            }),
+        };
+        if let Some((_, value)) = &found {
+            let counter = if value.is_some() {
+                &self.hits
+            } else {
+                &self.misses
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
         }
+        found
     }
 
-    /// Makes everything cached under `scope` stale (call after a write).
+    /// Makes everything cached under `scope` stale (call after a write):
+    /// the scope gets a new random version token.
     pub fn invalidate(&self, scope: &str) {
         match &self.backend {
             Backend::Memory { counters, .. } => {
@@ -297,9 +319,10 @@ impl Cache {
             }
             Backend::Redis { .. } => {
                 if self
-                    .with_redis(|c| c.incr::<_, _, i64>(version_key(scope), 1))
+                    .with_redis(|c| c.set::<_, _, ()>(version_key(scope), token()))
                     .is_none()
                 {
+                    // Renew the epoch before anything is read again.
                     self.dirty.store(true, Ordering::Release);
                 }
             }
@@ -309,7 +332,7 @@ impl Cache {
     /// Pings Redis whatever the back-off state, and ends the back-off when it
     /// answers, so `/health` both reports and speeds up recovery.
     pub fn health(&self) -> CacheHealth {
-        let Backend::Redis { pool, timeout } = &self.backend else {
+        let Backend::Redis { pool, timeout, .. } = &self.backend else {
             return CacheHealth {
                 backend: "memory",
                 reachable: true,
@@ -320,7 +343,6 @@ impl Cache {
             .get_timeout(*timeout)
             .map_err(|e| e.to_string())
             .and_then(|mut c| {
-                let _ = c.set_read_timeout(Some(*timeout));
                 redis::cmd("PING")
                     .query::<String>(&mut *c)
                     .map_err(|e| e.to_string())
@@ -366,14 +388,10 @@ where
         scope.to_owned(),
         rest.to_owned(),
     );
-    let looked = spawn_blocking(move || {
-        let key = c.scoped_key(&s, &r)?;
-        let found = c.get(&key);
-        Some((key, found))
-    })
-    .await
-    .ok()
-    .flatten();
+    let looked = spawn_blocking(move || c.lookup(&s, &r))
+        .await
+        .ok()
+        .flatten();
     if let Some((_, Some(text))) = &looked
         && let Ok(value) = serde_json::from_str(text)
     {

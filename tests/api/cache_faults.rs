@@ -1,0 +1,150 @@
+//! The cache under Redis faults: restored from an older snapshot, restarted
+//! during a miss, flushed, hung. No read may return a figure older than the
+//! last acknowledged write; no wait may exceed REDIS_TIMEOUT_MS by much.
+
+use std::time::{Duration, Instant};
+
+use mcp_server::cache::Cache;
+use serde_json::json;
+
+use crate::helpers::{OwnRedis, TestApp, TestDatabase};
+
+const TIMEOUT: Duration = Duration::from_millis(300);
+
+fn cache_on(redis: &OwnRedis) -> Cache {
+    Cache::redis(&redis.url(), 4, TIMEOUT).expect("valid URL")
+}
+
+/// Redis is retried at once (health pings and ends the back-off).
+fn recover(cache: &Cache) {
+    assert!(cache.health().reachable, "Redis answers again");
+}
+
+#[test]
+fn a_restore_from_an_older_snapshot_serves_nothing_from_it() {
+    let mut redis = OwnRedis::start();
+    let cache = cache_on(&redis);
+    let (key, found) = cache.lookup("s", "stats").expect("Redis up");
+    assert_eq!(found, None);
+    cache.set(&key, "count=1", Duration::from_secs(60));
+    assert_eq!(
+        cache.lookup("s", "stats").unwrap().1.as_deref(),
+        Some("count=1")
+    );
+    assert_eq!(redis.cli(&["SAVE"]), "OK");
+
+    // A write after the snapshot, then Redis comes back from the snapshot.
+    cache.invalidate("s");
+    let (key, _) = cache.lookup("s", "stats").unwrap();
+    cache.set(&key, "count=2", Duration::from_secs(60));
+    redis.restart_from_snapshot();
+    assert!(
+        redis.cli(&["KEYS", "c:*"]).contains(":s:"),
+        "the old entry is back in Redis"
+    );
+
+    let _ = cache.lookup("s", "stats"); // the dead pooled connection fails once
+    recover(&cache);
+    let after = cache.lookup("s", "stats").expect("Redis up");
+    assert_ne!(
+        after.1.as_deref(),
+        Some("count=1"),
+        "served from the older snapshot"
+    );
+}
+
+#[test]
+fn a_restart_during_a_miss_cannot_plant_a_stale_entry() {
+    let mut redis = OwnRedis::start();
+    let cache = cache_on(&redis);
+    // A slow miss starts: it has its key, and computes …
+    let (key, _) = cache.lookup("s", "stats").expect("Redis up");
+    // … Redis restarts empty, and a write lands (its invalidation may be lost) …
+    redis.restart_empty();
+    cache.invalidate("s");
+    recover(&cache);
+    // … then the miss stores what it computed before the write.
+    cache.set(&key, "computed before the write", Duration::from_secs(60));
+    let after = cache.lookup("s", "stats").expect("Redis up");
+    assert_eq!(after.1, None, "a pre-write result was served");
+}
+
+#[test]
+fn a_flush_during_a_miss_cannot_plant_a_stale_entry() {
+    let redis = OwnRedis::start();
+    let cache = cache_on(&redis);
+    let (key, _) = cache.lookup("s", "stats").expect("Redis up");
+    assert_eq!(redis.cli(&["FLUSHALL"]), "OK");
+    cache.invalidate("s");
+    cache.set(&key, "computed before the write", Duration::from_secs(60));
+    assert_eq!(cache.lookup("s", "stats").unwrap().1, None);
+}
+
+#[test]
+fn a_hung_redis_costs_a_bounded_wait_then_none() {
+    let redis = OwnRedis::start();
+    let cache = cache_on(&redis);
+    assert!(cache.lookup("s", "stats").is_some());
+    redis.freeze(true);
+    let started = Instant::now();
+    assert_eq!(
+        cache.lookup("s", "stats"),
+        None,
+        "no answer from a hung Redis"
+    );
+    let first = started.elapsed();
+    // Seen as down: the next calls do not wait at all.
+    let started = Instant::now();
+    for _ in 0..100 {
+        assert_eq!(cache.lookup("s", "stats"), None);
+    }
+    let next = started.elapsed();
+    let health = cache.health();
+    redis.freeze(false);
+    assert!(!health.reachable);
+    // Generous bounds: a hang would take forever, not 10 × the timeout.
+    assert!(first < TIMEOUT * 10, "first call waited {first:?}");
+    assert!(next < TIMEOUT, "100 calls while down took {next:?}");
+}
+
+#[rocket::async_test]
+async fn sessions_survive_redis_restarting_empty_and_are_written_back() {
+    let db = TestDatabase::migrated();
+    let mut redis = OwnRedis::start();
+    let app = TestApp::spawn(&db, Some(&redis.url())).await;
+    let session = app.session().await;
+    redis.restart_empty();
+    assert_eq!(
+        redis.cli(&["EXISTS", &format!("mcp:session:{session}")]),
+        "0"
+    );
+    // The first call may find the pooled connection dead; health retries.
+    app.get_json("/health").await;
+    app.get_json("/health").await;
+    let pong = app.rpc(&session, 7, "ping", json!({})).await;
+    assert_eq!(pong["result"], json!({}), "{pong}");
+    assert_eq!(
+        redis.cli(&["EXISTS", &format!("mcp:session:{session}")]),
+        "1",
+        "the replica wrote its session back"
+    );
+    // A session ended anywhere stays ended.
+    let ended = app
+        .mcp(
+            rocket::http::Method::Delete,
+            "",
+            &[
+                ("Mcp-Session-Id", &session),
+                ("MCP-Protocol-Version", "2025-11-25"),
+            ],
+        )
+        .await;
+    assert_eq!(ended.status, 204, "{}", ended.body);
+    let gone = app
+        .post(
+            Some(&session),
+            &json!({ "jsonrpc": "2.0", "id": 8, "method": "ping" }),
+        )
+        .await;
+    assert_eq!(gone.status, 404);
+}
