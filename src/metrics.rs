@@ -38,6 +38,7 @@ pub struct Metrics {
     cache_misses: IntCounter,
     log_written: IntCounter,
     log_dropped: IntCounter,
+    log_failed: IntCounter,
     /// Durations (ms) per method or tool since the last snapshot.
     window: Mutex<HashMap<String, Vec<f64>>>,
     started: Instant,
@@ -47,7 +48,10 @@ pub struct Metrics {
 /// implements it; metrics need not know its internals).
 pub trait LogCounts: Send + Sync {
     fn written(&self) -> u64;
+    /// Not queued: the queue was full.
     fn dropped(&self) -> u64;
+    /// Queued, but the database refused them.
+    fn failed(&self) -> u64;
 }
 
 /// JSON-RPC requests of one method or tool since start.
@@ -149,6 +153,13 @@ impl Metrics {
                     "mcp_request_logs rows dropped (queue full)"
                 )
             ),
+            log_failed: register!(
+                r,
+                IntCounter::new(
+                    "request_log_failed_total",
+                    "mcp_request_logs rows the database refused"
+                )
+            ),
             registry: r,
             window: Mutex::new(HashMap::new()),
             started: Instant::now(),
@@ -224,6 +235,7 @@ impl Metrics {
         if let Some(log) = log {
             catch_up(&self.log_written, log.written());
             catch_up(&self.log_dropped, log.dropped());
+            catch_up(&self.log_failed, log.failed());
         }
     }
 

@@ -39,6 +39,9 @@ impl crate::metrics::LogCounts for Counters {
     fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+    fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
 }
 
 pub struct RequestLog {
@@ -57,7 +60,7 @@ impl RequestLog {
 
     /// Never waits: a full queue drops the row.
     pub fn record(&self, row: NewMcpRequestLog) {
-        if self.tx.try_send(Msg::Row(Box::new(row))).is_err() {
+        if self.tx.try_send(Msg::Row(Box::new(storable(row)))).is_err() {
             let n = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
                 warn!("request log queue full: {n} rows dropped so far");
@@ -71,6 +74,50 @@ impl RequestLog {
         if self.tx.send(Msg::Flush(done)).await.is_ok() {
             let _ = timeout(Duration::from_secs(10), wait).await;
         }
+    }
+}
+
+/// Longest stored text of a name (method, tool, client) or a session id.
+const NAME_CAP: usize = 200;
+
+/// What PostgreSQL can store, and no more than we mean to keep: NUL (which
+/// neither `text` nor `jsonb` accepts) becomes U+FFFD, and names are cut.
+fn storable(mut row: NewMcpRequestLog) -> NewMcpRequestLog {
+    let text = |s: &str, cap: usize| -> String {
+        s.chars()
+            .take(cap)
+            .map(|c| if c == '\0' { '\u{FFFD}' } else { c })
+            .collect()
+    };
+    let opt = |s: Option<String>, cap: usize| s.map(|s| text(&s, cap));
+    row.method = text(&row.method, NAME_CAP);
+    row.tool_name = opt(row.tool_name, NAME_CAP);
+    row.session_id = opt(row.session_id, NAME_CAP);
+    row.request_id = opt(row.request_id, NAME_CAP);
+    row.client_name = opt(row.client_name, NAME_CAP);
+    row.error_message = opt(row.error_message, 1000);
+    row.params = row.params.map(without_nul);
+    row
+}
+
+fn without_nul(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    let clean = |s: String| {
+        if s.contains('\0') {
+            s.replace('\0', "\u{FFFD}")
+        } else {
+            s
+        }
+    };
+    match value {
+        Value::String(s) => Value::String(clean(s)),
+        Value::Array(items) => Value::Array(items.into_iter().map(without_nul).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (clean(k), without_nul(v)))
+                .collect(),
+        ),
+        other => other,
     }
 }
 
@@ -118,16 +165,40 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Msg>, counters: Arc<Counters>) {
     }
 }
 
+/// One batch insert; if PostgreSQL refuses it, row by row, so one bad row
+/// loses only itself.
 async fn write(db: &Db, rows: Vec<NewMcpRequestLog>, counters: &Counters) {
-    let n = rows.len() as u64;
+    let n = rows.len();
     let result = db
-        .run(move |conn| crate::store::request_log::insert(conn, &rows))
+        .run(move |conn| {
+            if crate::store::request_log::insert(conn, &rows).is_ok() {
+                return Ok((n, Vec::new()));
+            }
+            let mut written = 0;
+            let mut errors = Vec::new();
+            for row in rows {
+                match crate::store::request_log::insert(conn, std::slice::from_ref(&row)) {
+                    Ok(_) => written += 1,
+                    Err(e) => errors.push(e.to_string()),
+                }
+            }
+            Ok((written, errors))
+        })
         .await;
     match result {
-        Ok(_) => counters.written.fetch_add(n, Ordering::Relaxed),
+        Ok((written, errors)) => {
+            counters.written.fetch_add(written as u64, Ordering::Relaxed);
+            if let Some(first) = errors.first() {
+                counters.failed.fetch_add(errors.len() as u64, Ordering::Relaxed);
+                error!(
+                    "{} of {n} request log rows refused by the database: {first}",
+                    errors.len()
+                );
+            }
+        }
         Err(e) => {
             error!("could not write {n} request log rows: {e}");
-            counters.failed.fetch_add(n, Ordering::Relaxed)
+            counters.failed.fetch_add(n as u64, Ordering::Relaxed);
         }
-    };
+    }
 }

@@ -418,8 +418,16 @@ fn record(
         ),
     };
     let elapsed = started.elapsed();
+    // Labels only from known names: input must not grow the metric set.
+    let method_label = match outcome {
+        Err(e) if e.code == jsonrpc::METHOD_NOT_FOUND => "unknown",
+        _ => method,
+    };
+    let tool_label = tool_name
+        .as_deref()
+        .map(|t| if mcp.tools.contains(t) { t } else { "unknown" });
     mcp.metrics
-        .rpc(method, tool_name.as_deref(), status == "ok", elapsed);
+        .rpc(method_label, tool_label, status == "ok", elapsed);
     mcp.log.record(NewMcpRequestLog {
         session_id: Some(session.id.clone()),
         request_id: Some(id.to_string()),

@@ -281,6 +281,10 @@ impl ToolRegistry {
         self.insert(&spec, input, None, run);
     }
 
+    pub fn contains(&self, name: &str) -> bool {
+        self.tools.contains_key(name)
+    }
+
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.order.iter().copied()
     }

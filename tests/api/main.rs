@@ -5,6 +5,7 @@ mod cli;
 mod compose;
 mod config;
 mod handlers;
+mod hostile;
 mod health;
 mod helpers;
 mod layers;
