@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod logging;
 pub mod mcp;
 pub mod metrics;
 pub mod models;

@@ -3,15 +3,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use mcp_server::cli::{self, Cli, Command};
 
-/// Rocket logs four or five INFO lines per request through `log`; below
-/// WARN it is noise unless RUST_LOG names `rocket` itself.
-const QUIET_ROCKET: &str = "rocket=warn";
-
 fn main() -> ExitCode {
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
-    env_logger::Builder::new()
-        .parse_filters(&format!("{QUIET_ROCKET},{filter}"))
-        .init();
+    mcp_server::logging::init();
     match Cli::parse().command.unwrap_or(Command::Serve) {
         Command::Serve => serve(),
         Command::Migrate(cmd) => cli::migrate(cmd),

@@ -358,10 +358,12 @@ impl Cache {
             }
             Err(e) => {
                 *self.down_until.lock() = Some(Instant::now() + RETRY_AFTER);
+                // The cause (which may name the host) goes to the log only.
+                self.warn(&e);
                 CacheHealth {
                     backend: "redis",
                     reachable: false,
-                    error: Some(e),
+                    error: Some("Redis is not reachable".into()),
                 }
             }
         }

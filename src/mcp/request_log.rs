@@ -187,9 +187,13 @@ async fn write(db: &Db, rows: Vec<NewMcpRequestLog>, counters: &Counters) {
         .await;
     match result {
         Ok((written, errors)) => {
-            counters.written.fetch_add(written as u64, Ordering::Relaxed);
+            counters
+                .written
+                .fetch_add(written as u64, Ordering::Relaxed);
             if let Some(first) = errors.first() {
-                counters.failed.fetch_add(errors.len() as u64, Ordering::Relaxed);
+                counters
+                    .failed
+                    .fetch_add(errors.len() as u64, Ordering::Relaxed);
                 error!(
                     "{} of {n} request log rows refused by the database: {first}",
                     errors.len()

@@ -9,11 +9,19 @@ use rocket::tokio::task::spawn_blocking;
 use rocket::{State, get, http::Status};
 
 use crate::cache::{Cache, CacheHealth};
-use crate::db::Db;
+use crate::db::{Db, DbError};
 use crate::store::health::probe;
 
 /// Kept short: orchestrators call this every few seconds.
 const DB_WAIT: Duration = Duration::from_secs(2);
+
+fn public_error(e: &DbError) -> &'static str {
+    match e {
+        DbError::Busy(_) => "no database connection was free in time",
+        DbError::Connect(_) => "the database is not reachable",
+        _ => "the database check failed (see the server log)",
+    }
+}
 
 #[get("/health")]
 pub async fn health(db: &State<Db>, cache: &State<Arc<Cache>>) -> (Status, Json<Value>) {
@@ -34,7 +42,12 @@ pub async fn health(db: &State<Db>, cache: &State<Arc<Cache>>) -> (Status, Json<
                 "up_to_date": m.pending.is_empty() && m.ahead.is_empty(),
             })
         }
-        Err(e) => json!({ "reachable": false, "error": e.to_string() }),
+        Err(e) => {
+            // The cause (host, port, the driver's words) goes to the log;
+            // a probe that anyone may call learns only what kind of failure.
+            log::warn!("health: database check failed: {e}");
+            json!({ "reachable": false, "error": public_error(&e) })
+        }
     };
     let cache = cache_check.await.unwrap_or_else(|e| CacheHealth {
         backend: "unknown",

@@ -10,16 +10,16 @@ async fn a_nul_in_params_loses_no_request_log_row() {
     let db = TestDatabase::migrated();
     let app = TestApp::spawn(&db, None).await;
     let session = app.session().await;
-    app.call_tool(&session, "list_series", json!({ "prefix": "a\u{0}b" })).await;
+    app.call_tool(&session, "list_series", json!({ "prefix": "a\u{0}b" }))
+        .await;
     for _ in 0..5 {
         app.call_tool(&session, "list_series", json!({})).await;
     }
     app.mcp_state().log.flush().await;
     let rows = db.count("SELECT count(*) AS n FROM mcp_request_logs WHERE method = 'tools/call'");
     assert_eq!(rows, 6, "every call is logged, the one with a NUL too");
-    let replaced = db.count(
-        "SELECT count(*) AS n FROM mcp_request_logs WHERE params::text LIKE '%\u{FFFD}%'",
-    );
+    let replaced =
+        db.count("SELECT count(*) AS n FROM mcp_request_logs WHERE params::text LIKE '%\u{FFFD}%'");
     assert_eq!(replaced, 1);
 }
 
@@ -31,20 +31,113 @@ async fn unknown_names_do_not_grow_the_metrics_or_the_errors() {
     for i in 0..3 {
         let name = format!("{i}{}", "x".repeat(3000));
         let r = app
-            .rpc(&session, 1, "tools/call", json!({ "name": name, "arguments": {} }))
+            .rpc(
+                &session,
+                1,
+                "tools/call",
+                json!({ "name": name, "arguments": {} }),
+            )
             .await;
         let message = r["error"]["message"].as_str().unwrap();
         assert!(message.len() < 300, "echoed whole: {} bytes", message.len());
     }
     app.rpc(&session, 2, &"m".repeat(3000), json!({})).await;
-    let text = app.client.get("/metrics").dispatch().await.into_string().await.unwrap();
-    assert!(text.lines().all(|l| l.len() < 500), "a long label reached /metrics");
-    assert!(text.contains(r#"mcp_rpc_requests_total{method="tools/call",status="error",tool="unknown"} 3"#), "{text}");
+    let text = app
+        .client
+        .get("/metrics")
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .unwrap();
+    assert!(
+        text.lines().all(|l| l.len() < 500),
+        "a long label reached /metrics"
+    );
+    assert!(
+        text.contains(
+            r#"mcp_rpc_requests_total{method="tools/call",status="error",tool="unknown"} 3"#
+        ),
+        "{text}"
+    );
     assert!(text.contains(r#"method="unknown""#), "{text}");
 
     let huge = "é".repeat(2_000_000);
-    let r = app.call_tool(&session, "compute_statistics", json!({ "series": huge })).await;
+    let r = app
+        .call_tool(&session, "compute_statistics", json!({ "series": huge }))
+        .await;
     let message = r["content"][0]["text"].as_str().unwrap();
     assert_eq!(r["isError"], true);
-    assert!(message.len() < 500, "a 2,000,000-character name was echoed: {} bytes", message.len());
+    assert!(
+        message.len() < 500,
+        "a 2,000,000-character name was echoed: {} bytes",
+        message.len()
+    );
+}
+
+/// The real binary at `RUST_LOG=debug,rocket=debug`: Rocket dumps request headers, and
+/// neither the bearer credential nor the configured token may show.
+#[test]
+fn no_log_level_prints_the_token() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let db = TestDatabase::migrated();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_mcp-server"))
+        .arg("serve")
+        .env("DATABASE_URL", &db.url)
+        .env("ROCKET_PORT", port.to_string())
+        .env("RUST_LOG", "debug,rocket=debug")
+        .env("MCP_AUTH_TOKEN", "s3cret-token-value")
+        .env_remove("REDIS_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        let probe = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
+            .args(["-H", "Authorization: Bearer s3cret-token-value"])
+            .args([
+                "-H",
+                "Content-Type: application/json",
+                "-H",
+                "Accept: application/json, text/event-stream",
+            ])
+            .args(["-d", r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#])
+            .arg(format!("http://127.0.0.1:{port}/mcp"))
+            .output()
+            .unwrap();
+        let code = String::from_utf8_lossy(&probe.stdout).to_string();
+        if code != "000" || std::time::Instant::now() > deadline {
+            break code;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let _ = server.kill();
+    let mut logs = String::new();
+    server
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    server
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    let _ = server.wait();
+    assert_ne!(status, "000", "the server answered");
+    assert!(
+        logs.contains("Bearer ***"),
+        "Rocket's header dump is there, redacted"
+    );
+    assert!(!logs.contains("s3cret-token-value"), "the token was logged");
 }
