@@ -1,6 +1,11 @@
 //! mcp-server: a time-series analytics MCP server. [`build`] assembles the
 //! Rocket application; `main` and the tests both use it.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod analytics;
 pub mod cache;
 pub mod cli;

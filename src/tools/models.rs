@@ -143,7 +143,11 @@ fn fit_loaded(
         step_seconds: step,
         last_time,
     };
-    Ok((model, metrics, values.len() - holdout, holdout))
+    let training = values
+        .len()
+        .checked_sub(holdout)
+        .ok_or("the holdout is larger than the data")?;
+    Ok((model, metrics, training, holdout))
 }
 
 pub async fn train_model(

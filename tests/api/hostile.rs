@@ -141,3 +141,44 @@ fn no_log_level_prints_the_token() {
     );
     assert!(!logs.contains("s3cret-token-value"), "the token was logged");
 }
+
+#[rocket::async_test]
+async fn a_forecast_past_the_end_of_time_is_a_tool_error() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    let session = app.session().await;
+    let points: Vec<_> = ["0001", "3000", "6000", "9999"]
+        .iter()
+        .enumerate()
+        .map(|(i, y)| json!({ "time": format!("{y}-01-01T00:00:00Z"), "value": i }))
+        .collect();
+    app.call_tool(
+        &session,
+        "ingest_timeseries",
+        json!({ "series": "eons", "points": points }),
+    )
+    .await;
+    let model = app
+        .call_tool(
+            &session,
+            "train_model",
+            json!({ "series": "eons", "model_type": "linear", "holdout": 1 }),
+        )
+        .await;
+    let id = model["structuredContent"]["model_id"]
+        .as_i64()
+        .expect("trained");
+    let r = app
+        .call_tool(
+            &session,
+            "forecast",
+            json!({ "model_id": id, "horizon": 10000 }),
+        )
+        .await;
+    assert_eq!(r["isError"], true, "{r}");
+    let message = r["content"][0]["text"].as_str().unwrap();
+    assert!(
+        message.contains("representable time range") && message.contains("smaller horizon"),
+        "{message}"
+    );
+}

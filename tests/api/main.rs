@@ -14,6 +14,7 @@ mod metrics;
 mod migrations;
 mod operator;
 mod pool;
+mod properties;
 mod startup;
 mod timescale;
 mod tools;
