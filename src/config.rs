@@ -30,6 +30,7 @@ pub const ENV_VARS: &[&str] = &[
     "MCP_ALLOWED_HOSTS",
     "MCP_ALLOWED_ORIGINS",
     "MCP_SESSION_TTL_SECS",
+    "MCP_BODY_BUDGET_MIB",
     "MCP_CONFORMANCE_FIXTURES",
     "METRICS_SNAPSHOT_SECS",
 ];
@@ -64,6 +65,8 @@ pub struct Settings {
     pub mcp_allowed_origins: String,
     /// Idle time after which an MCP session expires.
     pub mcp_session_ttl_secs: u64,
+    /// Bytes of `/mcp` request bodies in flight at once (MiB); past it, 503.
+    pub mcp_body_budget_mib: u32,
     /// Registers the conformance suite's fixtures (tests only).
     #[serde(deserialize_with = "flag")]
     pub mcp_conformance_fixtures: bool,
@@ -104,6 +107,7 @@ impl Default for Settings {
             mcp_allowed_hosts: String::new(),
             mcp_allowed_origins: String::new(),
             mcp_session_ttl_secs: 1800,
+            mcp_body_budget_mib: 64,
             mcp_conformance_fixtures: false,
             metrics_snapshot_secs: 60,
         }

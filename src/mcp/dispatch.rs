@@ -14,12 +14,13 @@ const SERIES_SCHEME: &str = "timeseries://";
 /// Points returned when a series is read as a resource.
 const RESOURCE_POINTS: i64 = 1000;
 
-fn params_obj(params: &Option<Value>) -> Map<String, Value> {
-    params
-        .as_ref()
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default()
+/// The params object, taken rather than copied (an ingest's params are
+/// the whole request body).
+fn params_obj(params: Option<Value>) -> Map<String, Value> {
+    match params {
+        Some(Value::Object(map)) => map,
+        _ => Map::new(),
+    }
 }
 
 fn str_param<'a>(p: &'a Map<String, Value>, key: &str) -> Result<&'a str, RpcError> {
@@ -41,17 +42,18 @@ pub async fn dispatch(
     mcp: &Mcp,
     session: &mut Session,
     method: &str,
-    params: &Option<Value>,
+    params: Option<Value>,
     ctx: ToolContext,
 ) -> Result<Value, RpcError> {
-    let p = params_obj(params);
+    let mut p = params_obj(params);
     match method {
         "ping" => Ok(json!({})),
         "tools/list" => paged("tools", &mcp.tools.listings(), cursor(&p)?, mcp.page_size),
         "tools/call" => {
+            let arguments = p.remove("arguments");
             let name = str_param(&p, "name")?;
             mcp.tools
-                .call(name, p.get("arguments").cloned(), ctx)
+                .call(name, arguments, ctx)
                 .await
                 .map_err(|e| match e {
                     CallError::Internal(cause) => RpcError::internal(cause),

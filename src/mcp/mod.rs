@@ -37,6 +37,7 @@ pub struct Mcp {
     pub log: request_log::RequestLog,
     pub guard: security::Guard,
     pub fixtures: bool,
+    pub bodies: BodyBudget,
     pub page_size: usize,
     pub db: Db,
     pub cache: Arc<Cache>,
@@ -44,6 +45,39 @@ pub struct Mcp {
 }
 
 pub const PAGE_SIZE: usize = 50;
+
+/// The bytes of request bodies in flight, against a budget
+/// (`MCP_BODY_BUDGET_MIB`): a parsed JSON body costs several times its size,
+/// so without a bound a few large bodies at once can take all the memory.
+pub struct BodyBudget {
+    permits: Arc<rocket::tokio::sync::Semaphore>,
+    total_kib: u32,
+}
+
+/// A body's share of the budget, returned when dropped.
+pub struct BodyReservation(#[allow(dead_code)] rocket::tokio::sync::OwnedSemaphorePermit);
+
+impl BodyBudget {
+    pub fn new(mib: u32) -> BodyBudget {
+        let total_kib = mib.max(1).saturating_mul(1024);
+        BodyBudget {
+            permits: Arc::new(rocket::tokio::sync::Semaphore::new(total_kib as usize)),
+            total_kib,
+        }
+    }
+
+    /// Reserves `bytes` now, or `None` when they do not fit. A body larger
+    /// than the whole budget takes all of it (the body limit bounds it).
+    pub fn try_reserve(&self, bytes: u64) -> Option<BodyReservation> {
+        let kib = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.total_kib);
+        Arc::clone(&self.permits)
+            .try_acquire_many_owned(kib)
+            .ok()
+            .map(BodyReservation)
+    }
+}
 
 impl Mcp {
     /// Serves `tools`, builds the prompt registry and starts the
@@ -80,6 +114,7 @@ impl Mcp {
                 settings.mcp_auth_token.clone(),
             ),
             fixtures,
+            bodies: BodyBudget::new(settings.mcp_body_budget_mib),
             page_size: PAGE_SIZE,
             db,
             cache,

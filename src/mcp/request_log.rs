@@ -122,16 +122,39 @@ fn without_nul(value: serde_json::Value) -> serde_json::Value {
 }
 
 /// Size-caps `params` for storage.
+/// Params that serialize past the cap are measured without being copied,
+/// and only their preview is kept: an ingest of 100,000 points costs the
+/// log a few KiB, not another copy of the body.
 pub fn capped(params: &serde_json::Value) -> serde_json::Value {
-    let text = params.to_string();
-    if text.len() <= PARAMS_CAP {
+    /// Counts bytes, keeping the first `keep` of them.
+    struct Preview {
+        bytes: usize,
+        kept: Vec<u8>,
+        keep: usize,
+    }
+    impl std::io::Write for Preview {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let room = self.keep.saturating_sub(self.kept.len());
+            self.kept.extend_from_slice(&buf[..room.min(buf.len())]);
+            self.bytes += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut preview = Preview {
+        bytes: 0,
+        kept: Vec::with_capacity(PARAMS_CAP / 2),
+        keep: PARAMS_CAP / 2,
+    };
+    if serde_json::to_writer(&mut preview, params).is_err() || preview.bytes <= PARAMS_CAP {
         return params.clone();
     }
-    let mut cut = PARAMS_CAP / 2;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    serde_json::json!({ "truncated": true, "bytes": text.len(), "preview": &text[..cut] })
+    let text = String::from_utf8_lossy(&preview.kept);
+    // A cut mid-character shows as U+FFFD at the end; drop it.
+    let text = text.trim_end_matches('\u{FFFD}');
+    serde_json::json!({ "truncated": true, "bytes": preview.bytes, "preview": text })
 }
 
 async fn writer(db: Db, mut rx: mpsc::Receiver<Msg>, counters: Arc<Counters>) {

@@ -22,6 +22,7 @@ use super::protocol::{self, log_rank};
 use super::request_log::capped;
 use super::security::Refusal;
 use super::session::{self, Session};
+use super::BodyReservation;
 use super::{Mcp, dispatch};
 use crate::models::NewMcpRequestLog;
 use crate::tools::ToolContext;
@@ -36,6 +37,7 @@ const SESSION_HEADER: &str = "Mcp-Session-Id";
 pub struct McpHeaders<'r> {
     accept: Option<&'r str>,
     content_type: Option<&'r str>,
+    content_length: Option<u64>,
     session: Option<&'r str>,
     version: Option<&'r str>,
     origin: Option<&'r str>,
@@ -51,6 +53,7 @@ impl<'r> FromRequest<'r> for McpHeaders<'r> {
         Outcome::Success(McpHeaders {
             accept: h.get_one("Accept"),
             content_type: h.get_one("Content-Type"),
+            content_length: h.get_one("Content-Length").and_then(|n| n.trim().parse().ok()),
             session: h.get_one(SESSION_HEADER),
             version: h.get_one("MCP-Protocol-Version"),
             origin: h.get_one("Origin"),
@@ -116,6 +119,9 @@ impl<'r> Responder<'r, 'r> for Reply {
                 res.status(status);
                 if status == Status::Unauthorized {
                     res.header(Header::new("WWW-Authenticate", "Bearer"));
+                }
+                if status == Status::ServiceUnavailable {
+                    res.header(Header::new("Retry-After", "1"));
                 }
                 res.ok()
             }
@@ -196,6 +202,14 @@ pub async fn post_mcp(
         );
     }
     let limit = limits.get("json").unwrap_or(32.mebibytes());
+    // A parsed body costs several times its size: bodies in flight share a
+    // budget, and one that does not fit now is told to come back.
+    let Some(reserved) = mcp.bodies.try_reserve(h.content_length.unwrap_or(limit.as_u64())) else {
+        return refused(
+            Status::ServiceUnavailable,
+            "Service Unavailable: too many large requests in flight; retry shortly",
+        );
+    };
     let body = match data.open(limit).into_bytes().await {
         Ok(b) if b.is_complete() => b.into_inner(),
         Ok(_) => {
@@ -232,7 +246,7 @@ pub async fn post_mcp(
                 Ok(s) => s,
                 Err(reply) => return reply,
             };
-            call(mcp, session, id, method, params, started).await
+            call(mcp, session, id, method, params, started, reserved).await
         }
         Message::Notification { method, params } => {
             let session = match session_of(&mcp, &h).await {
@@ -273,7 +287,10 @@ async fn initialize(mcp: &Mcp, id: RequestId, params: Option<Value>, started: In
         &session,
         &id,
         "initialize",
-        &Some(p),
+        Logged {
+            tool_name: None,
+            params: Some(capped(&p)),
+        },
         &Ok(result.clone()),
         started,
     );
@@ -315,6 +332,7 @@ async fn call(
     method: String,
     params: Option<Value>,
     started: Instant,
+    body: BodyReservation,
 ) -> Reply {
     let (out, mut rx) = mpsc::channel::<Value>(64);
     let progress_token = params
@@ -343,13 +361,20 @@ async fn call(
         metrics: Arc::clone(&mcp.metrics),
     };
     let task_id = id.clone();
+    // What the log keeps is taken before the params move into the call.
+    let logged = Logged {
+        tool_name: (method == "tools/call")
+            .then(|| params.as_ref().and_then(|p| p["name"].as_str()).map(str::to_owned))
+            .flatten(),
+        params: params.as_ref().map(capped),
+    };
     let task = rocket::tokio::spawn(async move {
+        // The body's share of the in-flight budget is held until the call ends.
+        let _body = body;
         let mut session = session;
-        let outcome = dispatch::dispatch(&mcp, &mut session, &method, &params, ctx).await;
+        let outcome = dispatch::dispatch(&mcp, &mut session, &method, params, ctx).await;
         mcp.live.end_call(&session.id, &task_id);
-        record(
-            &mcp, &session, &task_id, &method, &params, &outcome, started,
-        );
+        record(&mcp, &session, &task_id, &method, logged, &outcome, started);
         match outcome {
             Ok(result) => jsonrpc::success(&task_id, result),
             Err(e) => jsonrpc::failure(Some(&task_id), &e),
@@ -384,24 +409,23 @@ async fn call(
     }
 }
 
+/// What the request log keeps of a request's params.
+struct Logged {
+    tool_name: Option<String>,
+    params: Option<Value>,
+}
+
 /// Queues the request's row for `mcp_request_logs` (never waits).
 fn record(
     mcp: &Mcp,
     session: &Session,
     id: &RequestId,
     method: &str,
-    params: &Option<Value>,
+    logged: Logged,
     outcome: &Result<Value, RpcError>,
     started: Instant,
 ) {
-    let tool_name = (method == "tools/call")
-        .then(|| {
-            params
-                .as_ref()
-                .and_then(|p| p["name"].as_str())
-                .map(str::to_owned)
-        })
-        .flatten();
+    let Logged { tool_name, params } = logged;
     let (status, error_code, error_message) = match outcome {
         Ok(r) if r["isError"] == true => (
             "error",
@@ -433,7 +457,7 @@ fn record(
         request_id: Some(id.to_string()),
         method: method.to_owned(),
         tool_name,
-        params: params.as_ref().map(capped),
+        params,
         status: status.to_owned(),
         error_code,
         error_message,

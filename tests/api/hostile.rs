@@ -182,3 +182,20 @@ async fn a_forecast_past_the_end_of_time_is_a_tool_error() {
         "{message}"
     );
 }
+
+#[rocket::async_test]
+async fn bodies_beyond_the_in_flight_budget_get_503_with_retry_after() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::try_spawn(crate::helpers::figment(&db.url, None).merge(("mcp_body_budget_mib", 1)))
+        .await
+        .expect("starts");
+    let session = app.session().await;
+    // Another request holds the whole budget.
+    let held = app.mcp_state().bodies.try_reserve(1024 * 1024).expect("free at first");
+    let busy = app.post(Some(&session), &json!({ "jsonrpc": "2.0", "id": 1, "method": "ping" })).await;
+    assert_eq!(busy.status, 503, "{}", busy.body);
+    assert!(busy.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("Retry-After") && v == "1"));
+    drop(held);
+    let ok = app.post(Some(&session), &json!({ "jsonrpc": "2.0", "id": 2, "method": "ping" })).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+}
