@@ -31,6 +31,8 @@ pub const ENV_VARS: &[&str] = &[
     "MCP_ALLOWED_ORIGINS",
     "MCP_SESSION_TTL_SECS",
     "MCP_BODY_BUDGET_MIB",
+    "MCP_HEADER_TIMEOUT_SECS",
+    "MCP_BODY_TIMEOUT_SECS",
     "MCP_CONFORMANCE_FIXTURES",
     "METRICS_SNAPSHOT_SECS",
 ];
@@ -67,6 +69,10 @@ pub struct Settings {
     pub mcp_session_ttl_secs: u64,
     /// Bytes of `/mcp` request bodies in flight at once (MiB); past it, 503.
     pub mcp_body_budget_mib: u32,
+    /// A request head must arrive within this (slow clients are dropped).
+    pub mcp_header_timeout_secs: u64,
+    /// A request body may not pause longer than this between chunks.
+    pub mcp_body_timeout_secs: u64,
     /// Registers the conformance suite's fixtures (tests only).
     #[serde(deserialize_with = "flag")]
     pub mcp_conformance_fixtures: bool,
@@ -108,6 +114,8 @@ impl Default for Settings {
             mcp_allowed_origins: String::new(),
             mcp_session_ttl_secs: 1800,
             mcp_body_budget_mib: 64,
+            mcp_header_timeout_secs: 30,
+            mcp_body_timeout_secs: 30,
             mcp_conformance_fixtures: false,
             metrics_snapshot_secs: 60,
         }

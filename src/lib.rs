@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod gate;
 pub mod logging;
 pub mod mcp;
 pub mod metrics;
@@ -37,6 +38,38 @@ use crate::metrics::{HttpMetrics, Metrics};
 /// The application with configuration from `Rocket.toml` and the environment.
 pub fn rocket() -> Rocket<Build> {
     build(Settings::figment())
+}
+
+/// The server as `mcp-server serve` runs it: Rocket on a loopback port of
+/// its own, behind the [`gate`] that listens where the configuration says
+/// (`ROCKET_ADDRESS`, `ROCKET_PORT`) and drops slow clients.
+pub fn served() -> Result<Rocket<Build>, String> {
+    let figment = Settings::figment();
+    let settings = Settings::from_figment(&figment)?;
+    let config =
+        rocket::Config::try_from(&figment).map_err(|e| format!("invalid configuration: {e}"))?;
+    let public = std::net::SocketAddr::new(config.address, config.port);
+    let limits = gate::Limits {
+        header: std::time::Duration::from_secs(settings.mcp_header_timeout_secs.max(1)),
+        body_idle: std::time::Duration::from_secs(settings.mcp_body_timeout_secs.max(1)),
+    };
+    let inner = figment.merge(("address", "127.0.0.1")).merge(("port", 0));
+    Ok(
+        build(inner).attach(AdHoc::on_liftoff("Public listener", move |rocket| {
+            Box::pin(async move {
+                let upstream =
+                    std::net::SocketAddr::new(rocket.config().address, rocket.config().port);
+                let stop = rocket.shutdown();
+                rocket::tokio::spawn(async move {
+                    if let Err(e) = gate::serve(public, upstream, limits, stop).await {
+                        // Nothing was served: end the process with the reason.
+                        log::error!("server did not start: {e}");
+                        std::process::exit(1);
+                    }
+                });
+            })
+        })),
+    )
 }
 
 /// The application with the given configuration (tests pass their own).

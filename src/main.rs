@@ -16,7 +16,14 @@ fn main() -> ExitCode {
 }
 
 fn serve() -> ExitCode {
-    match rocket::execute(mcp_server::rocket().launch()) {
+    let rocket = match mcp_server::served() {
+        Ok(rocket) => rocket,
+        Err(e) => {
+            log::error!("server did not start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rocket::execute(rocket.launch()) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             // Fairing failures were logged with their cause where they happened.

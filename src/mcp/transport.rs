@@ -16,13 +16,13 @@ use rocket::tokio::sync::mpsc;
 use rocket::{Route, State, delete, get, post, routes};
 use serde_json::{Value, json};
 
+use super::BodyReservation;
 use super::jsonrpc::{self, Message, RequestId, RpcError, SERVER_ERROR};
 use super::peer::Peer;
 use super::protocol::{self, log_rank};
 use super::request_log::capped;
 use super::security::Refusal;
 use super::session::{self, Session};
-use super::BodyReservation;
 use super::{Mcp, dispatch};
 use crate::models::NewMcpRequestLog;
 use crate::tools::ToolContext;
@@ -53,7 +53,9 @@ impl<'r> FromRequest<'r> for McpHeaders<'r> {
         Outcome::Success(McpHeaders {
             accept: h.get_one("Accept"),
             content_type: h.get_one("Content-Type"),
-            content_length: h.get_one("Content-Length").and_then(|n| n.trim().parse().ok()),
+            content_length: h
+                .get_one("Content-Length")
+                .and_then(|n| n.trim().parse().ok()),
             session: h.get_one(SESSION_HEADER),
             version: h.get_one("MCP-Protocol-Version"),
             origin: h.get_one("Origin"),
@@ -204,7 +206,10 @@ pub async fn post_mcp(
     let limit = limits.get("json").unwrap_or(32.mebibytes());
     // A parsed body costs several times its size: bodies in flight share a
     // budget, and one that does not fit now is told to come back.
-    let Some(reserved) = mcp.bodies.try_reserve(h.content_length.unwrap_or(limit.as_u64())) else {
+    let Some(reserved) = mcp
+        .bodies
+        .try_reserve(h.content_length.unwrap_or(limit.as_u64()))
+    else {
         return refused(
             Status::ServiceUnavailable,
             "Service Unavailable: too many large requests in flight; retry shortly",
@@ -364,7 +369,12 @@ async fn call(
     // What the log keeps is taken before the params move into the call.
     let logged = Logged {
         tool_name: (method == "tools/call")
-            .then(|| params.as_ref().and_then(|p| p["name"].as_str()).map(str::to_owned))
+            .then(|| {
+                params
+                    .as_ref()
+                    .and_then(|p| p["name"].as_str())
+                    .map(str::to_owned)
+            })
             .flatten(),
         params: params.as_ref().map(capped),
     };

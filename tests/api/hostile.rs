@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, TestDatabase};
+use crate::helpers::{ServerProcess, TestApp, TestDatabase};
 
 #[rocket::async_test]
 async fn a_nul_in_params_loses_no_request_log_row() {
@@ -75,71 +75,97 @@ async fn unknown_names_do_not_grow_the_metrics_or_the_errors() {
     );
 }
 
-/// The real binary at `RUST_LOG=debug,rocket=debug`: Rocket dumps request headers, and
-/// neither the bearer credential nor the configured token may show.
+/// The real binary at `RUST_LOG=debug,rocket=debug`: Rocket dumps request
+/// headers, and neither the bearer credential nor the configured token may show.
 #[test]
 fn no_log_level_prints_the_token() {
-    use std::io::Read;
-    use std::process::{Command, Stdio};
     let db = TestDatabase::migrated();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_mcp-server"))
-        .arg("serve")
-        .env("DATABASE_URL", &db.url)
-        .env("ROCKET_PORT", port.to_string())
-        .env("RUST_LOG", "debug,rocket=debug")
-        .env("MCP_AUTH_TOKEN", "s3cret-token-value")
-        .env_remove("REDIS_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+    let server = ServerProcess::start(
+        &db,
+        &[
+            ("RUST_LOG", "debug,rocket=debug"),
+            ("MCP_AUTH_TOKEN", "s3cret-token-value"),
+        ],
+    );
+    let status = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
+        .args(["-H", "Authorization: Bearer s3cret-token-value"])
+        .args([
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            "Accept: application/json, text/event-stream",
+        ])
+        .args(["-d", r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#])
+        .arg(format!("http://127.0.0.1:{}/mcp", server.port))
+        .output()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let status = loop {
-        let probe = Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
-            .args(["-H", "Authorization: Bearer s3cret-token-value"])
-            .args([
-                "-H",
-                "Content-Type: application/json",
-                "-H",
-                "Accept: application/json, text/event-stream",
-            ])
-            .args(["-d", r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#])
-            .arg(format!("http://127.0.0.1:{port}/mcp"))
-            .output()
-            .unwrap();
-        let code = String::from_utf8_lossy(&probe.stdout).to_string();
-        if code != "000" || std::time::Instant::now() > deadline {
-            break code;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
-    let _ = server.kill();
-    let mut logs = String::new();
-    server
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
-    server
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
-    let _ = server.wait();
-    assert_ne!(status, "000", "the server answered");
+    let logs = server.stop();
+    assert_ne!(
+        String::from_utf8_lossy(&status.stdout),
+        "000",
+        "the server answered"
+    );
     assert!(
         logs.contains("Bearer ***"),
         "Rocket's header dump is there, redacted"
     );
     assert!(!logs.contains("s3cret-token-value"), "the token was logged");
+}
+
+/// Slow clients are dropped: a request head must arrive, and a body must
+/// keep coming, within the configured bounds (1 s here). The checks wait at
+/// most 10 s for what should take about 1.
+#[test]
+fn slow_headers_and_stalled_bodies_are_cut_off() {
+    use std::io::{Read, Write};
+    let db = TestDatabase::migrated();
+    let server = ServerProcess::start(
+        &db,
+        &[
+            ("MCP_HEADER_TIMEOUT_SECS", "1"),
+            ("MCP_BODY_TIMEOUT_SECS", "1"),
+        ],
+    );
+    let connect = || {
+        let s = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        s
+    };
+    let mut slow_head = connect();
+    slow_head
+        .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n")
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = slow_head.read(&mut buf).expect("closed, not left hanging");
+    assert_eq!(
+        n,
+        0,
+        "the connection is closed: {:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+
+    let mut slow_body = connect();
+    slow_body
+        .write_all(
+            b"POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+              Accept: application/json, text/event-stream\r\nContent-Length: 100\r\n\r\n{\"jsonrpc\"",
+        )
+        .unwrap();
+    let n = slow_body
+        .read(&mut buf)
+        .expect("answered, not left hanging");
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+
+    // A client that keeps pace is served as before.
+    let mut ok = connect();
+    ok.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut all = String::new();
+    ok.read_to_string(&mut all).unwrap();
+    assert!(all.starts_with("HTTP/1.1 200"), "{all}");
 }
 
 #[rocket::async_test]
@@ -186,16 +212,36 @@ async fn a_forecast_past_the_end_of_time_is_a_tool_error() {
 #[rocket::async_test]
 async fn bodies_beyond_the_in_flight_budget_get_503_with_retry_after() {
     let db = TestDatabase::migrated();
-    let app = TestApp::try_spawn(crate::helpers::figment(&db.url, None).merge(("mcp_body_budget_mib", 1)))
-        .await
-        .expect("starts");
+    let app = TestApp::try_spawn(
+        crate::helpers::figment(&db.url, None).merge(("mcp_body_budget_mib", 1)),
+    )
+    .await
+    .expect("starts");
     let session = app.session().await;
     // Another request holds the whole budget.
-    let held = app.mcp_state().bodies.try_reserve(1024 * 1024).expect("free at first");
-    let busy = app.post(Some(&session), &json!({ "jsonrpc": "2.0", "id": 1, "method": "ping" })).await;
+    let held = app
+        .mcp_state()
+        .bodies
+        .try_reserve(1024 * 1024)
+        .expect("free at first");
+    let busy = app
+        .post(
+            Some(&session),
+            &json!({ "jsonrpc": "2.0", "id": 1, "method": "ping" }),
+        )
+        .await;
     assert_eq!(busy.status, 503, "{}", busy.body);
-    assert!(busy.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("Retry-After") && v == "1"));
+    assert!(
+        busy.headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("Retry-After") && v == "1")
+    );
     drop(held);
-    let ok = app.post(Some(&session), &json!({ "jsonrpc": "2.0", "id": 2, "method": "ping" })).await;
+    let ok = app
+        .post(
+            Some(&session),
+            &json!({ "jsonrpc": "2.0", "id": 2, "method": "ping" }),
+        )
+        .await;
     assert_eq!(ok.status, 200, "{}", ok.body);
 }

@@ -42,3 +42,65 @@ impl TestApp {
         (status, json)
     }
 }
+
+/// The real `mcp-server serve` binary on a free port (killed on drop), for
+/// what only the process shows: its listener, its logs.
+pub struct ServerProcess {
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl ServerProcess {
+    /// Starts it over `db` with `env` added, and waits (bounded) until
+    /// `/health` answers.
+    pub fn start(db: &TestDatabase, env: &[(&str, &str)]) -> ServerProcess {
+        use std::process::{Command, Stdio};
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_mcp-server"))
+            .arg("serve")
+            .env("DATABASE_URL", &db.url)
+            .env("ROCKET_PORT", port.to_string())
+            .env_remove("REDIS_URL")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("mcp-server runs");
+        let server = ServerProcess { port, child };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not listen"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// Stops it and returns everything it logged.
+    pub fn stop(mut self) -> String {
+        use std::io::Read;
+        let _ = self.child.kill();
+        let mut logs = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut logs);
+        }
+        if let Some(mut o) = self.child.stdout.take() {
+            let _ = o.read_to_string(&mut logs);
+        }
+        let _ = self.child.wait();
+        logs
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
