@@ -245,3 +245,37 @@ async fn bodies_beyond_the_in_flight_budget_get_503_with_retry_after() {
         .await;
     assert_eq!(ok.status, 200, "{}", ok.body);
 }
+
+#[rocket::async_test]
+async fn a_bad_point_is_named_by_its_index_whatever_is_wrong_with_it() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    let session = app.session().await;
+    let ok = json!({ "time": "2026-01-01T00:00:00Z", "value": 1 });
+    for (bad, field) in [
+        (
+            json!({ "time": "2026-01-01T00:00:02Z", "value": "x" }),
+            "points[2].value",
+        ),
+        (json!({ "time": "yesterday", "value": 1 }), "points[2].time"),
+        (json!({ "time": "2026-01-01T00:00:02Z" }), "points[2]"),
+    ] {
+        let r = app
+            .call_tool(
+                &session,
+                "ingest_timeseries",
+                json!({ "series": "idx", "points": [ok, ok, bad] }),
+            )
+            .await;
+        let message = r["content"][0]["text"].as_str().unwrap();
+        assert!(
+            r["isError"] == true && message.contains(field),
+            "{field}: {message}"
+        );
+    }
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM timeseries_data"),
+        0,
+        "nothing was written"
+    );
+}

@@ -1,0 +1,534 @@
+#!/usr/bin/env python3
+"""The fault suite: the real server against PostgreSQL and Redis instances this
+script starts itself (never the shared ones), killed, hung, restarted and
+restored, and fed hostile input. Every load loop is bounded in count and
+time, and all traffic goes to 127.0.0.1. It prints one row per fault:
+scenario, figure, holds or falls short; it exits 1 if any falls short.
+
+    python3 tests/faults/run.py [path/to/mcp-server]   # default target/release/mcp-server
+
+Needs: redis-server, PostgreSQL 15 binaries and ../shared/timescaledb/start-cluster.sh
+(a private cluster on port 55471). Standard library only.
+"""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target/release/mcp-server"))
+CLUSTER = os.path.join(ROOT, "..", "shared", "timescaledb", "start-cluster.sh")
+PG_PORT = 55471
+PG_DATA = "/tmp/mcp-faults-pg"
+DEADLINE = time.time() + 540  # the whole suite stays under 10 minutes
+ROWS = []
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(check, seconds, step=0.1):
+    end = time.time() + seconds
+    while time.time() < end:
+        try:
+            if check():
+                return True
+        except Exception:
+            pass
+        time.sleep(step)
+    return False
+
+
+def row(scenario, figure, holds):
+    ROWS.append((scenario, figure, holds))
+    print(f"  {'holds' if holds else 'FALLS SHORT'}: {scenario}: {figure}", flush=True)
+
+
+class Postgres:
+    url = f"postgres://postgres@127.0.0.1:{PG_PORT}"
+
+    def start(self):
+        subprocess.run(["bash", CLUSTER, str(PG_PORT), PG_DATA], check=True, stdout=subprocess.DEVNULL)
+
+    def stop(self):
+        subprocess.run(["bash", CLUSTER, "--stop", str(PG_PORT), PG_DATA], check=False)
+
+    def sql(self, db, query):
+        out = subprocess.run(["psql", "-X", "-Atq", f"{self.url}/{db}", "-c", query],
+                             capture_output=True, text=True, timeout=60)
+        return out.stdout.strip()
+
+
+class Redis:
+    def __init__(self):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="mcp-faults-redis-")
+        self.proc = None
+        self.start()
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir], stdout=subprocess.DEVNULL)
+        assert wait_for(lambda: socket.create_connection(("127.0.0.1", self.port), 1), 10)
+
+    def cli(self, *args):
+        return subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+
+    def kill(self):
+        if self.proc:
+            os.kill(self.proc.pid, signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def restart_from_snapshot(self):
+        self.kill()
+        self.start()
+
+    def restart_empty(self):
+        self.kill()
+        try:
+            os.remove(os.path.join(self.dir, "dump.rdb"))
+        except FileNotFoundError:
+            pass
+        self.start()
+
+    def freeze(self, frozen):
+        os.kill(self.proc.pid, signal.SIGSTOP if frozen else signal.SIGCONT)
+
+    def close(self):
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Server:
+    count = 0
+
+    def __init__(self, pg, env=None, database=None, wait=True):
+        Server.count += 1
+        self.db = database or f"faults_{os.getpid()}_{Server.count}"
+        self.port = free_port()
+        full = {k: v for k, v in os.environ.items() if not k.startswith(("MCP_", "REDIS_", "DB_", "ROCKET_"))}
+        full.update({"DATABASE_URL": f"{pg.url}/{self.db}", "ROCKET_PORT": str(self.port),
+                     "RUST_LOG": "warn", "METRICS_SNAPSHOT_SECS": "0"})
+        full.update(env or {})
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([BIN, "serve"], env=full, stdout=self.log, stderr=self.log)
+        if wait:
+            assert self.healthy(60), f"the server did not come up: {self.logs()[-2000:]}"
+
+    def healthy(self, seconds):
+        return wait_for(lambda: self.get("/health")[0] == 200, seconds, 0.2)
+
+    def get(self, path, timeout=10):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, r.read()
+
+    def rss_mib(self, field="VmRSS"):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+        return 0.0
+
+    def logs(self):
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+
+class Mcp:
+    """A 2025-11-25 session over plain HTTP."""
+
+    def __init__(self, server, token=None, timeout=60):
+        self.server, self.token, self.timeout, self.session = server, token, timeout, None
+        status, _, body = self.post({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "faults", "version": "1"}}})
+        assert status == 200, body
+        self.post({"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+    def post(self, message, headers=None, raw=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=self.timeout)
+        h = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+        if self.session:
+            h.update({"Mcp-Session-Id": self.session, "MCP-Protocol-Version": "2025-11-25"})
+        if self.token:
+            h["Authorization"] = f"Bearer {self.token}"
+        h.update(headers or {})
+        c.request("POST", "/mcp", raw if raw is not None else json.dumps(message), h)
+        r = c.getresponse()
+        body = r.read().decode(errors="replace")
+        if self.session is None:
+            self.session = r.getheader("Mcp-Session-Id")
+        return r.status, dict(r.getheaders()), body
+
+    def call(self, name, arguments):
+        status, _, body = self.post({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                     "params": {"name": name, "arguments": arguments}})
+        if status != 200:
+            return status, None
+        lines = [l[5:].strip() for l in body.splitlines() if l.startswith("data:")] or [body]
+        return status, json.loads(lines[-1])
+
+
+def points(n, start=0, series_start="2026-01-01"):
+    base = time.mktime(time.strptime(series_start, "%Y-%m-%d"))
+    return [{"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(base + 60 * (start + i))), "value": float(i)}
+            for i in range(n)]
+
+
+def stats_count(mcp, series):
+    _, r = mcp.call("compute_statistics", {"series": series})
+    sc = r["result"].get("structuredContent", {})
+    return sc.get("count"), sc.get("cached")
+
+
+def percentile(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(p * len(values)))] if values else 0.0
+
+
+# --- scenarios --------------------------------------------------------------
+
+def redis_faults(pg):
+    redis = Redis()
+    server = Server(pg, {"REDIS_URL": redis.url, "REDIS_TIMEOUT_MS": "200"})
+    try:
+        mcp = Mcp(server)
+        # 1a. Restored from an older snapshot.
+        mcp.call("ingest_timeseries", {"series": "snap", "points": points(1000)})
+        stats_count(mcp, "snap")
+        redis.cli("SAVE")
+        mcp.call("ingest_timeseries", {"series": "snap", "points": points(1, 5000)})
+        redis.restart_from_snapshot()
+        server.get("/health")
+        truth = int(pg.sql(server.db, "SELECT count(*) FROM timeseries_data WHERE series_name = 'snap'"))
+        stale = sum(1 for _ in range(3) if stats_count(mcp, "snap")[0] != truth)
+        row("Redis restored from an older snapshot", f"{stale} of 3 reads stale (SQL count {truth})", stale == 0)
+
+        # 1b. Restarted (empty) during a slow miss, then one ingest.
+        for part in range(3):
+            mcp.call("ingest_timeseries", {"series": "miss", "points": points(100_000, part * 100_000)})
+        slow = threading.Thread(target=stats_count, args=(Mcp(server), "miss"))
+        slow.start()
+        time.sleep(0.02)
+        redis.restart_empty()
+        slow.join(60)
+        mcp.call("ingest_timeseries", {"series": "miss", "points": points(1, 400_000)})
+        server.get("/health")
+        truth = int(pg.sql(server.db, "SELECT count(*) FROM timeseries_data WHERE series_name = 'miss'"))
+        stale = sum(1 for _ in range(3) if stats_count(mcp, "miss")[0] != truth)
+        row("Redis restarted during a miss", f"{stale} of 3 reads stale (SQL count {truth})", stale == 0)
+
+        # 3. Sessions when Redis restarts empty.
+        sessions = [Mcp(server) for _ in range(4)]
+        redis.restart_empty()
+        server.get("/health")
+        lost = sum(1 for m in sessions if m.post({"jsonrpc": "2.0", "id": 9, "method": "ping"})[0] == 404)
+        row("Redis restarted empty: live sessions", f"{lost} of 4 sessions lost", lost == 0)
+
+        # 2. Hung (SIGSTOP) for 5 s under statistics calls and health probes.
+        mcp.call("ingest_timeseries", {"series": "hung", "points": points(1000)})
+        server.get("/health")  # Redis known up: the first call during the hang pays the timeout
+        stats_count(mcp, "hung")
+        redis.freeze(True)
+        took, health = [], []
+        end = time.time() + 5
+        for _ in range(200):
+            if time.time() > end:
+                break
+            t = time.time()
+            stats_count(mcp, "hung")
+            took.append((time.time() - t) * 1000)
+            t = time.time()
+            status, body = server.get("/health")
+            health.append((time.time() - t) * 1000)
+        degraded = json.loads(body).get("status") == "degraded"
+        redis.freeze(False)
+        p99, worst_health = percentile(took, 0.99), max(health)
+        row("Redis hung (SIGSTOP 5 s), REDIS_TIMEOUT_MS=200",
+            f"statistics p99 {p99:.0f} ms over {len(took)} calls; /health max {worst_health:.0f} ms, degraded={degraded}",
+            p99 < 1000 and worst_health < 1000 and degraded)
+    finally:
+        server.stop()
+        redis.close()
+
+
+def hostile(pg):
+    server = Server(pg, {"MCP_HEADER_TIMEOUT_SECS": "2", "MCP_BODY_TIMEOUT_SECS": "2", "MCP_AUTH_TOKEN": "faults-token"})
+    try:
+        mcp = Mcp(server, token="faults-token")
+        # 4. A panic path: a forecast past the end of time.
+        pts = [{"time": f"{y}-01-01T00:00:00Z", "value": float(i)} for i, y in enumerate(["0001", "3000", "6000", "9999"])]
+        mcp.call("ingest_timeseries", {"series": "eons", "points": pts})
+        _, r = mcp.call("train_model", {"series": "eons", "model_type": "linear", "holdout": 1})
+        model = r["result"]["structuredContent"]["model_id"]
+        _, r = mcp.call("forecast", {"model_id": model, "horizon": 10000})
+        internal = "error" in r and r["error"]["code"] == -32603
+        row("forecast past year 9999", "a tool error" if r.get("result", {}).get("isError") else f"{r}",
+            not internal and r.get("result", {}).get("isError") is True)
+
+        # 5. A NUL in params among 40 other requests.
+        mcp.call("list_series", {"prefix": "a\u0000b"})
+        for _ in range(40):
+            mcp.call("list_series", {"prefix": "nul-check"})
+        time.sleep(1.5)  # the writer flushes every 0.5 s when quiet
+        logged = int(pg.sql(server.db, "SELECT count(*) FROM mcp_request_logs WHERE tool_name = 'list_series'"))
+        row("request log with a NUL in one of 41 requests", f"{41 - logged} rows lost", logged == 41)
+
+        # 8. Input that would grow the server's state.
+        for i in range(3):
+            mcp.post({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                      "params": {"name": f"{i}" + "x" * 3000, "arguments": {}}})
+        _, metrics = server.get("/metrics")
+        longest = max(len(l) for l in metrics.decode().splitlines())
+        _, r = mcp.call("compute_statistics", {"series": "é" * 2_000_000})
+        echoed = len(r["result"]["content"][0]["text"].encode())
+        row("3 unknown 3,000-char tool names; a 2,000,000-char series", f"longest /metrics line {longest} B; error {echoed} B",
+            longest < 500 and echoed < 500)
+
+        # Origin and token checks (held before, kept).
+        bad_origin = mcp.post({"jsonrpc": "2.0", "id": 2, "method": "ping"}, {"Origin": "http://evil.example"})[0]
+        anonymous = Mcp.__new__(Mcp)
+        anonymous.server, anonymous.token, anonymous.timeout, anonymous.session = server, None, 10, mcp.session
+        no_token = anonymous.post({"jsonrpc": "2.0", "id": 3, "method": "ping"})[0]
+        row("foreign Origin; missing token", f"{bad_origin}; {no_token}", bad_origin == 403 and no_token == 401)
+
+        # 7. Slow clients: 200 connections trickling headers.
+        conns = []
+        for _ in range(200):
+            s = socket.create_connection(("127.0.0.1", server.port), 5)
+            s.sendall(b"POST /mcp HTTP/1.1\r\nHost: localhost\r\n")
+            conns.append(s)
+        time.sleep(4)
+        still_open = 0
+        for s in conns:
+            s.setblocking(False)
+            try:
+                still_open += 1 if s.recv(1) else 0
+            except BlockingIOError:
+                still_open += 1
+            except OSError:
+                pass
+            s.close()
+        row("200 slow-header connections, MCP_HEADER_TIMEOUT_SECS=2", f"{still_open} still open after 4 s", still_open == 0)
+    finally:
+        server.stop()
+
+
+def large_bodies(pg):
+    server = Server(pg)
+    try:
+        idle = server.rss_mib()
+        # A valid ~31 MiB body: 100,000 points whose values are written out
+        # with 300 digits (JSON allows it; they parse to ordinary doubles).
+        digits = "1." + "0123456789" * 27
+        pts = ",".join(f'{{"time":"{p["time"]}","value":{digits}}}' for p in points(100_000))
+        body = ('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ingest_timeseries",'
+                '"arguments":{"series":"big","points":[' + pts + ']}}}')
+        mcp = Mcp(server)
+        statuses, peak = [], [0.0]
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                peak[0] = max(peak[0], server.rss_mib())
+                time.sleep(0.02)
+
+        def send():
+            try:
+                statuses.append(mcp.post(None, raw=body)[0])
+            except OSError as e:
+                statuses.append(repr(e))
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        senders = [threading.Thread(target=send) for _ in range(8)]
+        for t in senders:
+            t.start()
+        for t in senders:
+            t.join(120)
+        stop.set()
+        sampler.join()
+        time.sleep(5)
+        after = server.rss_mib()
+        # A 503 is sent before the body is read; a client still sending may
+        # see the connection close first (EPIPE / ECONNRESET).
+        ok = statuses.count(200)
+        busy = sum(1 for st in statuses if st == 503 or "BrokenPipe" in str(st) or "Reset" in str(st))
+        row(f"8 concurrent {len(body) / 2**20:.0f} MiB bodies",
+            f"peak RSS {peak[0]:.0f} MiB (idle {idle:.0f}), {after:.0f} MiB 5 s later; {ok} served, {busy} told 503",
+            peak[0] <= 400 and after <= idle + 100 and ok + busy == 8 and ok >= 1)
+        if ok + busy != 8:
+            print(f"    answers: {statuses}")
+    finally:
+        server.stop()
+
+
+def postgres_faults(pg):
+    # PostgreSQL restarted under load: no acknowledged point may be lost.
+    server = Server(pg)
+    try:
+        acked, failed, stop = [0], [0], threading.Event()
+
+        def load(n):
+            mcp = Mcp(server, timeout=30)
+            i = 0
+            while not stop.is_set() and i < 10_000:
+                try:
+                    _, r = mcp.call("ingest_timeseries", {"series": f"load{n}", "points": points(10, i * 10)})
+                    if r and r["result"].get("structuredContent", {}).get("written") == 10:
+                        acked[0] += 10
+                    else:
+                        failed[0] += 1
+                except Exception:
+                    failed[0] += 1
+                    time.sleep(0.1)
+                i += 1
+
+        workers = [threading.Thread(target=load, args=(n,)) for n in range(4)]
+        for w in workers:
+            w.start()
+        time.sleep(2)
+        pg.stop()
+        time.sleep(1)
+        pg.start()
+        time.sleep(3)
+        stop.set()
+        for w in workers:
+            w.join(60)
+        stored = int(pg.sql(server.db, "SELECT count(*) FROM timeseries_data WHERE series_name LIKE 'load%'"))
+        row("PostgreSQL restarted under ingest load", f"{max(0, acked[0] - stored)} of {acked[0]} acknowledged points lost "
+            f"({failed[0]} calls failed cleanly)", stored >= acked[0])
+    finally:
+        server.stop()
+
+    # kill -9 mid-ingest: every batch is all or nothing.
+    server = Server(pg)
+    db = server.db
+    threads = []
+    for n in range(8):
+        mcp = Mcp(server)
+        t = threading.Thread(target=lambda m=mcp, n=n: _quiet(lambda: m.call(
+            "ingest_timeseries", {"series": f"batch{n}", "points": points(20_000)})))
+        threads.append(t)
+        t.start()
+    time.sleep(0.3)
+    server.kill9()
+    for t in threads:
+        t.join(30)
+    counts = pg.sql(db, "SELECT count(*) FROM timeseries_data WHERE series_name LIKE 'batch%' GROUP BY series_name").split()
+    partial = sum(1 for c in counts if int(c) not in (0, 20_000))
+    row("kill -9 mid-ingest (8 batches of 20,000)", f"{partial} partial batches ({len(counts)} complete)", partial == 0)
+
+    # Starting while PostgreSQL is down: waits, then serves.
+    pg.stop()
+    late = Server(pg, {"DB_STARTUP_TIMEOUT_SECS": "30"}, database=db, wait=False)
+    t = time.time()
+    time.sleep(3)
+    pg.start()
+    up = late.healthy(40)
+    row("started while PostgreSQL was down (up 3 s later)", f"healthy after {time.time() - t:.1f} s", up)
+    late.stop()
+
+    # Pool exhaustion: clear, retryable answers within the checkout timeout.
+    server = Server(pg, {"DB_POOL_SIZE": "1", "DB_MIN_IDLE": "0", "DB_CHECKOUT_TIMEOUT_SECS": "1"})
+    try:
+        mcp = Mcp(server)
+        mcp.call("ingest_timeseries", {"series": "pool", "points": points(100_000)})
+        results = []
+
+        def one():
+            t = time.time()
+            _, r = Mcp(server).call("detect_anomalies", {"series": "pool", "method": "mad"})
+            results.append(((time.time() - t) * 1000, r))
+
+        callers = [threading.Thread(target=one) for _ in range(40)]
+        for c in callers:
+            c.start()
+        for c in callers:
+            c.join(60)
+        busy = [ms for ms, r in results if r and r["result"].get("isError") and "busy" in r["result"]["content"][0]["text"]]
+        other_errors = [r for ms, r in results if not r or ("error" in r)]
+        row("pool of 1 under 40 concurrent analyses", f"{len(busy)} told busy (slowest {max(busy or [0]):.0f} ms), "
+            f"{len(results) - len(busy)} served, {len(other_errors)} other errors",
+            busy and not other_errors and all(ms < 3000 for ms in busy))
+    finally:
+        server.stop()
+
+
+def _quiet(f):
+    try:
+        f()
+    except Exception:
+        pass
+
+
+def main():
+    if not os.path.exists(BIN):
+        sys.exit(f"no server binary at {BIN}: cargo build --release first")
+    pg = Postgres()
+    pg.stop()
+    shutil.rmtree(PG_DATA, ignore_errors=True)
+    pg.start()
+    started = time.time()
+    try:
+        only = os.environ.get("FAULTS_ONLY", "").split(",")
+        for scenario in (redis_faults, hostile, large_bodies, postgres_faults):
+            if only != [""] and scenario.__name__ not in only:
+                continue
+            if time.time() > DEADLINE:
+                row(scenario.__name__, "not run: the suite's time ran out", False)
+                continue
+            print(f"== {scenario.__name__}", flush=True)
+            try:
+                scenario(pg)
+            except Exception as e:  # a scenario that breaks is a failure, not a crash
+                row(scenario.__name__, f"broke: {e!r}"[:300], False)
+    finally:
+        pg.stop()
+        shutil.rmtree(PG_DATA, ignore_errors=True)
+    width = max(len(r[0]) for r in ROWS)
+    print(f"\nfault suite ({time.time() - started:.0f} s)\n")
+    print(f"{'scenario':{width}}  {'result':11}  figure")
+    for scenario, figure, holds in ROWS:
+        print(f"{scenario:{width}}  {'holds' if holds else 'FALLS SHORT':11}  {figure}")
+    short = sum(1 for r in ROWS if not r[2])
+    print(f"\nfaults: {len(ROWS) - short} hold, {short} fall short")
+    sys.exit(1 if short else 0)
+
+
+if __name__ == "__main__":
+    main()
