@@ -1,25 +1,7 @@
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{SIX_TABLES, TestDatabase};
-
-fn mcp(args: &[&str], database_url: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mcp-server"))
-        .args(args)
-        .env("DATABASE_URL", database_url)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .output()
-        .expect("binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use crate::helpers::{SIX_TABLES, TestDatabase, mcp, text};
 
 #[test]
 fn run_status_revert_and_history_round_trip() {

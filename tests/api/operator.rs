@@ -1,29 +1,9 @@
 //! Migrations an operator can trust: a database ahead of the binary, an
 //! edited migration, stamping, exact reports and a revert plan.
 
-use std::process::{Command, Output, Stdio};
-
 use diesel::RunQueryDsl;
 
-use crate::helpers::{SIX_TABLES, TestApp, TestDatabase, figment};
-
-fn mcp(args: &[&str], database_url: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mcp-server"))
-        .args(args)
-        .env("DATABASE_URL", database_url)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .output()
-        .expect("binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use crate::helpers::{SIX_TABLES, TestApp, TestDatabase, figment, mcp, text};
 
 /// Start-up is refused (the error is inspected: an unhandled Rocket error
 /// aborts the process when dropped).
