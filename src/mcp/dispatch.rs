@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::jsonrpc::{RESOURCE_NOT_FOUND, RpcError};
+use super::jsonrpc::{self, RESOURCE_NOT_FOUND, RpcError};
 use super::protocol::log_rank;
 use super::session::Session;
 use super::{Mcp, fixtures, list_result, paged};
@@ -56,7 +56,7 @@ pub async fn dispatch(
                 .call(name, arguments, ctx)
                 .await
                 .map_err(|e| match e {
-                    CallError::Internal(cause) => RpcError::internal(cause),
+                    CallError::Internal(cause) => db_failure(cause),
                     invalid => RpcError::invalid_params(invalid),
                 })
         }
@@ -111,6 +111,41 @@ pub async fn dispatch(
     }
 }
 
+/// A failure behind a method: the client gets an id to quote (and a busy
+/// pool says to retry); the cause goes to the log, never to the client.
+fn db_failure(cause: impl Into<FailureCause>) -> RpcError {
+    match cause.into() {
+        FailureCause::Busy(message) => RpcError::new(jsonrpc::SERVER_ERROR, message),
+        FailureCause::Other(text) => {
+            let id = format!("{:08x}", rand::random::<u32>());
+            log::error!("request failed (error id {id}): {text}");
+            RpcError::internal(format!("error id {id}; the cause is logged on the server"))
+        }
+    }
+}
+
+enum FailureCause {
+    Busy(String),
+    Other(String),
+}
+
+impl From<crate::db::DbError> for FailureCause {
+    fn from(e: crate::db::DbError) -> Self {
+        match e {
+            crate::db::DbError::Busy(wait) => FailureCause::Busy(format!(
+                "the server is busy: no database connection was free within {wait:?}; retry in a moment"
+            )),
+            other => FailureCause::Other(other.to_string()),
+        }
+    }
+}
+
+impl From<String> for FailureCause {
+    fn from(text: String) -> Self {
+        FailureCause::Other(text)
+    }
+}
+
 fn check_uri(mcp: &Mcp, uri: &str) -> Result<(), RpcError> {
     let ok = uri
         .strip_prefix(SERIES_SCHEME)
@@ -139,7 +174,7 @@ async fn list_resources(mcp: &Mcp, cursor: Option<&str>) -> Result<Value, RpcErr
         .db
         .run(move |conn| series::names(conn, &after, "", limit + 1))
         .await
-        .map_err(RpcError::internal)?;
+        .map_err(db_failure)?;
     let more = names.len() as i64 > limit;
     let page: Vec<&Series> = names.iter().take(limit as usize).collect();
     let mut resources: Vec<Value> = page
@@ -178,7 +213,7 @@ async fn read_resource(mcp: &Mcp, uri: &str) -> Result<Value, RpcError> {
             Ok(Some((summary, points)))
         })
         .await
-        .map_err(RpcError::internal)?;
+        .map_err(db_failure)?;
     let (summary, points) = found.ok_or_else(|| not_found(uri))?;
     let body = json!({
         "series": summary.series,
@@ -253,7 +288,7 @@ async fn complete(mcp: &Mcp, p: &Map<String, Value>) -> Result<Value, RpcError> 
         mcp.db
             .run(move |conn| series::names(conn, "", &prefix, 101))
             .await
-            .map_err(RpcError::internal)?
+            .map_err(db_failure)?
             .into_iter()
             .map(String::from)
             .collect()

@@ -279,3 +279,22 @@ async fn a_bad_point_is_named_by_its_index_whatever_is_wrong_with_it() {
         "nothing was written"
     );
 }
+
+#[rocket::async_test]
+async fn a_failing_method_gives_an_error_id_not_sql() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    let session = app.session().await;
+    diesel::RunQueryDsl::execute(
+        diesel::sql_query("DROP TABLE timeseries_data"),
+        &mut db.conn(),
+    )
+    .unwrap();
+    let r = app.rpc(&session, 3, "resources/list", json!({})).await;
+    let message = r["error"]["message"].as_str().unwrap();
+    assert!(message.contains("error id"), "{message}");
+    assert!(
+        !message.contains("timeseries_data") && !message.contains("relation"),
+        "{message}"
+    );
+}
