@@ -1,5 +1,6 @@
 //! mcp-server: a time-series analytics MCP server. [`build`] assembles the
-//! Rocket application; `main` and the tests both use it.
+//! Rocket application (the tests use it directly); [`served`] puts it behind
+//! the public listener, as `mcp-server serve` runs it.
 
 #![cfg_attr(
     not(test),
@@ -34,11 +35,6 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::mcp::Mcp;
 use crate::metrics::{HttpMetrics, Metrics};
-
-/// The application with configuration from `Rocket.toml` and the environment.
-pub fn rocket() -> Rocket<Build> {
-    build(Settings::figment())
-}
 
 /// The server as `mcp-server serve` runs it: Rocket on a loopback port of
 /// its own, behind the [`gate`] that listens where the configuration says

@@ -267,15 +267,6 @@ impl Cache {
         }
     }
 
-    pub fn delete(&self, key: &str) {
-        match &self.backend {
-            Backend::Memory { entries, .. } => entries.invalidate(key),
-            Backend::Redis { .. } => {
-                self.with_redis(|c| c.del::<_, ()>(key));
-            }
-        }
-    }
-
     /// Looks up the entry `rest` of data derived from `scope` (a series,
     /// say): the key it lives under for the scope's current version, and its
     /// value if cached. `None` means "do not use the cache now". Counted in

@@ -87,24 +87,28 @@ fn no_log_level_prints_the_token() {
             ("MCP_AUTH_TOKEN", "s3cret-token-value"),
         ],
     );
-    let status = std::process::Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
-        .args(["-H", "Authorization: Bearer s3cret-token-value"])
-        .args([
-            "-H",
-            "Content-Type: application/json",
-            "-H",
-            "Accept: application/json, text/event-stream",
-        ])
-        .args(["-d", r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#])
-        .arg(format!("http://127.0.0.1:{}/mcp", server.port))
-        .output()
+    let status = {
+        use std::io::{Read, Write};
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            conn,
+            "POST /mcp HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer s3cret-token-value\r\n\
+             Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
         .unwrap();
+        let mut answer = String::new();
+        let _ = conn.read_to_string(&mut answer);
+        answer
+    };
     let logs = server.stop();
-    assert_ne!(
-        String::from_utf8_lossy(&status.stdout),
-        "000",
-        "the server answered"
+    assert!(
+        status.starts_with("HTTP/1.1 "),
+        "the server answered: {status}"
     );
     assert!(
         logs.contains("Bearer ***"),
