@@ -32,6 +32,14 @@ pub fn init() {
         .init();
 }
 
+/// Logs an internal failure under a fresh id and returns the id: the client
+/// gets the id to quote, the log keeps the cause.
+pub fn incident(cause: impl std::fmt::Display) -> String {
+    let id = format!("{:08x}", rand::random::<u32>());
+    log::error!("request failed (error id {id}): {cause}");
+    id
+}
+
 /// `text` with every `Bearer <credential>` and every occurrence of `token`
 /// replaced by `***`.
 pub fn redact<'a>(text: &'a str, token: Option<&str>) -> Cow<'a, str> {

@@ -116,11 +116,10 @@ pub async fn dispatch(
 fn db_failure(cause: impl Into<FailureCause>) -> RpcError {
     match cause.into() {
         FailureCause::Busy(message) => RpcError::new(jsonrpc::SERVER_ERROR, message),
-        FailureCause::Other(text) => {
-            let id = format!("{:08x}", rand::random::<u32>());
-            log::error!("request failed (error id {id}): {text}");
-            RpcError::internal(format!("error id {id}; the cause is logged on the server"))
-        }
+        FailureCause::Other(text) => RpcError::internal(format!(
+            "error id {}; the cause is logged on the server",
+            crate::logging::incident(text)
+        )),
     }
 }
 

@@ -65,9 +65,9 @@ impl ToolError {
 
     /// Logs `cause` under a fresh id and returns the error the client sees.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
-        let id = format!("{:08x}", rand::random::<u32>());
-        log::error!("tool call failed (error id {id}): {cause}");
-        ToolError::Internal { id }
+        ToolError::Internal {
+            id: crate::logging::incident(cause),
+        }
     }
 }
 
