@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use diesel::PgConnection;
-use diesel_migrations::MigrationHarness;
 
 use super::Failure;
 use crate::config::Settings;
@@ -167,7 +166,9 @@ fn run_migrate(cmd: Migrate) -> Result<u8, Failure> {
                 (Some(n), _, _) => n.min(state.applied.len()),
                 (None, None, false) => state.applied.len().min(1),
             };
-            refuse_ahead(&state, count)?;
+            if let Some(refusal) = state.refuse_revert(count) {
+                return Err(refusal.into());
+            }
             let steps = plan::plan(&mut conn, &MIGRATIONS, count)?;
             if plan {
                 print!("{}", describe(&steps));
@@ -177,11 +178,15 @@ fn run_migrate(cmd: Migrate) -> Result<u8, Failure> {
         }
         MigrateAction::Redo { yes } => {
             let state = migrations::state(&mut conn, &MIGRATIONS)?;
-            refuse_ahead(&state, 1)?;
+            if let Some(refusal) = state.refuse_revert(1) {
+                return Err(refusal.into());
+            }
             let steps = plan::plan(&mut conn, &MIGRATIONS, 1)?;
             let reverted = revert(&mut conn, patience, &steps, yes)?;
             if let Some(last) = reverted.first() {
-                let again = migrations::with_lock(&mut conn, patience, |c| reapply(c, last))?;
+                let again = migrations::with_lock(&mut conn, patience, |c| {
+                    migrations::reapply(c, &MIGRATIONS, &last.version)
+                })?;
                 println!("re-applied {}", again.name);
                 let left = migrations::state(&mut conn, &MIGRATIONS)?.pending.len();
                 if left > 0 {
@@ -318,17 +323,6 @@ fn history(conn: &mut PgConnection) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The newest applied migration must be one this binary carries.
-fn refuse_ahead(state: &migrations::State, count: usize) -> Result<(), Failure> {
-    match state.applied.last() {
-        Some(newest) if count > 0 && state.ahead.contains(newest) => Err(failure(format!(
-            "the newest applied migration {newest} is not in this binary (a newer version of \
-             mcp-server applied it); revert it with that version first. Nothing was reverted"
-        ))),
-        _ => Ok(()),
-    }
-}
-
 /// The plan as operators read it: each down migration in order, with the
 /// tables and columns it drops and the rows they hold.
 pub fn describe(steps: &[Step]) -> String {
@@ -381,27 +375,6 @@ fn revert(
     }
     println!("reverted {} migration(s)", reverted.len());
     Ok(reverted)
-}
-
-/// Applies exactly `info` again (redo never applies anything else).
-fn reapply(conn: &mut PgConnection, info: &MigrationInfo) -> Result<MigrationInfo, DbError> {
-    let all = diesel::migration::MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
-        .map_err(DbError::migrations)?;
-    let migration = all
-        .iter()
-        .find(|m| m.name().version().to_string() == info.version)
-        .ok_or_else(|| DbError::UnknownVersion(info.version.clone()))?;
-    let from = migrations::applied(conn)?
-        .pop()
-        .unwrap_or_else(|| BASE.to_owned());
-    log::info!("Running upgrade {from} -> {}, {}", info.version, info.name);
-    conn.run_migration(migration)
-        .map_err(|e| DbError::Migration {
-            name: info.name.clone(),
-            error: e.to_string(),
-        })?;
-    checksums::record_missing(conn, std::slice::from_ref(&info.version))?;
-    Ok(info.clone())
 }
 
 /// Destructive commands say what they will do; without `--yes` they ask on a

@@ -10,10 +10,25 @@ use diesel::sql_types::Text;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// The text of each variant, for SQL and messages; serde's lowercase names
-/// must agree (a unit test checks).
+/// An enum stored as TEXT: each variant's word is written once and serves
+/// serde, the JSON Schema, SQL and messages alike.
 macro_rules! text_enum {
-    ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+    (
+        $(#[$meta:meta])*
+        pub enum $ty:ident {
+            $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, AsExpression,
+            FromSqlRow,
+        )]
+        #[diesel(sql_type = Text)]
+        pub enum $ty {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
+        }
+
         impl $ty {
             pub const ALL: &[$ty] = &[$($ty::$variant),+];
 
@@ -60,50 +75,38 @@ macro_rules! text_enum {
     };
 }
 
-/// `status` of `analysis_results` and `model_training_logs`.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, AsExpression, FromSqlRow,
-)]
-#[diesel(sql_type = Text)]
-#[serde(rename_all = "lowercase")]
-pub enum RunStatus {
-    Running,
-    Completed,
-    Failed,
+text_enum! {
+    /// `status` of `analysis_results` and `model_training_logs`.
+    pub enum RunStatus {
+        Running => "running",
+        Completed => "completed",
+        Failed => "failed",
+    }
 }
-text_enum!(RunStatus { Running => "running", Completed => "completed", Failed => "failed" });
 
-/// `analysis_type` of `analysis_results`.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, AsExpression, FromSqlRow,
-)]
-#[diesel(sql_type = Text)]
-#[serde(rename_all = "lowercase")]
-pub enum AnalysisKind {
-    /// detect_anomalies
-    Anomaly,
-    /// analyze_trend
-    Trend,
-    /// forecast
-    Forecast,
+text_enum! {
+    /// `analysis_type` of `analysis_results`.
+    pub enum AnalysisKind {
+        /// detect_anomalies
+        Anomaly => "anomaly",
+        /// analyze_trend
+        Trend => "trend",
+        /// forecast
+        Forecast => "forecast",
+    }
 }
-text_enum!(AnalysisKind { Anomaly => "anomaly", Trend => "trend", Forecast => "forecast" });
 
-/// `model_type` of `model_training_logs`.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, AsExpression, FromSqlRow,
-)]
-#[diesel(sql_type = Text)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelKind {
-    /// y = a + b·t
-    Linear,
-    /// Holt's linear exponential smoothing (level + trend)
-    Holt,
-    /// Autoregressive AR(p) with intercept, least squares
-    Ar,
+text_enum! {
+    /// `model_type` of `model_training_logs`.
+    pub enum ModelKind {
+        /// y = a + b·t
+        Linear => "linear",
+        /// Holt's linear exponential smoothing (level + trend)
+        Holt => "holt",
+        /// Autoregressive AR(p) with intercept, least squares
+        Ar => "ar",
+    }
 }
-text_enum!(ModelKind { Linear => "linear", Holt => "holt", Ar => "ar" });
 
 /// The aggregate of one bucket in `query_timeseries`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
@@ -135,7 +138,7 @@ mod tests {
     }
 
     #[test]
-    fn serde_names_and_sql_text_agree() {
+    fn words_round_trip_through_serde_and_text() {
         agrees(RunStatus::ALL);
         agrees(AnalysisKind::ALL);
         agrees(ModelKind::ALL);

@@ -34,12 +34,11 @@ pub struct Edited {
 }
 
 fn ensure_table(conn: &mut PgConnection) -> Result<(), DbError> {
-    // Diesel's own table first: the foreign key points at it.
+    // Diesel's own table first (its harness creates it): the foreign key
+    // points at it.
+    super::applied(conn)?;
     conn.batch_execute(&format!(
-        "CREATE TABLE IF NOT EXISTS __diesel_schema_migrations (
-             version VARCHAR(50) PRIMARY KEY NOT NULL,
-             run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP);
-         CREATE TABLE IF NOT EXISTS {TABLE} (
+        "CREATE TABLE IF NOT EXISTS {TABLE} (
              version VARCHAR(50) PRIMARY KEY
                      REFERENCES __diesel_schema_migrations (version) ON DELETE CASCADE,
              checksum TEXT NOT NULL,

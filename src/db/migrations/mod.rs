@@ -73,6 +73,15 @@ impl State {
             .collect()
     }
 
+    /// Why reverting `count` migrations from here must not start: the newest
+    /// applied one is not this binary's to undo.
+    pub fn refuse_revert(&self, count: usize) -> Option<DbError> {
+        self.applied
+            .last()
+            .filter(|newest| count > 0 && self.ahead.contains(newest))
+            .map(|newest| ahead_of_revert(newest, 0))
+    }
+
     /// Why this binary must not migrate, if it must not.
     pub fn refusal(&self) -> Option<DbError> {
         if !self.edited.is_empty() {
@@ -288,17 +297,45 @@ pub fn run_pending<S: MigrationSource<Pg>>(
     }
     let mut ran = Vec::with_capacity(todo.len());
     for migration in todo {
-        let info = MigrationInfo::of(migration.as_ref());
-        info!("Running upgrade {from} -> {}, {}", info.version, info.name);
-        conn.run_migration(&migration)
-            .map_err(|e| DbError::Migration {
-                name: info.name.clone(),
-                error: e.to_string(),
-            })?;
+        let info = apply(conn, migration.as_ref(), &from)?;
         from = info.version.clone();
         ran.push(info);
     }
     Ok(ran)
+}
+
+/// Runs one migration in its own transaction, logging the Alembic-style line.
+fn apply(
+    conn: &mut PgConnection,
+    migration: &dyn Migration<Pg>,
+    from: &str,
+) -> Result<MigrationInfo, DbError> {
+    let info = MigrationInfo::of(migration);
+    info!("Running upgrade {from} -> {}, {}", info.version, info.name);
+    conn.run_migration(migration)
+        .map_err(|e| DbError::Migration {
+            name: info.name.clone(),
+            error: e.to_string(),
+        })?;
+    Ok(info)
+}
+
+/// Applies exactly `version` (what `redo` reverted), nothing else, and
+/// records its checksum.
+pub fn reapply<S: MigrationSource<Pg>>(
+    conn: &mut PgConnection,
+    source: &S,
+    version: &str,
+) -> Result<MigrationInfo, DbError> {
+    let known = sorted(source)?;
+    let migration = known
+        .iter()
+        .find(|m| m.name().version().to_string() == version)
+        .ok_or_else(|| DbError::UnknownVersion(version.to_owned()))?;
+    let from = applied(conn)?.pop().unwrap_or_else(|| BASE.to_owned());
+    let info = apply(conn, migration.as_ref(), &from)?;
+    checksums::record_missing(conn, std::slice::from_ref(&info.version))?;
+    Ok(info)
 }
 
 /// Reverts applied migrations, newest first, while `keep_going(version,
@@ -338,12 +375,11 @@ pub fn revert_while<S: MigrationSource<Pg>>(
 
 fn ahead_of_revert(version: &str, reverted: usize) -> DbError {
     DbError::Ahead(format!(
-        "the newest applied migration {version} is not in this binary (a newer version applied it); \
-         revert it with that version first. {} reverted here; nothing was reverted past it",
-        if reverted == 0 {
-            "Nothing was".to_owned()
-        } else {
-            format!("{reverted} migration(s) were")
+        "the newest applied migration {version} is not in this binary (a newer version of \
+         mcp-server applied it); revert it with that version first. {}",
+        match reverted {
+            0 => "Nothing was reverted".to_owned(),
+            n => format!("{n} migration(s) newer than it were reverted, nothing past it"),
         }
     ))
 }
