@@ -190,6 +190,12 @@ impl Settings {
     pub fn migration_lock_timeout(&self) -> Duration {
         Duration::from_secs(self.migration_lock_timeout_secs)
     }
+    pub fn gate_limits(&self) -> crate::gate::Limits {
+        crate::gate::Limits {
+            header: Duration::from_secs(self.mcp_header_timeout_secs.max(1)),
+            body_idle: Duration::from_secs(self.mcp_body_timeout_secs.max(1)),
+        }
+    }
     pub fn redis_timeout(&self) -> Duration {
         Duration::from_millis(self.redis_timeout_ms.max(10))
     }

@@ -41,20 +41,20 @@ use crate::metrics::{HttpMetrics, Metrics};
 /// (`ROCKET_ADDRESS`, `ROCKET_PORT`) and drops slow clients.
 pub fn served() -> Result<Rocket<Build>, String> {
     let figment = Settings::figment();
-    let settings = Settings::from_figment(&figment)?;
     let config =
         rocket::Config::try_from(&figment).map_err(|e| format!("invalid configuration: {e}"))?;
     let public = std::net::SocketAddr::new(config.address, config.port);
-    let limits = gate::Limits {
-        header: std::time::Duration::from_secs(settings.mcp_header_timeout_secs.max(1)),
-        body_idle: std::time::Duration::from_secs(settings.mcp_body_timeout_secs.max(1)),
-    };
     let inner = figment.merge(("address", "127.0.0.1")).merge(("port", 0));
     Ok(
         build(inner).attach(AdHoc::on_liftoff("Public listener", move |rocket| {
             Box::pin(async move {
                 let upstream =
                     std::net::SocketAddr::new(rocket.config().address, rocket.config().port);
+                // The settings were read and checked at ignite.
+                let limits = rocket
+                    .state::<Settings>()
+                    .map(Settings::gate_limits)
+                    .unwrap_or_else(|| Settings::default().gate_limits());
                 let stop = rocket.shutdown();
                 rocket::tokio::spawn(async move {
                     if let Err(e) = gate::serve(public, upstream, limits, stop).await {

@@ -59,20 +59,7 @@ impl From<DbError> for Failure {
 /// What the server would run with here: profile, listener, body limits and
 /// settings, after compiled defaults, `Rocket.toml` and the environment.
 pub fn config() -> ExitCode {
-    let figment = Settings::figment();
-    let rocket =
-        rocket::Config::try_from(&figment).map_err(|e| format!("invalid configuration: {e}"));
-    let shown = Settings::from_figment(&figment).and_then(|settings| Ok((settings, rocket?))).map(|(settings, rocket)| {
-        let limit = |name: &str| rocket.limits.get(name).map(|l| l.as_u64());
-        serde_json::json!({
-            "profile": figment.profile().as_str().as_str(),
-            "address": rocket.address.to_string(),
-            "port": rocket.port,
-            "limits": { "json": limit("json"), "bytes": limit("bytes"), "string": limit("string") },
-            "settings": settings.redacted(),
-        })
-    });
-    match shown {
+    match shown_config() {
         Ok(json) => {
             println!("{json:#}");
             ExitCode::SUCCESS
@@ -82,6 +69,21 @@ pub fn config() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn shown_config() -> Result<serde_json::Value, String> {
+    let figment = Settings::figment();
+    let settings = Settings::from_figment(&figment)?;
+    let rocket =
+        rocket::Config::try_from(&figment).map_err(|e| format!("invalid configuration: {e}"))?;
+    let limit = |name: &str| rocket.limits.get(name).map(|l| l.as_u64());
+    Ok(serde_json::json!({
+        "profile": figment.profile().as_str().as_str(),
+        "address": rocket.address.to_string(),
+        "port": rocket.port,
+        "limits": { "json": limit("json"), "bytes": limit("bytes"), "string": limit("string") },
+        "settings": settings.redacted(),
+    }))
 }
 
 /// A dependency-free HTTP GET for the container HEALTHCHECK (the runtime

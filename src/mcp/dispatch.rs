@@ -6,9 +6,10 @@ use super::jsonrpc::{self, RESOURCE_NOT_FOUND, RpcError};
 use super::protocol::log_rank;
 use super::session::Session;
 use super::{Mcp, fixtures, list_result, paged};
+use crate::db::DbError;
 use crate::domain::Series;
 use crate::store::series;
-use crate::tools::{CallError, ToolContext};
+use crate::tools::{CallError, ToolContext, ToolError};
 
 const SERIES_SCHEME: &str = "timeseries://";
 /// Points returned when a series is read as a resource.
@@ -56,7 +57,7 @@ pub async fn dispatch(
                 .call(name, arguments, ctx)
                 .await
                 .map_err(|e| match e {
-                    CallError::Internal(cause) => db_failure(cause),
+                    CallError::Internal(cause) => RpcError::internal(ToolError::internal(cause)),
                     invalid => RpcError::invalid_params(invalid),
                 })
         }
@@ -111,37 +112,13 @@ pub async fn dispatch(
     }
 }
 
-/// A failure behind a method: the client gets an id to quote (and a busy
-/// pool says to retry); the cause goes to the log, never to the client.
-fn db_failure(cause: impl Into<FailureCause>) -> RpcError {
-    match cause.into() {
-        FailureCause::Busy(message) => RpcError::new(jsonrpc::SERVER_ERROR, message),
-        FailureCause::Other(text) => RpcError::internal(format!(
-            "error id {}; the cause is logged on the server",
-            crate::logging::incident(text)
-        )),
-    }
-}
-
-enum FailureCause {
-    Busy(String),
-    Other(String),
-}
-
-impl From<crate::db::DbError> for FailureCause {
-    fn from(e: crate::db::DbError) -> Self {
-        match e {
-            crate::db::DbError::Busy(wait) => FailureCause::Busy(format!(
-                "the server is busy: no database connection was free within {wait:?}; retry in a moment"
-            )),
-            other => FailureCause::Other(other.to_string()),
-        }
-    }
-}
-
-impl From<String> for FailureCause {
-    fn from(text: String) -> Self {
-        FailureCause::Other(text)
+/// A database failure behind a method, classified as for tools: a busy
+/// pool says to retry; anything else gives an error id, and the cause goes
+/// to the log, never to the client.
+fn db_failure(e: DbError) -> RpcError {
+    match ToolError::from(e) {
+        busy @ ToolError::Busy(_) => RpcError::new(jsonrpc::SERVER_ERROR, busy.to_string()),
+        other => RpcError::internal(other),
     }
 }
 

@@ -54,7 +54,7 @@ pub enum ToolError {
     #[error("the server is busy: no database connection was free within {0:?}; retry in a moment")]
     Busy(Duration),
     /// Our fault. The client gets the id; the cause is in the server log.
-    #[error("internal error {id}: the cause is logged on the server under this id")]
+    #[error("internal error (error id {id}); the cause is logged on the server")]
     Internal { id: String },
 }
 
