@@ -86,11 +86,7 @@ async fn forward(
     req: Request<Body>,
 ) -> Result<Response<Body>, Infallible> {
     let (mut parts, body) = req.into_parts();
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let Ok(uri) = format!("http://{upstream}{path}").parse() else {
         return Ok(plain(StatusCode::BAD_REQUEST, "bad request target\n"));
     };

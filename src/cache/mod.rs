@@ -36,14 +36,15 @@ fn version_key(scope: &str) -> String {
     format!("mcp:cache:version:{scope}")
 }
 
-/// One round trip per lookup: reads (or creates) the epoch and the scope's
-/// version token, builds the entry's key from them, and reads the entry.
+/// One round trip per lookup: reads (or creates, from the fresh token in
+/// ARGV[1]) the epoch and the scope's version token, builds the entry's key
+/// from them, and reads the entry.
 const LOOKUP: &str = r"
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then epoch = ARGV[1]; redis.call('SET', KEYS[1], epoch) end
 local version = redis.call('GET', KEYS[2])
-if not version then version = ARGV[2]; redis.call('SET', KEYS[2], version) end
-local key = 'c:' .. epoch .. ':' .. ARGV[3] .. ':' .. version .. ':' .. ARGV[4]
+if not version then version = ARGV[1]; redis.call('SET', KEYS[2], version) end
+local key = 'c:' .. epoch .. ':' .. ARGV[2] .. ':' .. version .. ':' .. ARGV[3]
 return {key, redis.call('GET', key)}
 ";
 
@@ -283,7 +284,6 @@ impl Cache {
                 lookup
                     .key(EPOCH_KEY)
                     .key(version_key(scope))
-                    .arg(token())
                     .arg(token())
                     .arg(scope)
                     .arg(rest)

@@ -60,7 +60,7 @@ impl RequestLog {
 
     /// Never waits: a full queue drops the row.
     pub fn record(&self, row: NewMcpRequestLog) {
-        if self.tx.try_send(Msg::Row(Box::new(storable(row)))).is_err() {
+        if self.tx.try_send(Msg::Row(Box::new(row))).is_err() {
             let n = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
                 warn!("request log queue full: {n} rows dropped so far");
@@ -121,40 +121,39 @@ fn without_nul(value: serde_json::Value) -> serde_json::Value {
     }
 }
 
-/// Size-caps `params` for storage.
-/// Params that serialize past the cap are measured without being copied,
-/// and only their preview is kept: an ingest of 100,000 points costs the
-/// log a few KiB, not another copy of the body.
-pub fn capped(params: &serde_json::Value) -> serde_json::Value {
-    /// Counts bytes, keeping the first `keep` of them.
-    struct Preview {
-        bytes: usize,
-        kept: Vec<u8>,
-        keep: usize,
-    }
+/// Size-caps `params` for storage. Serialization stops at the cap: an
+/// ingest of 100,000 points costs the request path a few KiB of writing,
+/// not another pass over (or copy of) the body. `body_bytes` is the size of
+/// the request the params came in.
+pub fn capped(params: &serde_json::Value, body_bytes: usize) -> serde_json::Value {
+    /// Keeps what fits, then refuses, which ends the serialization.
+    struct Preview(Vec<u8>);
     impl std::io::Write for Preview {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            let room = self.keep.saturating_sub(self.kept.len());
-            self.kept.extend_from_slice(&buf[..room.min(buf.len())]);
-            self.bytes += buf.len();
-            Ok(buf.len())
+            let room = (PARAMS_CAP + 1).saturating_sub(self.0.len());
+            if room == 0 {
+                return Err(std::io::Error::other("past the cap"));
+            }
+            let n = room.min(buf.len());
+            self.0.extend_from_slice(&buf[..n]);
+            Ok(n)
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
     }
-    let mut preview = Preview {
-        bytes: 0,
-        kept: Vec::with_capacity(PARAMS_CAP / 2),
-        keep: PARAMS_CAP / 2,
-    };
-    if serde_json::to_writer(&mut preview, params).is_err() || preview.bytes <= PARAMS_CAP {
+    if body_bytes <= PARAMS_CAP {
         return params.clone();
     }
-    let text = String::from_utf8_lossy(&preview.kept);
+    let mut preview = Preview(Vec::with_capacity(PARAMS_CAP + 1));
+    if serde_json::to_writer(&mut preview, params).is_ok() {
+        return params.clone(); // the params were a small part of the body
+    }
+    preview.0.truncate(PARAMS_CAP / 2);
+    let text = String::from_utf8_lossy(&preview.0);
     // A cut mid-character shows as U+FFFD at the end; drop it.
     let text = text.trim_end_matches('\u{FFFD}');
-    serde_json::json!({ "truncated": true, "bytes": preview.bytes, "preview": text })
+    serde_json::json!({ "truncated": true, "body_bytes": body_bytes, "preview": text })
 }
 
 async fn writer(db: Db, mut rx: mpsc::Receiver<Msg>, counters: Arc<Counters>) {
@@ -165,7 +164,8 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Msg>, counters: Arc<Counters>) {
         let mut flushed = None;
         let closed = match msg {
             Ok(Some(Msg::Row(row))) => {
-                batch.push(*row);
+                // Made storable here, off the request path.
+                batch.push(storable(*row));
                 false
             }
             Ok(Some(Msg::Flush(done))) => {
@@ -227,5 +227,26 @@ async fn write(db: &Db, rows: Vec<NewMcpRequestLog>, counters: &Counters) {
             error!("could not write {n} request log rows: {e}");
             counters.failed.fetch_add(n as u64, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PARAMS_CAP, capped};
+    use serde_json::json;
+
+    #[test]
+    fn params_past_the_cap_keep_a_preview_only() {
+        let small = json!({ "name": "list_series" });
+        assert_eq!(capped(&small, 100), small);
+        let big = json!({ "arguments": { "points": vec![1.5; 100_000] } });
+        let body = big.to_string().len() + 50;
+        let kept = capped(&big, body);
+        assert_eq!(kept["truncated"], true);
+        assert_eq!(kept["body_bytes"], body);
+        let preview = kept["preview"].as_str().unwrap();
+        assert!(preview.len() <= PARAMS_CAP / 2 && big.to_string().starts_with(preview));
+        // A large body whose params are small keeps them whole.
+        assert_eq!(capped(&small, 10 * PARAMS_CAP), small);
     }
 }

@@ -231,6 +231,7 @@ pub async fn post_mcp(
         }
     };
     let started = Instant::now();
+    let body_bytes = body.len();
     let message = match jsonrpc::parse_message(&body) {
         Ok(m) => m,
         Err(rejected) => {
@@ -244,14 +245,18 @@ pub async fn post_mcp(
     };
     match message {
         Message::Request { id, method, params } if method == "initialize" => {
-            initialize(&mcp, id, params, started).await
+            initialize(&mcp, id, params, body_bytes, started).await
         }
         Message::Request { id, method, params } => {
             let session = match session_of(&mcp, &h).await {
                 Ok(s) => s,
                 Err(reply) => return reply,
             };
-            call(mcp, session, id, method, params, started, reserved).await
+            let received = Received {
+                bytes: body_bytes,
+                _share: reserved,
+            };
+            call(mcp, session, id, method, params, started, received).await
         }
         Message::Notification { method, params } => {
             let session = match session_of(&mcp, &h).await {
@@ -272,7 +277,13 @@ pub async fn post_mcp(
     }
 }
 
-async fn initialize(mcp: &Mcp, id: RequestId, params: Option<Value>, started: Instant) -> Reply {
+async fn initialize(
+    mcp: &Mcp,
+    id: RequestId,
+    params: Option<Value>,
+    body_bytes: usize,
+    started: Instant,
+) -> Reply {
     let p = params.unwrap_or_else(|| json!({}));
     let requested = p.get("protocolVersion").and_then(Value::as_str);
     let version = protocol::negotiate(requested);
@@ -294,7 +305,7 @@ async fn initialize(mcp: &Mcp, id: RequestId, params: Option<Value>, started: In
         "initialize",
         Logged {
             tool_name: None,
-            params: Some(capped(&p)),
+            params: Some(capped(&p, body_bytes)),
         },
         &Ok(result.clone()),
         started,
@@ -327,6 +338,13 @@ async fn notified(mcp: &Mcp, mut session: Session, method: &str, params: Option<
     }
 }
 
+/// A request body that was read: its size, and its share of the in-flight
+/// budget (returned when the call ends).
+struct Received {
+    bytes: usize,
+    _share: BodyReservation,
+}
+
 /// Runs a request. If it sends anything to the client before finishing
 /// (logs, progress, a request of its own), the reply becomes an SSE stream
 /// ending with the response; otherwise it is plain JSON.
@@ -337,7 +355,7 @@ async fn call(
     method: String,
     params: Option<Value>,
     started: Instant,
-    body: BodyReservation,
+    body: Received,
 ) -> Reply {
     let (out, mut rx) = mpsc::channel::<Value>(64);
     let progress_token = params
@@ -376,7 +394,7 @@ async fn call(
                     .map(str::to_owned)
             })
             .flatten(),
-        params: params.as_ref().map(capped),
+        params: params.as_ref().map(|p| capped(p, body.bytes)),
     };
     let task = rocket::tokio::spawn(async move {
         // The body's share of the in-flight budget is held until the call ends.
