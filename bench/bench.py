@@ -1,10 +1,19 @@
-"""Figures for ingest and statistics through /mcp next to psql doing the same
-work in the same run. Standard library only."""
+"""Every figure of the performance table, each next to its baseline measured
+in the same run: wrk for cache hits and /health (baseline: redis-benchmark
+GET), the sequential hit latency (baseline: a sequential redis GET), ingest
+at three batch sizes (baseline: psql \\copy of the same rows), the statistics
+miss at 100k and 1M points, 10M with BENCH_10M=1 (baseline: the same SQL in
+psql), and the server's RSS idle and at peak. Standard library only; prints
+figures and never fails on one.
+
+    python3 bench/bench.py MCP_URL DATABASE_URL CACHE SERVER_PID [REDIS_PORT]
+"""
 
 import csv
 import http.client
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -13,14 +22,20 @@ import time
 import urllib.parse
 from datetime import datetime, timedelta, timezone
 
-MCP_URL, DB_URL, CACHE = sys.argv[1], sys.argv[2], sys.argv[3]
+MCP_URL, DB_URL, CACHE, SERVER_PID = sys.argv[1:5]
+REDIS_PORT = sys.argv[5] if len(sys.argv) > 5 else None
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-CALLS, PER_CALL, BIG = 20, 10_000, 1_000_000
+WRK_SECS = int(os.environ.get("BENCH_WRK_SECS", "10"))
+STATS_SIZES = [100_000, 1_000_000] + ([10_000_000] if os.environ.get("BENCH_10M") == "1" else [])
+# (points per call, calls): about a million points per size, fewer for the small batch.
+INGEST = [(1_000, 200), (10_000, 100), (100_000, 10)]
 
 url = urllib.parse.urlsplit(MCP_URL)
+base = f"{url.scheme}://{url.netloc}"
 conn = http.client.HTTPConnection(url.hostname, url.port)
 session = None
 next_id = 0
+tmp = tempfile.mkdtemp()
 
 
 def rpc(method, params, raw=None):
@@ -63,66 +78,146 @@ def write_csv(path, series, n):
             w.writerow([series, (T0 + timedelta(seconds=i)).isoformat(), repr(value(i))])
 
 
+def copy_in(path):
+    t = time.perf_counter()
+    psql("-c", f"\\copy timeseries_data(series_name, time, value) FROM '{path}' CSV")
+    return time.perf_counter() - t
+
+
+def rss():
+    """(current, peak) resident set of the server, MiB."""
+    with open(f"/proc/{SERVER_PID}/status") as f:
+        fields = dict(line.split(":", 1) for line in f)
+    kib = lambda k: int(fields[k].split()[0]) / 1024  # noqa: E731
+    return kib("VmRSS"), kib("VmHWM")
+
+
+def wrk(target, connections, script=None):
+    """(requests/s, p50 ms, p99 ms, non-2xx) from a wrk run."""
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{WRK_SECS}s", "--latency", "--timeout", "5s"]
+    if script:
+        cmd += ["-s", script]
+    out = subprocess.run(cmd + [target], check=True, capture_output=True, text=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def pct(p):
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        n, unit = float(m.group(1)), m.group(2)
+        return n / 1000 if unit == "us" else n * 1000 if unit == "s" else n
+
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rate, pct(50), pct(99), int(bad.group(1)) if bad else 0
+
+
+def redis_get(clients):
+    """(GET/s, p50 ms) from redis-benchmark against the same Redis."""
+    out = subprocess.run(["redis-benchmark", "-p", REDIS_PORT, "-t", "get", "-n",
+                          str(100_000 if clients > 1 else 20_000), "-c", str(clients), "--csv"],
+                         check=True, capture_output=True, text=True).stdout
+    row = next(csv.reader(out.strip().splitlines()[-1:]))
+    return float(row[1]), float(row[4])
+
+
+def line(label, figure, baseline="", note=""):
+    print(f"{label:<48} {figure:>24}   {baseline:<34} {note}")
+
+
 rpc("initialize", {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}})
 rpc("notifications/initialized", None, raw=json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-print(f"cache backend: {CACHE}")
+time.sleep(1)
+idle_rss, _ = rss()
+print(f"cache backend: {CACHE}; wrk runs {WRK_SECS} s each; {os.cpu_count()} cores")
+print()
+line("figure", "this server", "baseline (same run)", "goal")
 
-# --- ingest: 20 calls of 10,000 points through /mcp, then \copy of the same rows
-bodies = []
-for c in range(CALLS):
-    points = [{"time": (T0 + timedelta(seconds=c * PER_CALL + i)).isoformat(), "value": value(c * PER_CALL + i)}
-              for i in range(PER_CALL)]
-    bodies.append(json.dumps({"jsonrpc": "2.0", "id": 1000 + c, "method": "tools/call",
-                              "params": {"name": "ingest_timeseries", "arguments": {"series": "bench_mcp", "points": points}}}))
-started = time.perf_counter()
-for b in bodies:
-    rpc("tools/call", None, raw=b)
-mcp_s = time.perf_counter() - started
-mcp_rate = CALLS * PER_CALL / mcp_s
+# --- ingest at three batch sizes, each against \copy of the same rows
+for per_call, calls in INGEST:
+    n = per_call * calls
+    series = f"bench_ingest_{per_call}"
+    bodies = []
+    for c in range(calls):
+        points = [{"time": (T0 + timedelta(seconds=c * per_call + i)).isoformat(), "value": value(c * per_call + i)}
+                  for i in range(per_call)]
+        bodies.append(json.dumps({"jsonrpc": "2.0", "id": c, "method": "tools/call",
+                                  "params": {"name": "ingest_timeseries",
+                                             "arguments": {"series": series, "points": points}}}))
+    started = time.perf_counter()
+    for b in bodies:
+        rpc("tools/call", None, raw=b)
+    mcp_rate = n / (time.perf_counter() - started)
+    del bodies
+    path = os.path.join(tmp, "ingest.csv")
+    write_csv(path, f"bench_copy_{per_call}", n)
+    copy_rate = n / copy_in(path)
+    os.unlink(path)
+    line(f"ingest {n:,} points, {per_call:,} per call", f"{mcp_rate:,.0f} points/s",
+         f"\\copy {copy_rate:,.0f} points/s", f"ratio {mcp_rate / copy_rate:.2f} (>= 0.8)")
 
-tmp = tempfile.mkdtemp()
-rows_csv = os.path.join(tmp, "rows.csv")
-write_csv(rows_csv, "bench_copy", CALLS * PER_CALL)
-started = time.perf_counter()
-psql("-c", f"\\copy timeseries_data(series_name, time, value) FROM '{rows_csv}' CSV")
-copy_s = time.perf_counter() - started
-copy_rate = CALLS * PER_CALL / copy_s
-print(f"ingest  MCP ingest_timeseries ({CALLS} x {PER_CALL:,} points): {mcp_rate:12,.0f} points/s ({mcp_s:.2f} s)")
-print(f"ingest  psql \\copy of the same rows:                   {copy_rate:12,.0f} points/s ({copy_s:.2f} s)")
-print(f"ingest  ratio MCP / \\copy: {mcp_rate / copy_rate:.2f}  (target >= 0.5)")
-
-# --- statistics over 1,000,000 points
-big_csv = os.path.join(tmp, "big.csv")
-write_csv(big_csv, "bench_big", BIG)
-psql("-c", f"\\copy timeseries_data(series_name, time, value) FROM '{big_csv}' CSV", "-c", "VACUUM ANALYZE timeseries_data")
-
+# --- the statistics miss, growing with the series, against the same SQL
 SQL = """SELECT count(*), avg(value), stddev_samp(value), min(value), max(value),
  percentile_cont(0.5) WITHIN GROUP (ORDER BY value), percentile_cont(0.95) WITHIN GROUP (ORDER BY value),
  percentile_cont(0.99) WITHIN GROUP (ORDER BY value), min(time), max(time)
- FROM timeseries_data WHERE series_name = 'bench_big' AND time >= '-infinity' AND time < 'infinity'"""
-direct = []
-for _ in range(5):
-    out = psql("-c", "\\timing on", "-c", SQL)
-    direct.append(float(out.strip().splitlines()[-1].split()[1]))
-direct_ms = statistics.median(direct)
+ FROM timeseries_data WHERE series_name = '{series}' AND time >= '-infinity' AND time < 'infinity'"""
+for size in STATS_SIZES:
+    series = f"bench_stats_{size}"
+    path = os.path.join(tmp, "stats.csv")
+    write_csv(path, series, size)
+    copy_in(path)
+    os.unlink(path)
+    psql("-c", "VACUUM ANALYZE timeseries_data")
+    direct = []
+    for _ in range(5):
+        out = psql("-c", "\\timing on", "-c", SQL.format(series=series))
+        direct.append(float(out.strip().splitlines()[-1].split()[1]))
+    misses = []
+    for k in range(5):
+        start = (T0 - timedelta(seconds=k + 1)).isoformat()  # a new window each time: a guaranteed miss
+        t = time.perf_counter()
+        r = call("compute_statistics", {"series": series, "start": start})
+        misses.append((time.perf_counter() - t) * 1e3)
+        assert r["structuredContent"]["cached"] is False and r["structuredContent"]["count"] == size
+    d, m = statistics.median(direct), statistics.median(misses)
+    line(f"compute_statistics miss, {size:,} points", f"{m:,.1f} ms", f"same SQL in psql {d:,.1f} ms",
+         f"ratio {m / d:.2f} (<= 1.0)")
 
-misses = []
-for k in range(5):
-    start = (T0 - timedelta(seconds=k + 1)).isoformat()  # a new window each time: a guaranteed miss
-    t = time.perf_counter()
-    r = call("compute_statistics", {"series": "bench_big", "start": start})
-    misses.append((time.perf_counter() - t) * 1e3)
-    assert r["structuredContent"]["cached"] is False and r["structuredContent"]["count"] == BIG
-miss_ms = statistics.median(misses)
-
+# --- cache hits: sequential latency, then wrk
+hit_args = {"series": "bench_stats_100000", "start": (T0 - timedelta(seconds=1)).isoformat()}
 hits = []
-for _ in range(50):
+for _ in range(2000):
     t = time.perf_counter()
-    r = call("compute_statistics", {"series": "bench_big", "start": (T0 - timedelta(seconds=1)).isoformat()})
+    r = call("compute_statistics", hit_args)
     hits.append((time.perf_counter() - t) * 1e3)
     assert r["structuredContent"]["cached"] is True
 hits.sort()
-hit_ms, hit_p95 = statistics.median(hits), hits[int(0.95 * (len(hits) - 1))]
-print(f"stats   direct SQL in psql (median of 5, server time): {direct_ms:9.1f} ms")
-print(f"stats   MCP compute_statistics, cache miss (median of 5): {miss_ms:7.1f} ms   ratio {miss_ms / direct_ms:.2f} (target <= 1.3)")
-print(f"stats   MCP compute_statistics, cache hit (median of 50):  {hit_ms:7.2f} ms   p95 {hit_p95:.2f} ms (target < 2 ms)")
+redis_seq = redis_get(1) if REDIS_PORT else None
+line("cache hit, sequential client, p50 / p99",
+     f"{statistics.median(hits):.3f} / {hits[int(0.99 * (len(hits) - 1))]:.3f} ms",
+     f"redis GET p50 {redis_seq[1]:.3f} ms" if redis_seq else "", "p50 < 0.5 ms")
+
+script = os.path.join(tmp, "hit.lua")
+with open(script, "w") as f:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                       "params": {"name": "compute_statistics", "arguments": hit_args}})
+    f.write(f"""wrk.method = "POST"
+wrk.body = {json.dumps(body)}
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Accept"] = "application/json, text/event-stream"
+wrk.headers["Mcp-Session-Id"] = "{session}"
+wrk.headers["MCP-Protocol-Version"] = "2025-11-25"
+""")
+redis_par = redis_get(8) if REDIS_PORT else None
+rate, p50, p99, bad = wrk(MCP_URL, 8, script)
+line("cache hit tools/call, wrk 2 threads / 8 conns", f"{rate:,.0f} calls/s",
+     f"redis GET {redis_par[0]:,.0f}/s (8 clients)" if redis_par else "",
+     f">= 7,000 (p50 {p50:.2f}, p99 {p99:.2f} ms{f', {bad} non-2xx' if bad else ''})")
+rate, p50, p99, bad = wrk(f"{base}/health", 32)
+line("GET /health, wrk 2 threads / 32 conns", f"{rate:,.0f} req/s", f"p99 {p99:.2f} ms",
+     f">= 15,000, p99 < 10 ms{f' ({bad} non-2xx)' if bad else ''}")
+rate, p50, p99, bad = wrk(f"{base}/live", 32)
+line("GET /live, wrk 2 threads / 32 conns", f"{rate:,.0f} req/s", f"p99 {p99:.2f} ms",
+     f"{f'({bad} non-2xx)' if bad else ''}")
+
+time.sleep(2)
+now_rss, peak_rss = rss()
+line("RSS idle (after start) / peak (whole run)", f"{idle_rss:.1f} / {peak_rss:.1f} MiB", f"now {now_rss:.1f} MiB",
+     "<= 15 / <= 50 MiB")

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Benchmarks against a release build; prints figures and ratios, never fails
-# on a number. Needs PostgreSQL and (optionally) Redis as for the tests.
-#   bench/run.sh            # Redis cache when redis-cli ping answers, else in-process
+# Benchmarks against a release build; prints figures next to their
+# baselines, never fails on a number. Needs PostgreSQL, wrk (Debian's
+# package), and optionally Redis (with redis-benchmark), as for the tests.
+#   bench/run.sh               # Redis cache when redis-cli ping answers, else in-process
+#   BENCH_10M=1 bench/run.sh   # also the statistics miss over 10,000,000 points
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -q
@@ -26,4 +28,4 @@ for _ in $(seq 1 60); do
   ./target/release/mcp-server healthcheck --url "http://127.0.0.1:$PORT/health" 2>/dev/null && break
   sleep 0.5
 done
-python3 bench/bench.py "http://127.0.0.1:$PORT/mcp" "$URL" "${REDIS:-in-process}"
+python3 bench/bench.py "http://127.0.0.1:$PORT/mcp" "$URL" "${REDIS:-in-process}" "$SERVER" ${REDIS:+6379}

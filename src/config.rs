@@ -24,7 +24,6 @@ pub const ENV_VARS: &[&str] = &[
     "DB_CHECKOUT_TIMEOUT_SECS",
     "DB_STARTUP_TIMEOUT_SECS",
     "MIGRATION_LOCK_TIMEOUT_SECS",
-    "REDIS_POOL_SIZE",
     "REDIS_TIMEOUT_MS",
     "MCP_AUTH_TOKEN",
     "MCP_ALLOWED_HOSTS",
@@ -57,7 +56,6 @@ pub struct Settings {
     pub db_startup_timeout_secs: u64,
     /// How long a replica waits for another one's migration run.
     pub migration_lock_timeout_secs: u64,
-    pub redis_pool_size: u32,
     pub redis_timeout_ms: u64,
     /// Bearer token required on `/mcp` when set. Never logged.
     pub mcp_auth_token: Option<String>,
@@ -107,7 +105,6 @@ impl Default for Settings {
             db_checkout_timeout_secs: 5,
             db_startup_timeout_secs: 60,
             migration_lock_timeout_secs: 300,
-            redis_pool_size: 16,
             redis_timeout_ms: 500,
             mcp_auth_token: None,
             mcp_allowed_hosts: String::new(),

@@ -137,7 +137,28 @@ pub fn build(figment: Figment) -> Rocket<Build> {
                 Arc::clone(cache),
                 Arc::clone(metrics),
             ));
-            Ok(rocket.manage(mcp))
+            let readiness = Arc::new(routes::health::Readiness::new(
+                db.clone(),
+                Arc::clone(cache),
+            ));
+            Ok(rocket.manage(mcp).manage(readiness))
+        }))
+        .attach(AdHoc::on_liftoff("Readiness snapshots", |rocket| {
+            Box::pin(async move {
+                if let Some(readiness) = rocket.state::<Arc<routes::health::Readiness>>() {
+                    let readiness = Arc::clone(readiness);
+                    rocket::tokio::spawn(async move {
+                        let mut tick = rocket::tokio::time::interval(routes::health::EVERY);
+                        tick.set_missed_tick_behavior(
+                            rocket::tokio::time::MissedTickBehavior::Delay,
+                        );
+                        loop {
+                            tick.tick().await;
+                            readiness.refresh().await;
+                        }
+                    });
+                }
+            })
         }))
         .attach(AdHoc::on_liftoff("Performance snapshots", |rocket| {
             Box::pin(async move {

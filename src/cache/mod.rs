@@ -1,7 +1,8 @@
 //! `Cache`: Redis when `REDIS_URL` is set, an in-process cache otherwise.
 //!
-//! All methods block (Redis I/O): call them from blocking tasks. A Redis
-//! outage never fails a request: reads miss, writes are dropped, one warning
+//! With Redis, every replica's requests share one multiplexed connection
+//! (see `redis_link`); nothing blocks a thread. A Redis outage never fails a
+//! request: reads miss, writes are dropped, one warning
 //! is logged per 30 s, and Redis is left alone for a few seconds after each
 //! failure (so a dead or hung Redis adds no latency) before it is tried again.
 //!
@@ -11,22 +12,22 @@
 //! random per-series version token: a write replaces the series' token, a
 //! flushed or evicted token comes back as a new random one (never a value
 //! used before), and a restarted Redis (new `run_id`) gets a new epoch (see
-//! `redis_pool`).
+//! `redis_link`).
 
-mod redis_pool;
+mod redis_link;
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use diesel::r2d2::{NopErrorHandler, Pool};
 use log::{info, warn};
-use redis::Commands;
+use redis::AsyncCommands;
+use redis::aio::MultiplexedConnection;
 use serde::Serialize;
 
 use crate::config::Settings;
-use redis_pool::{EPOCH_KEY, Manager, renew_epoch, token};
+use redis_link::{EPOCH_KEY, Link, renew_epoch, token};
 
 /// How long Redis is skipped after a failure before the next try.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -76,8 +77,7 @@ impl moka::Expiry<String, Entry> for PerEntryTtl {
 
 enum Backend {
     Redis {
-        pool: Pool<Manager>,
-        timeout: Duration,
+        link: Link,
         lookup: redis::Script,
     },
     Memory {
@@ -134,7 +134,7 @@ pub struct CacheConfigError(String);
 impl Cache {
     pub fn from_settings(settings: &Settings) -> Result<Cache, CacheConfigError> {
         match settings.redis_url.as_deref() {
-            Some(url) => Cache::redis(url, settings.redis_pool_size, settings.redis_timeout()),
+            Some(url) => Cache::redis(url, settings.redis_timeout()),
             None => {
                 info!("REDIS_URL not set: using the in-process cache");
                 Ok(Cache::memory())
@@ -153,22 +153,12 @@ impl Cache {
         })
     }
 
-    /// Starts even when Redis is down: the pool connects lazily.
-    pub fn redis(url: &str, pool_size: u32, timeout: Duration) -> Result<Cache, CacheConfigError> {
+    /// Starts even when Redis is down: the connection is made on first use.
+    pub fn redis(url: &str, timeout: Duration) -> Result<Cache, CacheConfigError> {
         let client = redis::Client::open(url).map_err(|e| CacheConfigError(e.to_string()))?;
-        let pool = Pool::builder()
-            .max_size(pool_size.max(1))
-            .min_idle(Some(0))
-            .connection_timeout(timeout)
-            // The manager's is_valid is free; a dead connection fails on use.
-            .test_on_check_out(false)
-            // Outages are reported by our rate-limited warning instead.
-            .error_handler(Box::new(NopErrorHandler))
-            .build_unchecked(Manager::new(client, timeout));
         info!("cache: Redis at {}", crate::config::redact_url(url));
         Ok(Cache::with_backend(Backend::Redis {
-            pool,
-            timeout,
+            link: Link::new(client, timeout),
             lookup: redis::Script::new(LOOKUP),
         }))
     }
@@ -198,38 +188,48 @@ impl Cache {
         self.misses.load(Ordering::Relaxed)
     }
 
-    /// Runs `op` against Redis unless it is in its back-off window; `None`
-    /// when skipped or failed.
-    fn with_redis<R>(
-        &self,
-        op: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<R>,
-    ) -> Option<R> {
-        let Backend::Redis { pool, timeout, .. } = &self.backend else {
+    /// The shared connection, unless Redis is in its back-off window or an
+    /// invalidation that was lost while it was away must first renew the
+    /// epoch. `None` when skipped or failed.
+    async fn connection(&self) -> Option<MultiplexedConnection> {
+        let Backend::Redis { link, .. } = &self.backend else {
             return None;
         };
         if self.down_until.lock().is_some_and(|t| Instant::now() < t) {
             return None;
         }
-        // Bounded: the checkout by the pool's timeout, connecting and each
-        // read or write by the connection's (see `redis_pool`).
-        let result = pool
-            .get_timeout(*timeout)
-            .map_err(|e| e.to_string())
-            .and_then(|mut conn| {
-                if self.dirty.load(Ordering::Acquire) {
-                    // An invalidation was lost while Redis was away.
-                    renew_epoch(&mut conn).map_err(|e| e.to_string())?;
-                    self.dirty.store(false, Ordering::Release);
-                }
-                op(&mut conn).map_err(|e| e.to_string())
-            });
-        match result {
-            Ok(r) => Some(r),
-            Err(e) => {
-                *self.down_until.lock() = Some(Instant::now() + RETRY_AFTER);
-                self.warn(&e);
-                None
+        let mut conn = match link.get().await {
+            Ok(c) => c?,
+            Err(e) => return self.failed(&e),
+        };
+        if self.dirty.load(Ordering::Acquire) {
+            if let Err(e) = renew_epoch(&mut conn).await {
+                return self.failed(&e);
             }
+            self.dirty.store(false, Ordering::Release);
+        }
+        Some(conn)
+    }
+
+    /// A command failed: drop the connection, leave Redis alone a while.
+    fn failed<R>(&self, error: &redis::RedisError) -> Option<R> {
+        if let Backend::Redis { link, .. } = &self.backend {
+            link.reset();
+        }
+        *self.down_until.lock() = Some(Instant::now() + RETRY_AFTER);
+        self.warn(&error.to_string());
+        None
+    }
+
+    /// Runs one command's future; `None` when Redis is skipped or failed.
+    async fn with_redis<R, F>(&self, op: impl FnOnce(MultiplexedConnection) -> F) -> Option<R>
+    where
+        F: Future<Output = redis::RedisResult<R>>,
+    {
+        let conn = self.connection().await?;
+        match op(conn).await {
+            Ok(r) => Some(r),
+            Err(e) => self.failed(&e),
         }
     }
 
@@ -241,18 +241,35 @@ impl Cache {
         }
     }
 
-    /// Like [`Cache::get`], but tells a miss (`Ok(None)`) from an
-    /// unreachable Redis (`Err`). Not counted in the hit/miss figures.
-    pub fn fetch(&self, key: &str) -> Result<Option<String>, CacheDown> {
+    /// A value by key, telling a miss (`Ok(None)`) from an unreachable
+    /// Redis (`Err`). Not counted in the hit/miss figures.
+    pub async fn fetch(&self, key: &str) -> Result<Option<String>, CacheDown> {
         match &self.backend {
             Backend::Memory { entries, .. } => Ok(entries.get(key).map(|e| e.value)),
             Backend::Redis { .. } => self
-                .with_redis(|c| c.get::<_, Option<String>>(key))
+                .with_redis(|mut c| async move { c.get::<_, Option<String>>(key).await })
+                .await
                 .ok_or(CacheDown),
         }
     }
 
-    pub fn set(&self, key: &str, value: &str, ttl: Duration) {
+    /// [`Cache::fetch`] that also restarts the entry's TTL, in one round
+    /// trip (`GETEX`).
+    pub async fn fetch_touch(&self, key: &str, ttl: Duration) -> Result<Option<String>, CacheDown> {
+        match &self.backend {
+            Backend::Memory { .. } => self.fetch(key).await,
+            Backend::Redis { .. } => {
+                let expiry = redis::Expiry::EX(ttl.as_secs().max(1));
+                self.with_redis(
+                    |mut c| async move { c.get_ex::<_, Option<String>>(key, expiry).await },
+                )
+                .await
+                .ok_or(CacheDown)
+            }
+        }
+    }
+
+    pub async fn set(&self, key: &str, value: &str, ttl: Duration) {
         match &self.backend {
             Backend::Memory { entries, .. } => entries.insert(
                 key.to_owned(),
@@ -263,7 +280,10 @@ impl Cache {
             ),
             Backend::Redis { .. } => {
                 let secs = ttl.as_secs().max(1);
-                self.with_redis(|c| c.set_ex::<_, _, ()>(key, value, secs));
+                self.with_redis(
+                    |mut c| async move { c.set_ex::<_, _, ()>(key, value, secs).await },
+                )
+                .await;
             }
         }
     }
@@ -272,7 +292,7 @@ impl Cache {
     /// say): the key it lives under for the scope's current version, and its
     /// value if cached. `None` means "do not use the cache now". Counted in
     /// the hit/miss figures.
-    pub fn lookup(&self, scope: &str, rest: &str) -> Option<(String, Option<String>)> {
+    pub async fn lookup(&self, scope: &str, rest: &str) -> Option<(String, Option<String>)> {
         let found = match &self.backend {
             Backend::Memory { counters, entries } => {
                 let version = counters.lock().get(scope).copied().unwrap_or(0);
@@ -280,15 +300,20 @@ impl Cache {
                 let value = entries.get(&key).map(|e| e.value);
                 Some((key, value))
             }
-            Backend::Redis { lookup, .. } => self.with_redis(|c| {
-                lookup
-                    .key(EPOCH_KEY)
+            Backend::Redis { lookup, .. } => {
+                let mut invocation = lookup.key(EPOCH_KEY);
+                invocation
                     .key(version_key(scope))
                     .arg(token())
                     .arg(scope)
-                    .arg(rest)
-                    .invoke::<(String, Option<String>)>(c)
-            }),
+                    .arg(rest);
+                self.with_redis(|mut c| async move {
+                    invocation
+                        .invoke_async::<(String, Option<String>)>(&mut c)
+                        .await
+                })
+                .await
+            }
         };
         if let Some((_, value)) = &found {
             let counter = if value.is_some() {
@@ -303,14 +328,17 @@ impl Cache {
 
     /// Makes everything cached under `scope` stale (call after a write):
     /// the scope gets a new random version token.
-    pub fn invalidate(&self, scope: &str) {
+    pub async fn invalidate(&self, scope: &str) {
         match &self.backend {
             Backend::Memory { counters, .. } => {
                 *counters.lock().entry(scope.to_owned()).or_insert(0) += 1
             }
             Backend::Redis { .. } => {
                 if self
-                    .with_redis(|c| c.set::<_, _, ()>(version_key(scope), token()))
+                    .with_redis(|mut c| async move {
+                        c.set::<_, _, ()>(version_key(scope), token()).await
+                    })
+                    .await
                     .is_none()
                 {
                     // Renew the epoch before anything is read again.
@@ -322,22 +350,18 @@ impl Cache {
 
     /// Pings Redis whatever the back-off state, and ends the back-off when it
     /// answers, so `/health` both reports and speeds up recovery.
-    pub fn health(&self) -> CacheHealth {
-        let Backend::Redis { pool, timeout, .. } = &self.backend else {
+    pub async fn health(&self) -> CacheHealth {
+        let Backend::Redis { link, .. } = &self.backend else {
             return CacheHealth {
                 backend: "memory",
                 reachable: true,
                 error: None,
             };
         };
-        let ping = pool
-            .get_timeout(*timeout)
-            .map_err(|e| e.to_string())
-            .and_then(|mut c| {
-                redis::cmd("PING")
-                    .query::<String>(&mut *c)
-                    .map_err(|e| e.to_string())
-            });
+        let ping = match link.get_waiting().await {
+            Ok(mut c) => redis::cmd("PING").query_async::<String>(&mut c).await,
+            Err(e) => Err(e),
+        };
         match ping {
             Ok(_) => {
                 *self.down_until.lock() = None;
@@ -348,9 +372,8 @@ impl Cache {
                 }
             }
             Err(e) => {
-                *self.down_until.lock() = Some(Instant::now() + RETRY_AFTER);
                 // The cause (which may name the host) goes to the log only.
-                self.warn(&e);
+                self.failed::<()>(&e);
                 CacheHealth {
                     backend: "redis",
                     reachable: false,
@@ -365,7 +388,7 @@ impl Cache {
 /// there is one for the scope's current version, else computes, stores and
 /// returns it. The flag says whether it came from the cache.
 pub async fn cache_aside<T, E, F>(
-    cache: &std::sync::Arc<Cache>,
+    cache: &Cache,
     scope: &str,
     rest: &str,
     ttl: Duration,
@@ -375,16 +398,7 @@ where
     T: Serialize + serde::de::DeserializeOwned,
     F: Future<Output = Result<T, E>>,
 {
-    use rocket::tokio::task::spawn_blocking;
-    let (c, s, r) = (
-        std::sync::Arc::clone(cache),
-        scope.to_owned(),
-        rest.to_owned(),
-    );
-    let looked = spawn_blocking(move || c.lookup(&s, &r))
-        .await
-        .ok()
-        .flatten();
+    let looked = cache.lookup(scope, rest).await;
     if let Some((_, Some(text))) = &looked
         && let Ok(value) = serde_json::from_str(text)
     {
@@ -394,8 +408,7 @@ where
     if let Some((key, _)) = looked
         && let Ok(text) = serde_json::to_string(&value)
     {
-        let c = std::sync::Arc::clone(cache);
-        let _ = spawn_blocking(move || c.set(&key, &text, ttl)).await;
+        cache.set(&key, &text, ttl).await;
     }
     Ok((value, false))
 }

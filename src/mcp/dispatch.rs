@@ -1,5 +1,7 @@
 //! One JSON-RPC request of an initialized session → its result or error.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value, json};
 
 use super::jsonrpc::{self, RESOURCE_NOT_FOUND, RpcError};
@@ -41,7 +43,7 @@ fn cursor(p: &Map<String, Value>) -> Result<Option<&str>, RpcError> {
 /// Runs a method; `session` is mutable for `logging/setLevel`.
 pub async fn dispatch(
     mcp: &Mcp,
-    session: &mut Session,
+    session: &mut Arc<Session>,
     method: &str,
     params: Option<Value>,
     ctx: ToolContext,
@@ -104,8 +106,8 @@ pub async fn dispatch(
                     "unknown log level {level:?}; use one of debug, info, notice, warning, error, critical, alert, emergency"
                 )));
             }
-            session.log_level = Some(level.to_owned());
-            mcp.sessions.put(session.clone()).await;
+            Arc::make_mut(session).log_level = Some(level.to_owned());
+            mcp.sessions.put(Arc::clone(session)).await;
             Ok(json!({}))
         }
         _ => Err(RpcError::method_not_found(method)),

@@ -8,10 +8,9 @@
 //! for those (sticky sessions).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::RngCore;
-use rocket::tokio::task::spawn_blocking;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{BackendKind, Cache};
@@ -29,7 +28,8 @@ pub struct Session {
 
 pub struct Sessions {
     cache: Arc<Cache>,
-    local: moka::sync::Cache<String, Session>,
+    /// This replica's copies, and when each was last confirmed with Redis.
+    local: moka::sync::Cache<String, (Arc<Session>, Instant)>,
     ttl: Duration,
 }
 
@@ -40,6 +40,12 @@ fn key(id: &str) -> String {
 /// What an ended session's key holds until it expires, so a replica that
 /// still has the session locally does not bring it back.
 const ENDED: &str = "ended";
+
+/// How long a local copy is trusted without asking Redis. Asking confirms
+/// the session was not ended on another replica and restarts its TTL there,
+/// so a busy session costs Redis one round trip per second, not one per
+/// request, and an end elsewhere is seen within this long.
+const RECHECK: Duration = Duration::from_secs(1);
 
 /// 256 random bits, hex: unguessable and visible ASCII as the spec requires.
 pub fn new_id() -> String {
@@ -62,54 +68,63 @@ impl Sessions {
         self.ttl
     }
 
-    /// Stores (creates or updates) a session and restarts its idle clock.
-    pub async fn put(&self, session: Session) {
-        self.local.insert(session.id.clone(), session.clone());
-        if self.cache.backend() == BackendKind::Memory {
-            return; // the local copy is the store
-        }
-        let (cache, ttl) = (Arc::clone(&self.cache), self.ttl);
-        let Ok(text) = serde_json::to_string(&session) else {
-            return;
-        };
-        let _ = spawn_blocking(move || cache.set(&key(&session.id), &text, ttl)).await;
+    fn shared(&self) -> bool {
+        self.cache.backend() != BackendKind::Memory
     }
 
-    /// The session if it exists and has not expired; touching it restarts its
-    /// idle clock.
-    pub async fn get(&self, id: &str) -> Option<Session> {
-        if self.cache.backend() == BackendKind::Memory {
-            return self.local.get(id);
+    /// Stores (creates or updates) a session and restarts its idle clock.
+    pub async fn put(&self, session: Arc<Session>) {
+        self.local
+            .insert(session.id.clone(), (Arc::clone(&session), Instant::now()));
+        if !self.shared() {
+            return; // the local copy is the store
         }
-        let (cache, k) = (Arc::clone(&self.cache), key(id));
-        match spawn_blocking(move || cache.fetch(&k)).await {
-            Ok(Ok(Some(text))) if text == ENDED => {
+        if let Ok(text) = serde_json::to_string(&*session) {
+            self.cache.set(&key(&session.id), &text, self.ttl).await;
+        }
+    }
+
+    /// The session if it exists and has not expired; using it restarts its
+    /// idle clock.
+    pub async fn get(&self, id: &str) -> Option<Arc<Session>> {
+        let local = self.local.get(id);
+        if !self.shared() {
+            return local.map(|(s, _)| s);
+        }
+        if let Some((session, checked)) = &local
+            && checked.elapsed() < RECHECK
+        {
+            return Some(Arc::clone(session));
+        }
+        // One round trip: read the shared copy and restart its TTL.
+        match self.cache.fetch_touch(&key(id), self.ttl).await {
+            Ok(Some(text)) if text == ENDED => {
                 self.local.invalidate(id);
                 None
             }
-            Ok(Ok(Some(text))) => {
-                let session = serde_json::from_str::<Session>(&text).ok()?;
-                self.put(session.clone()).await;
+            Ok(Some(text)) => {
+                let session = Arc::new(serde_json::from_str::<Session>(&text).ok()?);
+                self.local
+                    .insert(id.to_owned(), (Arc::clone(&session), Instant::now()));
                 Some(session)
             }
             // Redis lost it (restarted empty, flushed): this replica's own
             // copy is still good, and is written back for the others.
-            Ok(Ok(None)) => {
-                let session = self.local.get(id)?;
-                self.put(session.clone()).await;
+            Ok(None) => {
+                let (session, _) = local?;
+                self.put(Arc::clone(&session)).await;
                 Some(session)
             }
             // Redis down: this replica's own copy still counts.
-            _ => self.local.get(id),
+            Err(_) => local.map(|(s, _)| s),
         }
     }
 
     pub async fn remove(&self, id: &str) -> bool {
         let existed = self.get(id).await.is_some();
         self.local.invalidate(id);
-        if self.cache.backend() != BackendKind::Memory {
-            let (cache, k, ttl) = (Arc::clone(&self.cache), key(id), self.ttl);
-            let _ = spawn_blocking(move || cache.set(&k, ENDED, ttl)).await;
+        if self.shared() {
+            self.cache.set(&key(id), ENDED, self.ttl).await;
         }
         existed
     }

@@ -150,7 +150,7 @@ fn admit(mcp: &Mcp, h: &McpHeaders<'_>) -> Result<(), Reply> {
 
 /// The session named by the request: 400 without one, 404 when unknown or
 /// expired, 400 for an unsupported `MCP-Protocol-Version`.
-async fn session_of(mcp: &Mcp, h: &McpHeaders<'_>) -> Result<Session, Reply> {
+async fn session_of(mcp: &Mcp, h: &McpHeaders<'_>) -> Result<Arc<Session>, Reply> {
     if let Some(v) = h.version
         && !protocol::is_supported(v)
     {
@@ -288,15 +288,15 @@ async fn initialize(
     let requested = p.get("protocolVersion").and_then(Value::as_str);
     let version = protocol::negotiate(requested);
     let info = p.get("clientInfo");
-    let session = Session {
+    let session = Arc::new(Session {
         id: session::new_id(),
         protocol_version: version.to_owned(),
         client_name: info.and_then(|c| c["name"].as_str()).map(str::to_owned),
         client_version: info.and_then(|c| c["version"].as_str()).map(str::to_owned),
         log_level: None,
         initialized: false,
-    };
-    mcp.sessions.put(session.clone()).await;
+    });
+    mcp.sessions.put(Arc::clone(&session)).await;
     let result = protocol::initialize_result(version, INSTRUCTIONS);
     record(
         mcp,
@@ -313,7 +313,7 @@ async fn initialize(
     Reply::Json {
         status: Status::Ok,
         body: jsonrpc::success(&id, result),
-        session: Some(session.id),
+        session: Some(session.id.clone()),
     }
 }
 
@@ -321,10 +321,10 @@ const INSTRUCTIONS: &str = "Time-series analytics over PostgreSQL. Ingest points
 ingest_timeseries, then query, summarise (compute_statistics), look for anomalies and trends, \
 train forecasting models and forecast. Each series is also a resource: timeseries://<series>.";
 
-async fn notified(mcp: &Mcp, mut session: Session, method: &str, params: Option<Value>) {
+async fn notified(mcp: &Mcp, mut session: Arc<Session>, method: &str, params: Option<Value>) {
     match method {
         "notifications/initialized" if !session.initialized => {
-            session.initialized = true;
+            Arc::make_mut(&mut session).initialized = true;
             mcp.sessions.put(session).await;
         }
         "notifications/cancelled" => {
@@ -350,7 +350,7 @@ struct Received {
 /// ending with the response; otherwise it is plain JSON.
 async fn call(
     mcp: Arc<Mcp>,
-    session: Session,
+    session: Arc<Session>,
     id: RequestId,
     method: String,
     params: Option<Value>,

@@ -1,19 +1,96 @@
-//! `/health`: 200 when the database answers and the schema is current,
-//! 503 otherwise. Redis being down is "degraded", still 200.
+//! `/health` (readiness): 200 when the database answers and the schema is
+//! current, 503 otherwise; Redis being down is "degraded", still 200.
+//! `/live` (liveness): 200 whenever the process serves HTTP; it touches
+//! nothing, so an orchestrator never restarts the server for a database
+//! outage.
+//!
+//! Readiness is a snapshot refreshed in the background every second, so a
+//! probe costs the same whatever the probe rate, and a failure shows within
+//! about a second. A request that finds the snapshot overdue (the refresher
+//! stalled) refreshes it itself.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rocket::serde::json::{Json, Value, json};
-use rocket::tokio::task::spawn_blocking;
-use rocket::{State, get, http::Status};
+use parking_lot::RwLock;
+use rocket::http::{ContentType, Status};
+use rocket::serde::json::{Value, json};
+use rocket::tokio::sync::Mutex;
+use rocket::{State, get};
 
-use crate::cache::{Cache, CacheHealth};
+use crate::cache::Cache;
 use crate::db::{Db, DbError};
 use crate::store::health::probe;
 
-/// Kept short: orchestrators call this every few seconds.
+/// Kept short: a hung database must not hold the snapshot back for long.
 const DB_WAIT: Duration = Duration::from_secs(2);
+/// How often the background refresher probes.
+pub const EVERY: Duration = Duration::from_secs(1);
+/// Older than this, a request refreshes the snapshot before answering.
+const MAX_AGE: Duration = Duration::from_secs(2);
+
+#[derive(Clone)]
+struct Snapshot {
+    status: Status,
+    body: Arc<str>,
+    taken: Instant,
+}
+
+/// The readiness snapshot, in managed state.
+pub struct Readiness {
+    db: Db,
+    cache: Arc<Cache>,
+    current: RwLock<Option<Snapshot>>,
+    /// One probe at a time; others wait for its result.
+    probing: Mutex<()>,
+}
+
+impl Readiness {
+    pub fn new(db: Db, cache: Arc<Cache>) -> Readiness {
+        Readiness {
+            db,
+            cache,
+            current: RwLock::new(None),
+            probing: Mutex::new(()),
+        }
+    }
+
+    fn fresh(&self) -> Option<Snapshot> {
+        self.current
+            .read()
+            .as_ref()
+            .filter(|s| s.taken.elapsed() <= MAX_AGE)
+            .cloned()
+    }
+
+    async fn get(&self) -> Snapshot {
+        if let Some(s) = self.fresh() {
+            return s;
+        }
+        let _probing = self.probing.lock().await;
+        match self.fresh() {
+            Some(s) => s, // taken while this request waited
+            None => self.take().await,
+        }
+    }
+
+    /// Probes now and stores the result (the background refresher's step).
+    pub async fn refresh(&self) {
+        let _probing = self.probing.lock().await;
+        self.take().await;
+    }
+
+    async fn take(&self) -> Snapshot {
+        let (status, body) = check(&self.db, &self.cache).await;
+        let snapshot = Snapshot {
+            status,
+            body: body.to_string().into(),
+            taken: Instant::now(),
+        };
+        *self.current.write() = Some(snapshot.clone());
+        snapshot
+    }
+}
 
 fn public_error(e: &DbError) -> &'static str {
     match e {
@@ -23,11 +100,10 @@ fn public_error(e: &DbError) -> &'static str {
     }
 }
 
-#[get("/health")]
-pub async fn health(db: &State<Db>, cache: &State<Arc<Cache>>) -> (Status, Json<Value>) {
-    let cache = Arc::clone(cache);
-    let cache_check = spawn_blocking(move || cache.health());
-    let database = match db.run_within(DB_WAIT, probe).await {
+/// Asks the database and the cache, both at once.
+async fn check(db: &Db, cache: &Arc<Cache>) -> (Status, Value) {
+    let (database, cache) = rocket::tokio::join!(db.run_within(DB_WAIT, probe), cache.health());
+    let database = match database {
         Ok(h) => {
             let m = h.migrations;
             json!({
@@ -49,11 +125,6 @@ pub async fn health(db: &State<Db>, cache: &State<Arc<Cache>>) -> (Status, Json<
             json!({ "reachable": false, "error": public_error(&e) })
         }
     };
-    let cache = cache_check.await.unwrap_or_else(|e| CacheHealth {
-        backend: "unknown",
-        reachable: false,
-        error: Some(e.to_string()),
-    });
     let db_ok = database["reachable"] == true && database["pending_count"] == 0;
     let (status, code) = match (db_ok, cache.reachable) {
         (false, _) => ("unhealthy", Status::ServiceUnavailable),
@@ -63,6 +134,7 @@ pub async fn health(db: &State<Db>, cache: &State<Arc<Cache>>) -> (Status, Json<
     let body = json!({
         "status": status,
         "version": env!("CARGO_PKG_VERSION"),
+        "checked_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "database": database,
         "cache": {
             "backend": cache.backend,
@@ -71,5 +143,16 @@ pub async fn health(db: &State<Db>, cache: &State<Arc<Cache>>) -> (Status, Json<
             "error": cache.error,
         },
     });
-    (code, Json(body))
+    (code, body)
+}
+
+#[get("/health")]
+pub async fn health(readiness: &State<Arc<Readiness>>) -> (Status, (ContentType, Arc<str>)) {
+    let s = readiness.get().await;
+    (s.status, (ContentType::JSON, s.body))
+}
+
+#[get("/live")]
+pub fn live() -> (ContentType, &'static str) {
+    (ContentType::JSON, r#"{"status":"alive"}"#)
 }

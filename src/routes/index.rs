@@ -9,6 +9,7 @@ pub fn index() -> Json<Value> {
         "description": env!("CARGO_PKG_DESCRIPTION"),
         "links": {
             "health": "/health",
+            "live": "/live",
             "mcp": "/mcp",
         }
     }))

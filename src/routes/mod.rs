@@ -1,6 +1,6 @@
-//! Plain HTTP routes: `/`, `/health`, and JSON error pages.
+//! Plain HTTP routes: `/`, `/health`, `/live`, `/metrics`, and JSON error pages.
 
-mod health;
+pub mod health;
 mod index;
 mod metrics;
 
@@ -8,7 +8,7 @@ use rocket::serde::json::{Json, Value, json};
 use rocket::{Catcher, Request, Route, catch, catchers, http::Status};
 
 pub fn routes() -> Vec<Route> {
-    rocket::routes![index::index, health::health, metrics::metrics]
+    rocket::routes![index::index, health::health, health::live, metrics::metrics]
 }
 
 pub fn catchers() -> Vec<Catcher> {

@@ -2,7 +2,6 @@
 //! nothing.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
@@ -99,9 +98,7 @@ pub async fn ingest_timeseries(
         .run(move |conn| points::upsert(conn, &name, &times, &values, &tags))
         .await?;
     // Cached figures of this series are stale from now on.
-    let cache = Arc::clone(&ctx.cache);
-    let scope = series.to_string();
-    let _ = rocket::tokio::task::spawn_blocking(move || cache.invalidate(&scope)).await;
+    ctx.cache.invalidate(series.as_str()).await;
     ctx.client
         .resource_updated(&format!("timeseries://{series}"));
     let result = IngestResult {

@@ -39,7 +39,6 @@ db_connect_timeout_secs = 7
 db_checkout_timeout_secs = 7
 db_startup_timeout_secs = 7
 migration_lock_timeout_secs = 7
-redis_pool_size = 7
 redis_timeout_ms = 7
 mcp_auth_token = "file"
 mcp_allowed_hosts = "file.example"

@@ -8,6 +8,7 @@ mod handlers;
 mod health;
 mod helpers;
 mod hostile;
+mod hot_paths;
 mod layers;
 mod mcp;
 mod metrics;

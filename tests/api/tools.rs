@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{Value, json};
 
-use crate::helpers::{CutProxy, OwnRedis, TestApp, TestDatabase, redis_url};
+use crate::helpers::{CutProxy, OwnRedis, TestApp, TestDatabase};
 
 const N: usize = 2000;
 const SPIKES: [usize; 3] = [300, 900, 1500];
@@ -405,7 +405,9 @@ async fn cached_reads_never_go_stale_in_process() {
 #[rocket::async_test]
 async fn cached_reads_never_go_stale_with_redis() {
     let db = TestDatabase::migrated();
-    let app = TestApp::spawn(&db, Some(&redis_url())).await;
+    // Its own Redis: every replica that starts renews the shared epoch.
+    let redis = OwnRedis::start();
+    let app = TestApp::spawn(&db, Some(&redis.url())).await;
     let session = app.session().await;
     assert_reads_follow_writes(&app, &session).await;
 }

@@ -41,6 +41,23 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("{path} answered non-JSON ({e}): {body}"));
         (status, json)
     }
+
+    /// `/health` once it satisfies `done` (it is a snapshot refreshed every
+    /// second, so a change shows within about that); panics after 10 s.
+    pub async fn health_until(
+        &self,
+        done: impl Fn(u16, &serde_json::Value) -> bool,
+    ) -> (u16, serde_json::Value) {
+        let mut last = (0, serde_json::Value::Null);
+        for _ in 0..100 {
+            last = self.get_json("/health").await;
+            if done(last.0, &last.1) {
+                return last;
+            }
+            rocket::tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("/health never got there; last: {} {}", last.0, last.1);
+    }
 }
 
 /// The real `mcp-server serve` binary on a free port (killed on drop), for
