@@ -15,7 +15,7 @@ pub mod time;
 pub use bounded::Bounded;
 pub use kinds::{Aggregate, AnalysisKind, ModelKind, RunStatus};
 pub use series::Series;
-pub use time::{Bucket, Window};
+pub use time::{Bucket, Timestamp, Window};
 
 /// User input echoed in an error is cut to this many characters, so an
 /// absurd argument cannot make an absurd error.

@@ -44,6 +44,39 @@ fn time(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, Strin
         .transpose()
 }
 
+/// One RFC 3339 instant, parsed while the arguments are read: no `String`
+/// is kept per point of an ingest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(pub DateTime<Utc>);
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Borrowed from the request text unless it holds escapes.
+        let text = Cow::<'de, str>::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| Timestamp(t.with_timezone(&Utc)))
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "{} is not an RFC 3339 timestamp ({e}), e.g. 2026-01-01T00:00:00Z",
+                    echo(&text)
+                ))
+            })
+    }
+}
+
+impl JsonSchema for Timestamp {
+    fn schema_name() -> Cow<'static, str> {
+        "Timestamp".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "format": "date-time",
+            "description": "RFC 3339 timestamp, e.g. 2026-01-01T00:00:00Z.",
+        })
+    }
+}
+
 impl TryFrom<RawWindow> for Window {
     type Error = String;
     fn try_from(raw: RawWindow) -> Result<Self, String> {

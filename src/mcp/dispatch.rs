@@ -1,10 +1,13 @@
 //! One JSON-RPC request of an initialized session → its result or error.
 
+use std::borrow::Cow;
 use std::sync::Arc;
+
+use serde_json::value::RawValue;
 
 use serde_json::{Map, Value, json};
 
-use super::jsonrpc::{self, RESOURCE_NOT_FOUND, RpcError};
+use super::jsonrpc::{self, Params, RESOURCE_NOT_FOUND, RpcError};
 use super::protocol::log_rank;
 use super::session::Session;
 use super::{Mcp, fixtures, list_result, paged};
@@ -19,11 +22,22 @@ const RESOURCE_POINTS: i64 = 1000;
 
 /// The params object, taken rather than copied (an ingest's params are
 /// the whole request body).
-fn params_obj(params: Option<Value>) -> Map<String, Value> {
+/// Params as an object (small: every method but `tools/call`, whose
+/// arguments go to the tool unparsed).
+fn params_obj(params: Option<&RawValue>) -> Result<Map<String, Value>, RpcError> {
     match params {
-        Some(Value::Object(map)) => map,
-        _ => Map::new(),
+        None => Ok(Map::new()),
+        Some(p) => serde_json::from_str(p.get()).map_err(RpcError::invalid_params),
     }
+}
+
+/// `tools/call` params, the arguments left as text.
+#[derive(serde::Deserialize)]
+struct CallParams<'a> {
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    arguments: Option<&'a RawValue>,
 }
 
 fn str_param<'a>(p: &'a Map<String, Value>, key: &str) -> Result<&'a str, RpcError> {
@@ -45,24 +59,28 @@ pub async fn dispatch(
     mcp: &Mcp,
     session: &mut Arc<Session>,
     method: &str,
-    params: Option<Value>,
+    params: Option<Params>,
     ctx: ToolContext,
 ) -> Result<Value, RpcError> {
-    let mut p = params_obj(params);
+    if method == "tools/call" {
+        let call: CallParams = serde_json::from_str(params.as_deref().map_or("{}", RawValue::get))
+            .map_err(|e| RpcError::invalid_params(format!("tools/call: {e}")))?;
+        let name = call
+            .name
+            .ok_or_else(|| RpcError::invalid_params("missing string parameter \"name\""))?;
+        return mcp
+            .tools
+            .call(&name, call.arguments, ctx)
+            .await
+            .map_err(|e| match e {
+                CallError::Internal(cause) => RpcError::internal(ToolError::internal(cause)),
+                invalid => RpcError::invalid_params(invalid),
+            });
+    }
+    let p = params_obj(params.as_deref())?;
     match method {
         "ping" => Ok(json!({})),
         "tools/list" => paged("tools", &mcp.tools.listings(), cursor(&p)?, mcp.page_size),
-        "tools/call" => {
-            let arguments = p.remove("arguments");
-            let name = str_param(&p, "name")?;
-            mcp.tools
-                .call(name, arguments, ctx)
-                .await
-                .map_err(|e| match e {
-                    CallError::Internal(cause) => RpcError::internal(ToolError::internal(cause)),
-                    invalid => RpcError::invalid_params(invalid),
-                })
-        }
         "prompts/list" => mcp.prompts.list(cursor(&p)?, mcp.page_size),
         "prompts/get" => {
             let args = match p.get("arguments") {

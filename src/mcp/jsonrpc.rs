@@ -2,7 +2,8 @@
 //! with the exact error codes the MCP specification lists.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
 
 pub const PARSE_ERROR: i32 = -32700;
 pub const INVALID_REQUEST: i32 = -32600;
@@ -75,16 +76,21 @@ impl RpcError {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// A request's params as they came: an object's JSON text, parsed only by
+/// whoever needs it (a tool parses its arguments straight into its own
+/// types, with no `Value` tree of a 100,000-point ingest in between).
+pub type Params = Box<RawValue>;
+
+#[derive(Debug, Clone)]
 pub enum Message {
     Request {
         id: RequestId,
         method: String,
-        params: Option<Value>,
+        params: Option<Params>,
     },
     Notification {
         method: String,
-        params: Option<Value>,
+        params: Option<Params>,
     },
     Response {
         id: RequestId,
@@ -104,27 +110,60 @@ fn reject(id: Option<RequestId>, error: RpcError) -> Rejected {
     Rejected { id, error }
 }
 
+/// The members of a message, unparsed; a member given as `null` is
+/// `Some("null")`, not `None`.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    jsonrpc: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    method: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    params: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    result: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    error: Option<&'a RawValue>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+/// The first character of a JSON text.
+fn starts_with(raw: &str, c: char) -> bool {
+    raw.trim_start().starts_with(c)
+}
+
+fn text(raw: &RawValue) -> Option<String> {
+    serde_json::from_str::<String>(raw.get()).ok()
+}
+
 pub fn parse_message(body: &[u8]) -> Result<Message, Rejected> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| reject(None, RpcError::parse_error(e)))?;
-    let obj = match value {
-        Value::Object(o) => o,
-        Value::Array(_) => {
-            return Err(reject(
-                None,
-                RpcError::invalid_request("batches are not supported: send one message per POST"),
-            ));
-        }
-        _ => {
-            return Err(reject(
-                None,
-                RpcError::invalid_request("a message must be a JSON object"),
-            ));
-        }
-    };
-    let id = match obj.get("id") {
+    let body = std::str::from_utf8(body).map_err(|e| reject(None, RpcError::parse_error(e)))?;
+    if !starts_with(body, '{') {
+        // Not an object: say why, once the text is known to be JSON.
+        serde_json::from_str::<serde::de::IgnoredAny>(body)
+            .map_err(|e| reject(None, RpcError::parse_error(e)))?;
+        let why = if starts_with(body, '[') {
+            "batches are not supported: send one message per POST"
+        } else {
+            "a message must be a JSON object"
+        };
+        return Err(reject(None, RpcError::invalid_request(why)));
+    }
+    let envelope: Envelope = serde_json::from_str(body).map_err(|e| {
+        let error = match e.classify() {
+            serde_json::error::Category::Data => RpcError::invalid_request(e),
+            _ => RpcError::parse_error(e),
+        };
+        reject(None, error)
+    })?;
+    let id = match envelope.id {
         None => None,
-        Some(v) => match serde_json::from_value::<RequestId>(v.clone()) {
+        Some(raw) => match serde_json::from_str::<RequestId>(raw.get()) {
             Ok(id) => Some(id),
             Err(_) => {
                 return Err(reject(
@@ -134,46 +173,41 @@ pub fn parse_message(body: &[u8]) -> Result<Message, Rejected> {
             }
         },
     };
-    if obj.get("jsonrpc") != Some(&Value::String("2.0".into())) {
+    if envelope.jsonrpc.and_then(text).as_deref() != Some("2.0") {
         return Err(reject(
             id,
             RpcError::invalid_request("jsonrpc must be \"2.0\""),
         ));
     }
-    let params = |obj: &Map<String, Value>| -> Result<Option<Value>, RpcError> {
-        match obj.get("params") {
-            None | Some(Value::Null) => Ok(None),
-            Some(p @ Value::Object(_)) => Ok(Some(p.clone())),
-            Some(_) => Err(RpcError::invalid_request("params must be an object")),
-        }
+    let params = match envelope.params {
+        None => Ok(None),
+        Some(p) if p.get() == "null" => Ok(None),
+        Some(p) if starts_with(p.get(), '{') => Ok(Some(p.to_owned())),
+        Some(_) => Err(RpcError::invalid_request("params must be an object")),
     };
-    match (obj.get("method"), id) {
-        (Some(Value::String(method)), id) => {
-            let params = params(&obj).map_err(|e| reject(id.clone(), e))?;
-            Ok(match id {
-                Some(id) => Message::Request {
+    let value = |raw: &RawValue| serde_json::from_str::<Value>(raw.get()).unwrap_or(Value::Null);
+    match (envelope.method, id) {
+        (Some(method), id) => {
+            let Some(method) = text(method) else {
+                return Err(reject(
                     id,
-                    method: method.clone(),
-                    params,
-                },
-                None => Message::Notification {
-                    method: method.clone(),
-                    params,
-                },
+                    RpcError::invalid_request("method must be a string"),
+                ));
+            };
+            let params = params.map_err(|e| reject(id.clone(), e))?;
+            Ok(match id {
+                Some(id) => Message::Request { id, method, params },
+                None => Message::Notification { method, params },
             })
         }
-        (Some(_), id) => Err(reject(
-            id,
-            RpcError::invalid_request("method must be a string"),
-        )),
-        (None, Some(id)) => match (obj.get("result"), obj.get("error")) {
+        (None, Some(id)) => match (envelope.result, envelope.error) {
             (Some(r), None) => Ok(Message::Response {
                 id,
-                outcome: Ok(r.clone()),
+                outcome: Ok(value(r)),
             }),
             (None, Some(e)) => Ok(Message::Response {
                 id,
-                outcome: Err(e.clone()),
+                outcome: Err(value(e)),
             }),
             _ => Err(reject(
                 Some(id),
@@ -211,14 +245,16 @@ mod tests {
     #[test]
     fn classifies_messages() {
         let r = parse_message(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).unwrap();
-        assert_eq!(
+        assert!(matches!(
             r,
-            Message::Request {
-                id: RequestId::Number(1),
-                method: "ping".into(),
-                params: None
-            }
-        );
+            Message::Request { id: RequestId::Number(1), ref method, params: None } if method == "ping"
+        ));
+        let p = parse_message(br#"{"jsonrpc":"2.0","id":2,"method":"x","params": {"a": [1, 2]}}"#)
+            .unwrap();
+        assert!(matches!(
+            p,
+            Message::Request { params: Some(ref raw), .. } if raw.get() == r#"{"a": [1, 2]}"#
+        ));
         let n =
             parse_message(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
         assert!(matches!(n, Message::Notification { .. }));

@@ -11,6 +11,9 @@ use log::{error, warn};
 use rocket::tokio::sync::{mpsc, oneshot};
 use rocket::tokio::time::timeout;
 
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+
 use crate::db::Db;
 use crate::models::NewMcpRequestLog;
 
@@ -121,39 +124,19 @@ fn without_nul(value: serde_json::Value) -> serde_json::Value {
     }
 }
 
-/// Size-caps `params` for storage. Serialization stops at the cap: an
-/// ingest of 100,000 points costs the request path a few KiB of writing,
-/// not another pass over (or copy of) the body. `body_bytes` is the size of
-/// the request the params came in.
-pub fn capped(params: &serde_json::Value, body_bytes: usize) -> serde_json::Value {
-    /// Keeps what fits, then refuses, which ends the serialization.
-    struct Preview(Vec<u8>);
-    impl std::io::Write for Preview {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            let room = (PARAMS_CAP + 1).saturating_sub(self.0.len());
-            if room == 0 {
-                return Err(std::io::Error::other("past the cap"));
-            }
-            let n = room.min(buf.len());
-            self.0.extend_from_slice(&buf[..n]);
-            Ok(n)
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+/// Size-caps `params` for storage: small ones are kept whole, larger ones
+/// as a preview of their text (no pass over the rest). `body_bytes` is the
+/// size of the request the params came in.
+pub fn capped(params: &RawValue, body_bytes: usize) -> Value {
+    let text = params.get();
+    if text.len() <= PARAMS_CAP {
+        return serde_json::from_str(text).unwrap_or(Value::Null);
     }
-    if body_bytes <= PARAMS_CAP {
-        return params.clone();
+    let mut end = PARAMS_CAP / 2;
+    while !text.is_char_boundary(end) {
+        end -= 1;
     }
-    let mut preview = Preview(Vec::with_capacity(PARAMS_CAP + 1));
-    if serde_json::to_writer(&mut preview, params).is_ok() {
-        return params.clone(); // the params were a small part of the body
-    }
-    preview.0.truncate(PARAMS_CAP / 2);
-    let text = String::from_utf8_lossy(&preview.0);
-    // A cut mid-character shows as U+FFFD at the end; drop it.
-    let text = text.trim_end_matches('\u{FFFD}');
-    serde_json::json!({ "truncated": true, "body_bytes": body_bytes, "preview": text })
+    json!({ "truncated": true, "body_bytes": body_bytes, "preview": &text[..end] })
 }
 
 async fn writer(db: Db, mut rx: mpsc::Receiver<Msg>, counters: Arc<Counters>) {
@@ -234,19 +217,24 @@ async fn write(db: &Db, rows: Vec<NewMcpRequestLog>, counters: &Counters) {
 mod tests {
     use super::{PARAMS_CAP, capped};
     use serde_json::json;
+    use serde_json::value::RawValue;
+
+    fn raw(v: &serde_json::Value) -> Box<RawValue> {
+        RawValue::from_string(v.to_string()).unwrap()
+    }
 
     #[test]
     fn params_past_the_cap_keep_a_preview_only() {
         let small = json!({ "name": "list_series" });
-        assert_eq!(capped(&small, 100), small);
-        let big = json!({ "arguments": { "points": vec![1.5; 100_000] } });
+        assert_eq!(capped(&raw(&small), 100), small);
+        let big = json!({ "arguments": { "points": vec!["é"; 100_000] } });
         let body = big.to_string().len() + 50;
-        let kept = capped(&big, body);
+        let kept = capped(&raw(&big), body);
         assert_eq!(kept["truncated"], true);
         assert_eq!(kept["body_bytes"], body);
         let preview = kept["preview"].as_str().unwrap();
         assert!(preview.len() <= PARAMS_CAP / 2 && big.to_string().starts_with(preview));
         // A large body whose params are small keeps them whole.
-        assert_eq!(capped(&small, 10 * PARAMS_CAP), small);
+        assert_eq!(capped(&raw(&small), 10 * PARAMS_CAP), small);
     }
 }

@@ -1,6 +1,7 @@
 //! Streamable HTTP at `/mcp`: POST (one JSON-RPC message), GET (the
 //! session's server-to-client SSE stream), DELETE (end the session).
 
+use std::borrow::Cow;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,7 +18,7 @@ use rocket::{Route, State, delete, get, post, routes};
 use serde_json::{Value, json};
 
 use super::BodyReservation;
-use super::jsonrpc::{self, Message, RequestId, RpcError, SERVER_ERROR};
+use super::jsonrpc::{self, Message, Params, RequestId, RpcError, SERVER_ERROR};
 use super::peer::Peer;
 use super::protocol::{self, log_rank};
 use super::request_log::capped;
@@ -280,11 +281,14 @@ pub async fn post_mcp(
 async fn initialize(
     mcp: &Mcp,
     id: RequestId,
-    params: Option<Value>,
+    params: Option<Params>,
     body_bytes: usize,
     started: Instant,
 ) -> Reply {
-    let p = params.unwrap_or_else(|| json!({}));
+    let logged = params.as_deref().map(|p| capped(p, body_bytes));
+    let p = params
+        .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
+        .unwrap_or_else(|| json!({}));
     let requested = p.get("protocolVersion").and_then(Value::as_str);
     let version = protocol::negotiate(requested);
     let info = p.get("clientInfo");
@@ -305,7 +309,7 @@ async fn initialize(
         "initialize",
         Logged {
             tool_name: None,
-            params: Some(capped(&p, body_bytes)),
+            params: logged,
         },
         &Ok(result.clone()),
         started,
@@ -321,15 +325,20 @@ const INSTRUCTIONS: &str = "Time-series analytics over PostgreSQL. Ingest points
 ingest_timeseries, then query, summarise (compute_statistics), look for anomalies and trends, \
 train forecasting models and forecast. Each series is also a resource: timeseries://<series>.";
 
-async fn notified(mcp: &Mcp, mut session: Arc<Session>, method: &str, params: Option<Value>) {
+async fn notified(mcp: &Mcp, mut session: Arc<Session>, method: &str, params: Option<Params>) {
     match method {
         "notifications/initialized" if !session.initialized => {
             Arc::make_mut(&mut session).initialized = true;
             mcp.sessions.put(session).await;
         }
         "notifications/cancelled" => {
-            if let Some(id) = params
-                .and_then(|p| serde_json::from_value::<RequestId>(p["requestId"].clone()).ok())
+            #[derive(serde::Deserialize)]
+            struct Cancelled {
+                #[serde(rename = "requestId")]
+                request_id: RequestId,
+            }
+            if let Some(Cancelled { request_id: id }) =
+                params.and_then(|p| serde_json::from_str(p.get()).ok())
             {
                 mcp.live.cancel(&session.id, &id);
             }
@@ -353,16 +362,15 @@ async fn call(
     session: Arc<Session>,
     id: RequestId,
     method: String,
-    params: Option<Value>,
+    params: Option<Params>,
     started: Instant,
     body: Received,
 ) -> Reply {
     let (out, mut rx) = mpsc::channel::<Value>(64);
-    let progress_token = params
-        .as_ref()
-        .and_then(|p| p.get("_meta"))
-        .and_then(|m| m.get("progressToken"))
-        .cloned();
+    let peek = params
+        .as_deref()
+        .and_then(|p| serde_json::from_str::<Peek>(p.get()).ok())
+        .unwrap_or_default();
     let min_log = session
         .log_level
         .as_deref()
@@ -372,7 +380,7 @@ async fn call(
     let peer = Peer {
         out,
         session: session.id.clone(),
-        progress_token,
+        progress_token: peek.meta.and_then(|m| m.progress_token),
         min_log,
         cancelled: mcp.live.start_call(&session.id, &id),
         live: Arc::clone(&mcp.live),
@@ -386,15 +394,11 @@ async fn call(
     let task_id = id.clone();
     // What the log keeps is taken before the params move into the call.
     let logged = Logged {
-        tool_name: (method == "tools/call")
-            .then(|| {
-                params
-                    .as_ref()
-                    .and_then(|p| p["name"].as_str())
-                    .map(str::to_owned)
-            })
-            .flatten(),
-        params: params.as_ref().map(|p| capped(p, body.bytes)),
+        tool_name: peek
+            .name
+            .filter(|_| method == "tools/call")
+            .map(Cow::into_owned),
+        params: params.as_deref().map(|p| capped(p, body.bytes)),
     };
     let task = rocket::tokio::spawn(async move {
         // The body's share of the in-flight budget is held until the call ends.
@@ -435,6 +439,23 @@ async fn call(
             Reply::Sse(EventStream::from(events))
         }
     }
+}
+
+/// What the transport itself reads of a request's params: the name (for the
+/// log and metrics of `tools/call`) and the progress token. The rest is
+/// skipped unparsed.
+#[derive(Default, serde::Deserialize)]
+struct Peek<'a> {
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(rename = "_meta")]
+    meta: Option<PeekMeta>,
+}
+
+#[derive(serde::Deserialize)]
+struct PeekMeta {
+    #[serde(rename = "progressToken")]
+    progress_token: Option<Value>,
 }
 
 /// What the request log keeps of a request's params.

@@ -22,7 +22,12 @@ pub struct McpRequestLog {
 }
 
 #[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = mcp_request_logs, check_for_backend(diesel::pg::Pg))]
+#[diesel(
+    table_name = mcp_request_logs,
+    check_for_backend(diesel::pg::Pg),
+    // `None` is NULL (every optional column is nullable), as `COPY` needs.
+    treat_none_as_default_value = false
+)]
 pub struct NewMcpRequestLog {
     pub session_id: Option<String>,
     pub request_id: Option<String>,

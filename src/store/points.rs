@@ -1,11 +1,19 @@
 //! Writing points.
 
+use std::io::Write;
+
 use chrono::{DateTime, Utc};
+use diesel::dsl::exists;
+use diesel::expression::AsExpression;
+use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Bool, Double, Jsonb, Text, Timestamptz};
+use diesel::result::{DatabaseErrorKind, Error};
+use diesel::serialize::{self, IsNull, Output, ToSql};
+use diesel::sql_types::{Array, BigInt, Double, Jsonb, Text, Timestamptz};
 
 use crate::db::DbError;
 use crate::domain::Series;
+use crate::schema::timeseries_data;
 
 pub struct Written {
     /// Distinct timestamps written.
@@ -14,33 +22,117 @@ pub struct Written {
     pub inserted: usize,
 }
 
-/// Inserts or replaces the points of one series in one statement over
-/// arrays (no per-point round trips); all or nothing.
+/// A JSON document already serialized once for the whole call, sent as
+/// binary `jsonb` (version byte, then the text) with every row.
+#[derive(Debug, AsExpression)]
+#[diesel(sql_type = Jsonb)]
+struct JsonbText<'a>(&'a str);
+
+impl ToSql<Jsonb, Pg> for JsonbText<'_> {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        out.write_all(&[1])?;
+        out.write_all(self.0.as_bytes())?;
+        Ok(IsNull::No)
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = timeseries_data, treat_none_as_default_value = false)]
+struct NewPoint<'a> {
+    series_name: &'a str,
+    time: DateTime<Utc>,
+    value: f64,
+    tags: JsonbText<'a>,
+}
+
+/// Inserts or replaces the points of one series; all or nothing. `points`
+/// are sorted by time, without repeats.
+///
+/// New points (the usual case: a series grows at its end) go in by binary
+/// `COPY`, as fast as PostgreSQL loads rows. When the call's time range
+/// already holds points of the series, or a concurrent call wrote some of
+/// them first (the `COPY` fails on the key and is rolled back to its
+/// savepoint), one upsert statement over arrays replaces them instead.
 pub fn upsert(
     conn: &mut PgConnection,
     series: &Series,
-    times: &[DateTime<Utc>],
-    values: &[f64],
+    points: &[(DateTime<Utc>, f64)],
+    tags: &serde_json::Value,
+) -> Result<Written, DbError> {
+    let (Some(first), Some(last)) = (points.first(), points.last()) else {
+        return Ok(Written {
+            written: 0,
+            inserted: 0,
+        });
+    };
+    conn.transaction(|conn| {
+        use timeseries_data::dsl as t;
+        let overlaps: bool = diesel::select(exists(
+            t::timeseries_data
+                .filter(t::series_name.eq(series.as_str()))
+                .filter(t::time.between(first.0, last.0)),
+        ))
+        .get_result(conn)?;
+        if !overlaps {
+            let tags = tags.to_string();
+            let rows: Vec<NewPoint> = points
+                .iter()
+                .map(|&(time, value)| NewPoint {
+                    series_name: series.as_str(),
+                    time,
+                    value,
+                    tags: JsonbText(&tags),
+                })
+                .collect();
+            let copied = conn.transaction(|conn| {
+                diesel::copy_from(timeseries_data::table)
+                    .from_insertable(&rows)
+                    .execute(conn)
+            });
+            match copied {
+                Ok(n) => {
+                    return Ok(Written {
+                        written: n,
+                        inserted: n,
+                    });
+                }
+                Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        replace(conn, series, points, tags)
+    })
+}
+
+/// The upsert: one statement over arrays, counting what was new.
+fn replace(
+    conn: &mut PgConnection,
+    series: &Series,
+    points: &[(DateTime<Utc>, f64)],
     tags: &serde_json::Value,
 ) -> Result<Written, DbError> {
     #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = Bool)]
-        inserted: bool,
+    struct Counts {
+        #[diesel(sql_type = BigInt)]
+        written: i64,
+        #[diesel(sql_type = BigInt)]
+        inserted: i64,
     }
-    let sql = "INSERT INTO timeseries_data (series_name, time, value, tags) \
+    let (times, values): (Vec<DateTime<Utc>>, Vec<f64>) = points.iter().copied().unzip();
+    let sql = "WITH w AS (INSERT INTO timeseries_data (series_name, time, value, tags) \
                SELECT $1, u.t, u.v, $4 FROM unnest($2::timestamptz[], $3::float8[]) AS u(t, v) \
                ON CONFLICT (series_name, time) DO UPDATE \
                SET value = EXCLUDED.value, tags = EXCLUDED.tags, ingested_at = now() \
-               RETURNING (xmax = 0) AS inserted";
-    let rows: Vec<Row> = diesel::sql_query(sql)
+               RETURNING (xmax = 0) AS inserted) \
+               SELECT count(*) AS written, count(*) FILTER (WHERE inserted) AS inserted FROM w";
+    let counts: Counts = diesel::sql_query(sql)
         .bind::<Text, _>(series.as_str())
-        .bind::<Array<Timestamptz>, _>(times)
-        .bind::<Array<Double>, _>(values)
+        .bind::<Array<Timestamptz>, _>(&times)
+        .bind::<Array<Double>, _>(&values)
         .bind::<Jsonb, _>(tags)
-        .load(conn)?;
+        .get_result(conn)?;
     Ok(Written {
-        written: rows.len(),
-        inserted: rows.iter().filter(|r| r.inserted).count(),
+        written: counts.written as usize,
+        inserted: counts.inserted as usize,
     })
 }

@@ -6,8 +6,10 @@ use crate::db::DbError;
 use crate::models::NewMcpRequestLog;
 use crate::schema::mcp_request_logs;
 
+/// Binary `COPY`: a busy server logs thousands of rows a second, and this
+/// costs PostgreSQL a fraction of a multi-row `INSERT`.
 pub fn insert(conn: &mut PgConnection, rows: &[NewMcpRequestLog]) -> Result<usize, DbError> {
-    Ok(diesel::insert_into(mcp_request_logs::table)
-        .values(rows)
+    Ok(diesel::copy_from(mcp_request_logs::table)
+        .from_insertable(rows)
         .execute(conn)?)
 }

@@ -1,14 +1,12 @@
 //! `ingest_timeseries`: insert or replace the points of one series, all or
 //! nothing.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{Annotations, Output, Spec, ToolContext, ToolError};
-use crate::domain::{Series, echo};
+use crate::domain::{Series, Timestamp};
 use crate::store::points;
 
 pub const MAX_POINTS: usize = 100_000;
@@ -36,66 +34,60 @@ pub struct IngestArgs {
 #[serde(deny_unknown_fields)]
 pub struct PointArg {
     /// RFC 3339 timestamp, e.g. 2026-01-01T00:00:00Z.
-    pub time: String,
+    pub time: Timestamp,
     /// A finite number.
     pub value: f64,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct IngestResult {
-    series: Series,
+    pub series: Series,
     /// Points in the call.
-    received: usize,
+    pub received: usize,
     /// Distinct timestamps written (repeats within the call count once).
-    written: usize,
+    pub written: usize,
     /// Of those, timestamps that were new.
-    inserted: usize,
+    pub inserted: usize,
     /// Of those, timestamps whose stored value was replaced.
-    replaced: usize,
+    pub replaced: usize,
 }
 
-/// Checks every point before anything is written; the error names the first
-/// bad point's index.
-fn validate(points: &[PointArg]) -> Result<(Vec<DateTime<Utc>>, Vec<f64>), ToolError> {
+/// Checks every point before anything is written, and orders them by time
+/// with the last value kept for a repeated timestamp. (Timestamps were
+/// checked as the arguments were read; the error names the point.)
+fn validate(mut points: Vec<PointArg>) -> Result<Vec<(DateTime<Utc>, f64)>, ToolError> {
     if points.is_empty() || points.len() > MAX_POINTS {
         return Err(ToolError::invalid(format!(
             "points must hold 1 to {MAX_POINTS} points, got {}; split larger loads into several calls",
             points.len()
         )));
     }
-    // Last value wins for a timestamp repeated within the call.
-    let mut by_time = BTreeMap::new();
-    for (i, p) in points.iter().enumerate() {
-        let time = DateTime::parse_from_rfc3339(&p.time)
-            .map_err(|e| {
-                ToolError::invalid(format!(
-                    "points[{i}].time {} is not an RFC 3339 timestamp ({e}); nothing was written",
-                    echo(&p.time)
-                ))
-            })?
-            .with_timezone(&Utc);
-        if !p.value.is_finite() {
-            return Err(ToolError::invalid(format!(
-                "points[{i}].value must be a finite number; nothing was written"
-            )));
-        }
-        by_time.insert(time, p.value);
+    if let Some(i) = points.iter().position(|p| !p.value.is_finite()) {
+        return Err(ToolError::invalid(format!(
+            "points[{i}].value must be a finite number; nothing was written"
+        )));
     }
-    Ok(by_time.into_iter().unzip())
+    // Stable: among equal timestamps the call's order stays, and the last
+    // one is kept.
+    points.sort_by_key(|p| p.time);
+    points.reverse();
+    points.dedup_by_key(|p| p.time);
+    points.reverse();
+    Ok(points.into_iter().map(|p| (p.time.0, p.value)).collect())
 }
 
 pub async fn ingest_timeseries(
     ctx: ToolContext,
     args: IngestArgs,
 ) -> Result<Output<IngestResult>, ToolError> {
-    let (times, values) = validate(&args.points)?;
     let received = args.points.len();
+    let points = validate(args.points)?;
     let tags = serde_json::Value::Object(args.tags.unwrap_or_default());
     let series = args.series;
     let name = series.clone();
     let written = ctx
         .db
-        .run(move |conn| points::upsert(conn, &name, &times, &values, &tags))
+        .run(move |conn| points::upsert(conn, &name, &points, &tags))
         .await?;
     // Cached figures of this series are stale from now on.
     ctx.cache.invalidate(series.as_str()).await;

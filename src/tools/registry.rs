@@ -13,6 +13,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::cache::Cache;
@@ -101,7 +102,9 @@ pub enum CallError {
 }
 
 type BoxFuture = Pin<Box<dyn Future<Output = Result<Value, CallError>> + Send>>;
-type Handler = Arc<dyn Fn(ToolContext, Value) -> BoxFuture + Send + Sync>;
+/// Parses the arguments' JSON text (synchronously, borrowing it), then
+/// returns the call's future.
+type Handler = Arc<dyn Fn(ToolContext, &str) -> BoxFuture + Send + Sync>;
 
 pub struct Spec {
     pub name: &'static str,
@@ -170,9 +173,11 @@ fn error_result(message: String) -> Value {
     json!({ "content": [{ "type": "text", "text": message }], "isError": true })
 }
 
-/// Arguments, with the path of the field at fault in the message.
-fn parse_args<A: DeserializeOwned>(tool: &str, args: Value) -> Result<A, Value> {
-    serde_path_to_error::deserialize(args).map_err(|e| {
+/// Arguments straight from their JSON text, with the path of the field at
+/// fault in the message.
+fn parse_args<A: DeserializeOwned>(tool: &str, args: &str) -> Result<A, Value> {
+    let mut json = serde_json::Deserializer::from_str(args);
+    serde_path_to_error::deserialize(&mut json).map_err(|e| {
         let path = e.path().to_string();
         let at = if path == "." {
             String::new()
@@ -200,10 +205,11 @@ where
     Fut: Future<Output = Result<T, ToolError>> + Send + 'static,
 {
     let handler = Arc::new(handler);
-    Arc::new(move |ctx, args| {
+    Arc::new(move |ctx, args: &str| {
         let handler = Arc::clone(&handler);
+        let args = parse_args::<A>(name, args);
         Box::pin(async move {
-            let args = match parse_args::<A>(name, args) {
+            let args = match args {
                 Ok(a) => a,
                 Err(result) => return Ok(result),
             };
@@ -303,16 +309,16 @@ impl ToolRegistry {
     pub async fn call(
         &self,
         name: &str,
-        args: Option<Value>,
+        args: Option<&RawValue>,
         ctx: ToolContext,
     ) -> Result<Value, CallError> {
         let tool = self
             .tools
             .get(name)
             .ok_or_else(|| CallError::UnknownTool(crate::domain::cut(name)))?;
-        let args = match args {
-            None | Some(Value::Null) => json!({}),
-            Some(a @ Value::Object(_)) => a,
+        let args = match args.map(RawValue::get) {
+            None | Some("null") => "{}",
+            Some(a) if a.trim_start().starts_with('{') => a,
             Some(_) => return Err(CallError::ArgumentsNotAnObject),
         };
         (tool.handler)(ctx, args).await

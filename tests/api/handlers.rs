@@ -160,3 +160,44 @@ fn every_tool_schema_is_self_contained_and_states_its_bounds() {
             .is_none()
     );
 }
+
+#[rocket::async_test]
+async fn concurrent_ingests_of_the_same_new_points_each_land_whole() {
+    let db = TestDatabase::migrated();
+    let ctx = context(&db, Arc::new(Recorder::default()));
+    const N: i64 = 3000;
+    for round in 0..4 {
+        let series = format!("race{round}");
+        let call = |value: f64| {
+            let points: Vec<Value> = (0..N)
+                .map(|i| {
+                    let time = chrono::DateTime::from_timestamp(1_767_225_600 + i, 0).unwrap();
+                    json!({ "time": time.to_rfc3339(), "value": value })
+                })
+                .collect();
+            ingest::ingest_timeseries(
+                ctx.clone(),
+                args(json!({ "series": series, "points": points })),
+            )
+        };
+        // Both may find the range empty and start a COPY; the second then
+        // meets the first's keys and replaces instead.
+        let (a, b) = rocket::tokio::join!(call(1.0), call(2.0));
+        let (a, b) = (a.unwrap().value, b.unwrap().value);
+        assert_eq!(a.inserted + b.inserted, N as usize, "round {round}");
+        assert_eq!(a.written + b.written, 2 * N as usize);
+        assert_eq!(
+            db.count(&format!(
+                "SELECT count(*) AS n FROM timeseries_data WHERE series_name = '{series}'"
+            )),
+            N
+        );
+        assert_eq!(
+            db.count(&format!(
+                "SELECT count(DISTINCT value) AS n FROM timeseries_data WHERE series_name = '{series}'"
+            )),
+            1,
+            "one call's values throughout: each call is all or nothing"
+        );
+    }
+}

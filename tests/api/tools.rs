@@ -276,7 +276,7 @@ async fn an_ingest_with_a_bad_point_writes_nothing() {
     assert_eq!(r["isError"], true);
     let text = r["content"][0]["text"].as_str().unwrap();
     assert!(
-        text.contains("points[5]") && text.contains("nothing was written"),
+        text.contains("points[5].time") && text.contains("is not an RFC 3339 timestamp"),
         "{text}"
     );
     assert_eq!(db.count("SELECT count(*) AS n FROM timeseries_data"), 0);
