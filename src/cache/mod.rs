@@ -199,7 +199,7 @@ impl Cache {
             return None;
         }
         let mut conn = match link.get().await {
-            Ok(c) => c?,
+            Ok(c) => c,
             Err(e) => return self.failed(&e),
         };
         if self.dirty.load(Ordering::Acquire) {
@@ -358,7 +358,7 @@ impl Cache {
                 error: None,
             };
         };
-        let ping = match link.get_waiting().await {
+        let ping = match link.get().await {
             Ok(mut c) => redis::cmd("PING").query_async::<String>(&mut c).await,
             Err(e) => Err(e),
         };

@@ -7,13 +7,14 @@
 //!   by `REDIS_TIMEOUT_MS`: a hung Redis (SIGSTOP) costs a request at most
 //!   that.
 //! - A failed command drops the connection; the next use connects anew.
-//!   Only one task connects at a time, and the others do not wait for it:
-//!   they go without the cache meanwhile.
+//!   Only one task connects at a time; the others wait for it, and share
+//!   its failure instead of each trying again.
 //! - Each new connection reads the server's `run_id`. A different one means
 //!   Redis restarted, perhaps from an older snapshot whose entries and
 //!   versions predate writes made since: the epoch that every key embeds is
 //!   renewed, so nothing cached before the restart can be served.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -45,6 +46,8 @@ pub struct Link {
     timeout: Duration,
     current: Mutex<Option<MultiplexedConnection>>,
     connecting: rocket::tokio::sync::Mutex<()>,
+    /// Connect attempts so far.
+    attempts: AtomicU64,
     /// The `run_id` of the Redis last connected to.
     run_id: Mutex<Option<String>>,
 }
@@ -60,40 +63,30 @@ impl Link {
             timeout,
             current: Mutex::new(None),
             connecting: rocket::tokio::sync::Mutex::new(()),
+            attempts: AtomicU64::new(0),
             run_id: Mutex::new(None),
         }
     }
 
-    /// The shared connection, connecting first if there is none. `None`
-    /// while another task is connecting: the caller goes without the cache
-    /// rather than queue behind a connect that may time out.
-    pub async fn get(&self) -> RedisResult<Option<MultiplexedConnection>> {
-        if let Some(conn) = self.current.lock().clone() {
-            return Ok(Some(conn));
-        }
-        let Ok(_connecting) = self.connecting.try_lock() else {
-            return Ok(None);
-        };
-        self.connect_once().await.map(Some)
-    }
-
-    /// [`Link::get`] that waits for a connect in progress (bounded by its
-    /// timeout) instead of giving up: for the health check, which must say
-    /// whether Redis answers.
-    pub async fn get_waiting(&self) -> RedisResult<MultiplexedConnection> {
+    /// The shared connection, connecting first if there is none. Callers
+    /// that arrive while a connect is under way wait for it (it is bounded);
+    /// if it fails they fail with it rather than each trying again.
+    pub async fn get(&self) -> RedisResult<MultiplexedConnection> {
         if let Some(conn) = self.current.lock().clone() {
             return Ok(conn);
         }
+        let seen = self.attempts.load(Ordering::Acquire);
         let _connecting = self.connecting.lock().await;
-        self.connect_once().await
-    }
-
-    /// Connects unless a connect that finished meanwhile left a connection.
-    /// The caller holds `connecting`.
-    async fn connect_once(&self) -> RedisResult<MultiplexedConnection> {
         if let Some(conn) = self.current.lock().clone() {
             return Ok(conn);
         }
+        if self.attempts.load(Ordering::Acquire) != seen {
+            return Err(RedisError::from((
+                ErrorKind::IoError,
+                "could not connect to Redis",
+            )));
+        }
+        self.attempts.fetch_add(1, Ordering::AcqRel);
         let conn = timeout(self.timeout * 2, self.connect())
             .await
             .map_err(|_| timed_out())??;

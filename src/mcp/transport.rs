@@ -233,7 +233,11 @@ pub async fn post_mcp(
     };
     let started = Instant::now();
     let body_bytes = body.len();
-    let message = match jsonrpc::parse_message(&body) {
+    let parsed = jsonrpc::parse_message(&body);
+    // The params were copied out as text: the body's memory is not held
+    // while the call runs.
+    drop(body);
+    let message = match parsed {
         Ok(m) => m,
         Err(rejected) => {
             let body = jsonrpc::failure(rejected.id.as_ref(), &rejected.error);
