@@ -67,12 +67,16 @@ fn validate(mut points: Vec<PointArg>) -> Result<Vec<(DateTime<Utc>, f64)>, Tool
             "points[{i}].value must be a finite number; nothing was written"
         )));
     }
-    // Stable: among equal timestamps the call's order stays, and the last
-    // one is kept.
+    // Stable: equal timestamps keep the call's order, and each repeat
+    // hands its value to the one kept, so the last value wins.
     points.sort_by_key(|p| p.time);
-    points.reverse();
-    points.dedup_by_key(|p| p.time);
-    points.reverse();
+    points.dedup_by(|later, kept| {
+        let repeat = later.time == kept.time;
+        if repeat {
+            kept.value = later.value;
+        }
+        repeat
+    });
     Ok(points.into_iter().map(|p| (p.time.0, p.value)).collect())
 }
 

@@ -83,18 +83,7 @@ async fn database_down_is_503_and_recovers() {
     let app = TestApp::spawn(&db, None).await;
     assert_eq!(app.get_json("/health").await.0, 200);
 
-    let mut admin = crate::helpers::admin();
-    let lock_out =
-        |allow: bool| format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS {allow}", db.name);
-    diesel::sql_query(lock_out(false))
-        .execute(&mut admin)
-        .unwrap();
-    diesel::sql_query(format!(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
-        db.name
-    ))
-    .execute(&mut admin)
-    .unwrap();
+    db.allow_connections(false);
     let (status, body) = app.health_until(|s, _| s != 200).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["status"], "unhealthy");
@@ -105,9 +94,7 @@ async fn database_down_is_503_and_recovers() {
         "the topology leaked: {error}"
     );
 
-    diesel::sql_query(lock_out(true))
-        .execute(&mut admin)
-        .unwrap();
+    db.allow_connections(true);
     app.health_until(|s, _| s == 200).await;
 }
 

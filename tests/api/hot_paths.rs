@@ -94,29 +94,11 @@ async fn health_probes_share_a_background_snapshot_and_live_touches_nothing() {
     );
 
     // The database goes away: readiness says so, liveness does not care.
-    let mut admin = crate::helpers::admin();
-    use diesel::RunQueryDsl;
-    diesel::sql_query(format!(
-        "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
-        db.name
-    ))
-    .execute(&mut admin)
-    .unwrap();
-    diesel::sql_query(format!(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
-        db.name
-    ))
-    .execute(&mut admin)
-    .unwrap();
+    db.allow_connections(false);
     app.health_until(|s, _| s == 503).await;
     assert_eq!(
         app.get_json("/live").await,
         (200, json!({ "status": "alive" }))
     );
-    diesel::sql_query(format!(
-        "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
-        db.name
-    ))
-    .execute(&mut admin)
-    .unwrap();
+    db.allow_connections(true);
 }

@@ -201,6 +201,26 @@ impl TestDatabase {
         PgConnection::establish(&self.url).unwrap()
     }
 
+    /// Refuses new connections to this database and ends the open ones
+    /// (`false`), or lets them in again (`true`): a database outage.
+    pub fn allow_connections(&self, allow: bool) {
+        let mut admin = admin();
+        diesel::sql_query(format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS {allow}",
+            self.name
+        ))
+        .execute(&mut admin)
+        .unwrap();
+        if !allow {
+            diesel::sql_query(format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+                self.name
+            ))
+            .execute(&mut admin)
+            .unwrap();
+        }
+    }
+
     pub fn count(&self, sql: &str) -> i64 {
         #[derive(QueryableByName)]
         struct N {
