@@ -26,6 +26,7 @@ pub const ENV_VARS: &[&str] = &[
     "MIGRATION_LOCK_TIMEOUT_SECS",
     "REDIS_TIMEOUT_MS",
     "MCP_AUTH_TOKEN",
+    "MCP_STATE_SECRET",
     "MCP_ALLOWED_HOSTS",
     "MCP_ALLOWED_ORIGINS",
     "MCP_SESSION_TTL_SECS",
@@ -59,6 +60,10 @@ pub struct Settings {
     pub redis_timeout_ms: u64,
     /// Bearer token required on `/mcp` when set. Never logged.
     pub mcp_auth_token: Option<String>,
+    /// Key that seals MCP 2026 `requestState` (at least 32 bytes), the same on
+    /// every replica so a retry may land on any of them. Unset: a random key
+    /// per process. Never logged.
+    pub mcp_state_secret: Option<String>,
     /// Comma-separated `Host` values accepted besides loopback names.
     pub mcp_allowed_hosts: String,
     /// Comma-separated `Origin` values accepted besides loopback origins.
@@ -107,6 +112,7 @@ impl Default for Settings {
             migration_lock_timeout_secs: 300,
             redis_timeout_ms: 500,
             mcp_auth_token: None,
+            mcp_state_secret: None,
             mcp_allowed_hosts: String::new(),
             mcp_allowed_origins: String::new(),
             mcp_session_ttl_secs: 1800,
@@ -154,6 +160,9 @@ impl Settings {
         if self.mcp_auth_token.is_some() {
             value["mcp_auth_token"] = "***".into();
         }
+        if self.mcp_state_secret.is_some() {
+            value["mcp_state_secret"] = "***".into();
+        }
         value
     }
 
@@ -172,6 +181,21 @@ impl Settings {
             return Err("invalid configuration: db_pool_size must be at least 1".into());
         }
         settings.db_min_idle = settings.db_min_idle.min(settings.db_pool_size);
+        if settings
+            .mcp_state_secret
+            .as_deref()
+            .is_some_and(str::is_empty)
+        {
+            settings.mcp_state_secret = None;
+        }
+        if let Some(secret) = &settings.mcp_state_secret
+            && secret.len() < 32
+        {
+            return Err(format!(
+                "invalid configuration: mcp_state_secret must be at least 32 bytes (got {})",
+                secret.len()
+            ));
+        }
         Ok(settings)
     }
 

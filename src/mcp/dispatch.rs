@@ -1,27 +1,57 @@
-//! One JSON-RPC request of an initialized session → its result or error.
+//! One JSON-RPC request → its result or error, for either lane: the methods
+//! both revisions share run here over one set of tools, prompts and
+//! resources; the few that belong to one lane say so.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde_json::value::RawValue;
-
 use serde_json::{Map, Value, json};
 
-use super::jsonrpc::{self, Params, RESOURCE_NOT_FOUND, RpcError};
+use super::jsonrpc::{self, RpcError};
 use super::protocol::log_rank;
 use super::session::Session;
-use super::{Mcp, fixtures, list_result, paged};
-use crate::db::DbError;
-use crate::domain::Series;
-use crate::store::series;
-use crate::tools::{CallError, ToolContext, ToolError};
+use super::{Mcp, paged};
+use crate::tools::{Ask, CallError, Pending, ToolContext, ToolError};
 
-const SERIES_SCHEME: &str = "timeseries://";
-/// Points returned when a series is read as a resource.
-const RESOURCE_POINTS: i64 = 1000;
+/// The revision a request came under, with what only that lane has.
+pub enum Lane<'a> {
+    /// 2025-11-25 and earlier: a session (mutable for `logging/setLevel`).
+    Legacy(&'a mut Arc<Session>),
+    /// 2026-07-28: stateless.
+    Modern,
+}
 
-/// The params object, taken rather than copied (an ingest's params are
-/// the whole request body).
+/// Why a request stopped without a result.
+#[derive(Debug)]
+pub enum Stop {
+    Error(RpcError),
+    /// The client must answer these questions first (2026 lane).
+    Input(Vec<Ask>),
+}
+
+impl From<RpcError> for Stop {
+    fn from(e: RpcError) -> Stop {
+        Stop::Error(e)
+    }
+}
+
+/// A client capability the request needs and the client did not declare.
+pub const MISSING_CAPABILITY: i32 = -32021;
+
+fn pending(p: Pending) -> Stop {
+    match p {
+        Pending::Input(asks) => Stop::Input(asks),
+        Pending::Capability(capability) => Stop::Error(
+            RpcError::new(
+                MISSING_CAPABILITY,
+                format!("this request needs the client capability {capability:?}"),
+            )
+            .with_data(json!({ "requiredCapabilities": { capability: {} } })),
+        ),
+    }
+}
+
 /// Params as an object (small: every method but `tools/call`, whose
 /// arguments go to the tool unparsed).
 fn params_obj(params: Option<&RawValue>) -> Result<Map<String, Value>, RpcError> {
@@ -54,16 +84,35 @@ fn cursor(p: &Map<String, Value>) -> Result<Option<&str>, RpcError> {
     }
 }
 
-/// Runs a method; `session` is mutable for `logging/setLevel`.
+/// The methods of each lane, for telling "unknown here" from the rest
+/// before any params are read.
+pub const SHARED: [&str; 8] = [
+    "tools/list",
+    "tools/call",
+    "prompts/list",
+    "prompts/get",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "completion/complete",
+];
+pub const LEGACY_ONLY: [&str; 4] = [
+    "ping",
+    "logging/setLevel",
+    "resources/subscribe",
+    "resources/unsubscribe",
+];
+pub const MODERN_ONLY: [&str; 1] = ["server/discover"];
+
 pub async fn dispatch(
     mcp: &Mcp,
-    session: &mut Arc<Session>,
+    lane: Lane<'_>,
     method: &str,
-    params: Option<Params>,
+    params: Option<&RawValue>,
     ctx: ToolContext,
-) -> Result<Value, RpcError> {
+) -> Result<Value, Stop> {
     if method == "tools/call" {
-        let call: CallParams = serde_json::from_str(params.as_deref().map_or("{}", RawValue::get))
+        let call: CallParams = serde_json::from_str(params.map_or("{}", RawValue::get))
             .map_err(|e| RpcError::invalid_params(format!("tools/call: {e}")))?;
         let name = call
             .name
@@ -73,164 +122,80 @@ pub async fn dispatch(
             .call(&name, call.arguments, ctx)
             .await
             .map_err(|e| match e {
-                CallError::Internal(cause) => RpcError::internal(ToolError::internal(cause)),
-                invalid => RpcError::invalid_params(invalid),
+                CallError::Internal(cause) => RpcError::internal(ToolError::internal(cause)).into(),
+                CallError::Pending(p) => pending(p),
+                invalid => RpcError::invalid_params(invalid).into(),
             });
     }
-    let p = params_obj(params.as_deref())?;
-    match method {
-        "ping" => Ok(json!({})),
-        "tools/list" => paged("tools", &mcp.tools.listings(), cursor(&p)?, mcp.page_size),
-        "prompts/list" => mcp.prompts.list(cursor(&p)?, mcp.page_size),
-        "prompts/get" => {
+    let p = params_obj(params)?;
+    let result = match (method, lane) {
+        ("tools/list", _) => paged("tools", &mcp.tools.listings(), cursor(&p)?, mcp.page_size)?,
+        ("prompts/list", _) => mcp.prompts.list(cursor(&p)?, mcp.page_size)?,
+        ("prompts/get", _) => {
+            let prompt = mcp.prompts.known(str_param(&p, "name")?)?;
             let args = match p.get("arguments") {
                 None | Some(Value::Null) => None,
                 Some(Value::Object(a)) => Some(a),
-                Some(_) => return Err(RpcError::invalid_params("arguments must be an object")),
+                Some(_) => {
+                    return Err(RpcError::invalid_params("arguments must be an object").into());
+                }
             };
-            mcp.prompts.get(str_param(&p, "name")?, args)
+            let answers = if prompt.asks.is_empty() {
+                Vec::new()
+            } else {
+                ctx.client
+                    .ask(prompt.asks.clone())
+                    .await
+                    .map_err(|e| match e {
+                        ToolError::Pending(p) => pending(p),
+                        other => RpcError::invalid_params(other).into(),
+                    })?
+            };
+            prompt.get(args, &answers)?
         }
-        "resources/list" => list_resources(mcp, cursor(&p)?).await,
-        "resources/templates/list" => {
-            let mut templates = vec![json!({
-                "uriTemplate": "timeseries://{series}",
-                "name": "timeseries",
-                "title": "Time series",
-                "description": "A series: point count, first and last time, and its latest points",
-                "mimeType": "application/json",
-            })];
-            if mcp.fixtures {
-                templates.extend(fixtures::resource_templates());
-            }
-            let refs: Vec<&Value> = templates.iter().collect();
-            paged("resourceTemplates", &refs, cursor(&p)?, mcp.page_size)
-        }
-        "resources/read" => read_resource(mcp, str_param(&p, "uri")?).await,
-        "resources/subscribe" => {
+        ("resources/list", _) => mcp.resources.list(cursor(&p)?, mcp.page_size).await?,
+        ("resources/templates/list", _) => paged(
+            "resourceTemplates",
+            &mcp.resources.templates(),
+            cursor(&p)?,
+            mcp.page_size,
+        )?,
+        ("resources/read", _) => mcp.resources.read(str_param(&p, "uri")?).await?,
+        ("completion/complete", _) => complete(mcp, &p).await?,
+        ("server/discover", Lane::Modern) => super::modern::discover(mcp),
+        ("ping", Lane::Legacy(_)) => json!({}),
+        ("resources/subscribe", Lane::Legacy(session)) => {
             let uri = str_param(&p, "uri")?;
-            check_uri(mcp, uri)?;
+            if !mcp.resources.knows(uri) {
+                return Err(RpcError::invalid_params(format!(
+                    "unsupported resource URI {uri:?}; expected timeseries://<series>"
+                ))
+                .into());
+            }
             mcp.live.subscribe(&session.id, uri);
-            Ok(json!({}))
+            json!({})
         }
-        "resources/unsubscribe" => {
+        ("resources/unsubscribe", Lane::Legacy(session)) => {
             mcp.live.unsubscribe(&session.id, str_param(&p, "uri")?);
-            Ok(json!({}))
+            json!({})
         }
-        "completion/complete" => complete(mcp, &p).await,
-        "logging/setLevel" => {
+        ("logging/setLevel", Lane::Legacy(session)) => {
             let level = str_param(&p, "level")?;
             if log_rank(level).is_none() {
                 return Err(RpcError::invalid_params(format!(
                     "unknown log level {level:?}; use one of debug, info, notice, warning, error, critical, alert, emergency"
-                )));
+                )).into());
             }
             Arc::make_mut(session).log_level = Some(level.to_owned());
             mcp.sessions.put(Arc::clone(session)).await;
-            Ok(json!({}))
+            json!({})
         }
-        _ => Err(RpcError::method_not_found(method)),
-    }
-}
-
-/// A database failure behind a method, classified as for tools: a busy
-/// pool says to retry; anything else gives an error id, and the cause goes
-/// to the log, never to the client.
-fn db_failure(e: DbError) -> RpcError {
-    match ToolError::from(e) {
-        busy @ ToolError::Busy(_) => RpcError::new(jsonrpc::SERVER_ERROR, busy.to_string()),
-        other => RpcError::internal(other),
-    }
-}
-
-fn check_uri(mcp: &Mcp, uri: &str) -> Result<(), RpcError> {
-    let ok = uri
-        .strip_prefix(SERIES_SCHEME)
-        .is_some_and(|s| Series::parse(s).is_ok())
-        || (mcp.fixtures && uri.starts_with("test://"));
-    if ok {
-        Ok(())
-    } else {
-        Err(RpcError::invalid_params(format!(
-            "unsupported resource URI {uri:?}; expected timeseries://<series>"
-        )))
-    }
-}
-
-async fn list_resources(mcp: &Mcp, cursor: Option<&str>) -> Result<Value, RpcError> {
-    // Cursor: the last series name of the previous page ("s:<name>").
-    let after = match cursor {
-        None => String::new(),
-        Some(c) => c
-            .strip_prefix("s:")
-            .map(str::to_owned)
-            .ok_or_else(|| RpcError::invalid_params(format!("invalid cursor {c:?}")))?,
+        _ => return Err(RpcError::method_not_found(method).into()),
     };
-    let limit = mcp.page_size as i64;
-    let names = mcp
-        .db
-        .run(move |conn| series::names(conn, &after, "", limit + 1))
-        .await
-        .map_err(db_failure)?;
-    let more = names.len() as i64 > limit;
-    let page: Vec<&Series> = names.iter().take(limit as usize).collect();
-    let mut resources: Vec<Value> = page
-        .iter()
-        .map(|name| {
-            json!({
-                "uri": format!("{SERIES_SCHEME}{name}"),
-                "name": name,
-                "title": format!("Time series {name}"),
-                "mimeType": "application/json",
-            })
-        })
-        .collect();
-    if mcp.fixtures && cursor.is_none() {
-        resources.extend(fixtures::resources());
-    }
-    let next = page.last().filter(|_| more).map(|last| format!("s:{last}"));
-    Ok(list_result("resources", resources, next))
+    Ok(result)
 }
 
-async fn read_resource(mcp: &Mcp, uri: &str) -> Result<Value, RpcError> {
-    if mcp.fixtures && uri.starts_with("test://") {
-        return fixtures::read(uri).ok_or_else(|| not_found(uri));
-    }
-    let name = uri
-        .strip_prefix(SERIES_SCHEME)
-        .and_then(|s| Series::parse(s).ok())
-        .ok_or_else(|| not_found(uri))?;
-    let found = mcp
-        .db
-        .run(move |conn| {
-            let Some(summary) = series::summary(conn, &name)? else {
-                return Ok(None);
-            };
-            let points = series::latest(conn, &name, RESOURCE_POINTS)?;
-            Ok(Some((summary, points)))
-        })
-        .await
-        .map_err(db_failure)?;
-    let (summary, points) = found.ok_or_else(|| not_found(uri))?;
-    let body = json!({
-        "series": summary.series,
-        "points": summary.points,
-        "first_time": summary.first_time,
-        "last_time": summary.last_time,
-        "latest": points.iter().map(|p| json!({ "time": p.time, "value": p.value })).collect::<Vec<_>>(),
-        "latest_truncated": summary.points > RESOURCE_POINTS,
-    });
-    Ok(
-        json!({ "contents": [{ "uri": uri, "mimeType": "application/json", "text": body.to_string() }] }),
-    )
-}
-
-fn not_found(uri: &str) -> RpcError {
-    RpcError::new(RESOURCE_NOT_FOUND, format!("Resource not found: {uri}"))
-        .with_data(json!({ "uri": uri }))
-}
-
-/// Completes series names for prompt arguments marked as series and for the
-/// `timeseries://{series}` template; fixture prompts complete from a list.
+/// `completion/complete` for a prompt argument or a template variable.
 async fn complete(mcp: &Mcp, p: &Map<String, Value>) -> Result<Value, RpcError> {
     let reference = p
         .get("ref")
@@ -246,56 +211,39 @@ async fn complete(mcp: &Mcp, p: &Map<String, Value>) -> Result<Value, RpcError> 
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_owned();
-    let series_arg = match reference.get("type").and_then(Value::as_str) {
+    let how = match reference.get("type").and_then(Value::as_str) {
         Some("ref/prompt") => {
             let name = str_param(reference, "name")?;
-            let prompt = mcp
-                .prompts
-                .find(name)
-                .ok_or_else(|| RpcError::invalid_params(format!("Unknown prompt: {name}")))?;
-            let arg = prompt
+            let prompt = mcp.prompts.known(name)?;
+            prompt
                 .arguments
                 .iter()
                 .find(|a| a.name == arg_name)
                 .ok_or_else(|| {
                     RpcError::invalid_params(format!("prompt {name} has no argument {arg_name:?}"))
-                })?;
-            arg.series
+                })?
+                .complete
         }
-        Some("ref/resource") => {
-            let uri = str_param(reference, "uri")?;
-            if uri == "timeseries://{series}" {
-                arg_name == "series"
-            } else if mcp.fixtures && uri.starts_with("test://") {
-                false
-            } else {
-                return Err(RpcError::invalid_params(format!(
-                    "unknown resource template {uri:?}"
-                )));
-            }
-        }
+        Some("ref/resource") => mcp
+            .resources
+            .completion(str_param(reference, "uri")?, arg_name)?,
         _ => {
             return Err(RpcError::invalid_params(
                 "ref.type must be ref/prompt or ref/resource",
             ));
         }
     };
-    let values: Vec<String> = if series_arg {
-        mcp.db
-            .run(move |conn| series::names(conn, "", &prefix, 101))
-            .await
-            .map_err(db_failure)?
-            .into_iter()
-            .map(String::from)
-            .collect()
-    } else {
-        ["testValue1", "testValue2", "test-value", "example"]
-            .iter()
-            .filter(|v| v.starts_with(prefix.as_str()))
-            .map(|v| v.to_string())
-            .collect()
-    };
-    let has_more = values.len() > 100;
-    let values: Vec<String> = values.into_iter().take(100).collect();
-    Ok(json!({ "completion": { "values": values, "total": values.len(), "hasMore": has_more } }))
+    mcp.resources.complete(how, prefix).await
+}
+
+/// A failure of the legacy lane, which has no multi-round requests: a
+/// question that was not asked on the stream cannot be pending here.
+pub fn legacy_error(stop: Stop) -> RpcError {
+    match stop {
+        Stop::Error(e) => e,
+        Stop::Input(_) => RpcError::new(
+            jsonrpc::INTERNAL_ERROR,
+            "Internal error: input was required outside a multi-round request",
+        ),
+    }
 }

@@ -10,7 +10,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::prompts::{Arg, Prompt, PromptRegistry};
-use crate::tools::{Annotations, Spec, ToolContext, ToolError, ToolRegistry};
+use super::resources::{Complete, ResourceRegistry, Source, Template};
+use crate::tools::{Annotations, Ask, Spec, ToolContext, ToolError, ToolRegistry};
 
 /// A 1×1 PNG.
 pub const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
@@ -47,7 +48,19 @@ fn spec(name: &'static str, description: &'static str) -> Spec {
     }
 }
 
-pub fn register_tools(reg: &mut ToolRegistry) {
+/// Every fixture, into the registries the product's own entries are in.
+pub fn register(
+    tools: &mut ToolRegistry,
+    prompts: &mut PromptRegistry,
+    resources: &mut ResourceRegistry,
+) {
+    register_tools(tools);
+    register_input_tools(tools);
+    register_prompts(prompts);
+    resources.add(Box::new(TestResources));
+}
+
+fn register_tools(reg: &mut ToolRegistry) {
     reg.raw(
         spec("test_simple_text", "Returns a simple text response"),
         |_, _: NoArgs| async { Ok(vec![text("This is a simple text response for testing.")]) },
@@ -139,11 +152,8 @@ pub fn register_tools(reg: &mut ToolRegistry) {
                 "messages": [{ "role": "user", "content": { "type": "text", "text": a.prompt } }],
                 "maxTokens": 100,
             });
-            let answer = ctx
-                .client
-                .request("sampling/createMessage", params)
-                .await
-                .map_err(ToolError::Invalid)?;
+            let answer =
+                ask_one(&ctx, Ask::new("sampling", "sampling/createMessage", params)).await?;
             let said = answer["content"]["text"].as_str().unwrap_or("(no text)");
             Ok(vec![text(&format!("LLM response: {said}"))])
         },
@@ -183,12 +193,23 @@ pub fn register_tools(reg: &mut ToolRegistry) {
                 { "const": "value3", "title": "Third Choice" }] } } } });
         elicit(&ctx, "Please select options from the enum fields", schema).await
     });
+    // The suite's own schema, SEP-2106 keywords included, kept verbatim.
     let schema_2020 = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "type": "object",
-        "$defs": { "address": { "type": "object", "properties": {
+        "$defs": { "address": { "$anchor": "addressDef", "type": "object", "properties": {
             "street": { "type": "string" }, "city": { "type": "string" } } } },
-        "properties": { "name": { "type": "string" }, "address": { "$ref": "#/$defs/address" } },
+        "properties": {
+            "name": { "type": "string" },
+            "address": { "$ref": "#/$defs/address" },
+            "contactMethod": { "type": "string", "enum": ["phone", "email"] },
+            "phone": { "type": "string" },
+            "email": { "type": "string" },
+        },
+        "allOf": [{ "anyOf": [{ "required": ["phone"] }, { "required": ["email"] }] }],
+        "if": { "properties": { "contactMethod": { "const": "phone" } }, "required": ["contactMethod"] },
+        "then": { "required": ["phone"] },
+        "else": { "required": ["email"] },
         "additionalProperties": false,
     });
     reg.raw_with_schema(
@@ -208,15 +229,39 @@ pub fn register_tools(reg: &mut ToolRegistry) {
     );
 }
 
+async fn ask_one(ctx: &ToolContext, ask: Ask) -> Result<Value, ToolError> {
+    let mut answers = ctx.client.ask(vec![ask]).await?;
+    Ok(answers.pop().unwrap_or_default())
+}
+
+fn elicitation(key: &str, message: &str, schema: Value) -> Ask {
+    Ask::new(
+        key,
+        "elicitation/create",
+        json!({ "message": message, "requestedSchema": schema }),
+    )
+}
+
+fn sampling(key: &str, text: &str, max_tokens: u32) -> Ask {
+    Ask::new(
+        key,
+        "sampling/createMessage",
+        json!({ "messages": [{ "role": "user", "content": { "type": "text", "text": text } }],
+                "maxTokens": max_tokens }),
+    )
+}
+
+fn roots(key: &str) -> Ask {
+    Ask::new(key, "roots/list", json!({}))
+}
+
+/// A one-string-field form.
+fn form(field: &str) -> Value {
+    json!({ "type": "object", "properties": { field: { "type": "string" } }, "required": [field] })
+}
+
 async fn elicit(ctx: &ToolContext, message: &str, schema: Value) -> Result<Vec<Value>, ToolError> {
-    let answer = ctx
-        .client
-        .request(
-            "elicitation/create",
-            json!({ "message": message, "requestedSchema": schema }),
-        )
-        .await
-        .map_err(ToolError::Invalid)?;
+    let answer = ask_one(ctx, elicitation("elicitation", message, schema)).await?;
     Ok(vec![text(&format!(
         "User response: action={}, content={}",
         answer["action"].as_str().unwrap_or("unknown"),
@@ -224,23 +269,25 @@ async fn elicit(ctx: &ToolContext, message: &str, schema: Value) -> Result<Vec<V
     ))])
 }
 
-pub fn register_prompts(reg: &mut PromptRegistry) {
+fn register_prompts(reg: &mut PromptRegistry) {
     reg.add(Prompt {
         name: "test_simple_prompt",
         title: "Simple prompt",
         description: "A simple prompt without arguments",
         arguments: vec![],
-        render: Box::new(|_| Ok(vec![user(text("This is a simple prompt for testing."))])),
+        asks: Vec::new(),
+        render: Box::new(|_, _| Ok(vec![user(text("This is a simple prompt for testing."))])),
     });
     reg.add(Prompt {
         name: "test_prompt_with_arguments",
         title: "Prompt with arguments",
         description: "A prompt with two required arguments",
         arguments: vec![
-            Arg::required("arg1", "First test argument"),
-            Arg::required("arg2", "Second test argument"),
+            Arg::required("arg1", "First test argument").completes(COMPLETIONS),
+            Arg::required("arg2", "Second test argument").completes(COMPLETIONS),
         ],
-        render: Box::new(|a| {
+        asks: Vec::new(),
+        render: Box::new(|a, _| {
             Ok(vec![user(text(&format!(
                 "Prompt with arguments: arg1='{}', arg2='{}'",
                 a("arg1"),
@@ -253,7 +300,8 @@ pub fn register_prompts(reg: &mut PromptRegistry) {
         title: "Prompt with an embedded resource",
         description: "A prompt that embeds a resource",
         arguments: vec![Arg::required("resourceUri", "URI of the resource to embed")],
-        render: Box::new(|a| {
+        asks: Vec::new(),
+        render: Box::new(|a, _| {
             Ok(vec![
                 user(json!({ "type": "resource", "resource": {
                     "uri": a("resourceUri"), "mimeType": "text/plain",
@@ -267,51 +315,254 @@ pub fn register_prompts(reg: &mut PromptRegistry) {
         title: "Prompt with an image",
         description: "A prompt that includes an image",
         arguments: vec![],
-        render: Box::new(|_| {
+        asks: Vec::new(),
+        render: Box::new(|_, _| {
             Ok(vec![
                 user(json!({ "type": "image", "data": PNG, "mimeType": "image/png" })),
                 user(text("Please analyze the image above.")),
             ])
         }),
     });
+    reg.add(Prompt {
+        name: "test_input_required_result_prompt",
+        title: "Prompt that needs input",
+        description: "Asks the user for context before it renders",
+        arguments: vec![],
+        asks: vec![elicitation(
+            "user_context",
+            "What context should the prompt use?",
+            form("context"),
+        )],
+        render: Box::new(|_, answers| {
+            let context = answers
+                .first()
+                .and_then(|a| a["content"]["context"].as_str())
+                .unwrap_or("(none)");
+            Ok(vec![user(text(&format!("Use this context: {context}")))])
+        }),
+    });
 }
+
+const COMPLETIONS: &[&str] = &["testValue1", "testValue2", "test-value", "example"];
 
 fn user(content: Value) -> Value {
     json!({ "role": "user", "content": content })
 }
 
-pub fn resources() -> Vec<Value> {
-    vec![
-        json!({ "uri": "test://static-text", "name": "static-text", "title": "Static text", "mimeType": "text/plain" }),
-        json!({ "uri": "test://static-binary", "name": "static-binary", "title": "Static binary", "mimeType": "image/png" }),
-        json!({ "uri": "test://watched-resource", "name": "watched-resource", "title": "Watched resource", "mimeType": "text/plain" }),
-    ]
+struct TestResources;
+
+impl Source for TestResources {
+    fn resources(&self) -> Vec<Value> {
+        vec![
+            json!({ "uri": "test://static-text", "name": "static-text", "title": "Static text", "mimeType": "text/plain" }),
+            json!({ "uri": "test://static-binary", "name": "static-binary", "title": "Static binary", "mimeType": "image/png" }),
+            json!({ "uri": "test://watched-resource", "name": "watched-resource", "title": "Watched resource", "mimeType": "text/plain" }),
+        ]
+    }
+
+    fn templates(&self) -> Vec<Template> {
+        vec![Template {
+            listing: json!({ "uriTemplate": "test://template/{id}/data", "name": "template",
+                             "title": "Template resource", "mimeType": "application/json" }),
+            arguments: vec![("id", Complete::Values(COMPLETIONS))],
+        }]
+    }
+
+    fn read(&self, uri: &str) -> Option<Value> {
+        let content = match uri {
+            "test://static-text" => {
+                json!({ "uri": uri, "mimeType": "text/plain", "text": "This is the content of the static text resource." })
+            }
+            "test://static-binary" => json!({ "uri": uri, "mimeType": "image/png", "blob": PNG }),
+            "test://watched-resource" => {
+                json!({ "uri": uri, "mimeType": "text/plain", "text": "Watched resource content." })
+            }
+            _ => {
+                let id = uri
+                    .strip_prefix("test://template/")?
+                    .strip_suffix("/data")?;
+                let body =
+                    json!({ "id": id, "templateTest": true, "data": format!("Data for ID: {id}") });
+                json!({ "uri": uri, "mimeType": "application/json", "text": body.to_string() })
+            }
+        };
+        Some(json!({ "contents": [content] }))
+    }
 }
 
-pub fn resource_templates() -> Vec<Value> {
-    vec![
-        json!({ "uriTemplate": "test://template/{id}/data", "name": "template",
-                 "title": "Template resource", "mimeType": "application/json" }),
-    ]
-}
-
-pub fn read(uri: &str) -> Option<Value> {
-    let content = match uri {
-        "test://static-text" => {
-            json!({ "uri": uri, "mimeType": "text/plain", "text": "This is the content of the static text resource." })
-        }
-        "test://static-binary" => json!({ "uri": uri, "mimeType": "image/png", "blob": PNG }),
-        "test://watched-resource" => {
-            json!({ "uri": uri, "mimeType": "text/plain", "text": "Watched resource content." })
-        }
-        _ => {
-            let id = uri
-                .strip_prefix("test://template/")?
-                .strip_suffix("/data")?;
-            let body =
-                json!({ "id": id, "templateTest": true, "data": format!("Data for ID: {id}") });
-            json!({ "uri": uri, "mimeType": "application/json", "text": body.to_string() })
-        }
+/// The 2026 suite's multi-round fixtures (`input-required-result-*`,
+/// `server-stateless`); under 2025 the same questions go out on the stream.
+fn register_input_tools(reg: &mut ToolRegistry) {
+    let name_form = || elicitation("user_name", "What is your name?", form("name"));
+    reg.raw(
+        spec(
+            "test_input_required_result_elicitation",
+            "Asks the user's name, then greets them",
+        ),
+        move |ctx: ToolContext, _: NoArgs| async move {
+            let answer = ask_one(&ctx, name_form()).await?;
+            let name = answer["content"]["name"].as_str().unwrap_or("stranger");
+            Ok(vec![text(&format!("Hello, {name}!"))])
+        },
+    );
+    reg.raw(
+        spec(
+            "test_input_required_result_sampling",
+            "Asks the client's model a question",
+        ),
+        |ctx: ToolContext, _: NoArgs| async move {
+            let answer = ask_one(
+                &ctx,
+                sampling("capital_question", "What is the capital of France?", 100),
+            )
+            .await?;
+            let said = answer["content"]["text"].as_str().unwrap_or("(no text)");
+            Ok(vec![text(&format!("The model said: {said}"))])
+        },
+    );
+    reg.raw(
+        spec(
+            "test_input_required_result_list_roots",
+            "Asks for the client's roots",
+        ),
+        |ctx: ToolContext, _: NoArgs| async move {
+            let answer = ask_one(&ctx, roots("client_roots")).await?;
+            let uris: Vec<&str> = answer["roots"]
+                .as_array()
+                .map(|r| r.iter().filter_map(|r| r["uri"].as_str()).collect())
+                .unwrap_or_default();
+            Ok(vec![text(&format!("Roots: {}", uris.join(", ")))])
+        },
+    );
+    let confirm = || {
+        elicitation(
+            "confirm",
+            "Please confirm",
+            json!({ "type": "object", "properties": { "ok": { "type": "boolean" } }, "required": ["ok"] }),
+        )
     };
-    Some(json!({ "contents": [content] }))
+    reg.raw(
+        spec(
+            "test_input_required_result_request_state",
+            "Asks for a confirmation",
+        ),
+        move |ctx: ToolContext, _: NoArgs| async move {
+            ask_one(&ctx, confirm()).await?;
+            Ok(vec![text("Confirmed: state-ok")])
+        },
+    );
+    reg.raw(
+        spec(
+            "test_input_required_result_tampered_state",
+            "Asks for a confirmation",
+        ),
+        move |ctx: ToolContext, _: NoArgs| async move {
+            ask_one(&ctx, confirm()).await?;
+            Ok(vec![text("Confirmed")])
+        },
+    );
+    reg.raw(
+        spec(
+            "test_input_required_result_multiple_inputs",
+            "Asks three things at once",
+        ),
+        move |ctx: ToolContext, _: NoArgs| async move {
+            let answers = ctx
+                .client
+                .ask(vec![
+                    name_form(),
+                    sampling("greeting", "Generate a greeting", 50),
+                    roots("client_roots"),
+                ])
+                .await?;
+            let name = answers[0]["content"]["name"].as_str().unwrap_or("stranger");
+            Ok(vec![text(&format!("All three answered, {name}"))])
+        },
+    );
+    reg.raw(
+        spec(
+            "test_input_required_result_multi_round",
+            "Asks two things, one round each",
+        ),
+        |ctx: ToolContext, _: NoArgs| async move {
+            let name = ask_one(
+                &ctx,
+                elicitation("step1", "Step 1: What is your name?", form("name")),
+            )
+            .await?;
+            let color = ask_one(
+                &ctx,
+                elicitation(
+                    "step2",
+                    "Step 2: What is your favorite color?",
+                    form("color"),
+                ),
+            )
+            .await?;
+            Ok(vec![text(&format!(
+                "{} likes {}",
+                name["content"]["name"].as_str().unwrap_or("?"),
+                color["content"]["color"].as_str().unwrap_or("?")
+            ))])
+        },
+    );
+    reg.raw(
+        spec(
+            "test_input_required_result_capabilities",
+            "Asks only what the client can answer",
+        ),
+        move |ctx: ToolContext, _: NoArgs| async move {
+            let ask = if ctx.client.supports("elicitation") {
+                name_form()
+            } else {
+                sampling("capital_question", "What is the capital of France?", 100)
+            };
+            ask_one(&ctx, ask).await?;
+            Ok(vec![text("Answered")])
+        },
+    );
+    reg.raw(
+        spec(
+            "test_missing_capability",
+            "Needs sampling, whatever the client declared",
+        ),
+        |ctx: ToolContext, _: NoArgs| async move {
+            ask_one(&ctx, sampling("question", "Say something", 10)).await?;
+            Ok(vec![text("Sampled")])
+        },
+    );
+    reg.raw(
+        spec("test_streaming_elicitation", "Asks the user while it runs"),
+        move |ctx: ToolContext, _: NoArgs| async move {
+            let answer = ask_one(&ctx, name_form()).await?;
+            Ok(vec![text(&format!(
+                "Hello, {}!",
+                answer["content"]["name"].as_str().unwrap_or("stranger")
+            ))])
+        },
+    );
+    reg.raw_with_schema(
+        spec(
+            "test_custom_header",
+            "Takes a region that is repeated in a header",
+        ),
+        json!({ "type": "object",
+                "properties": { "region": { "type": "string", "x-mcp-header": "Region" } },
+                "required": ["region"] }),
+        |_, args: Value| async move {
+            Ok(vec![text(&format!(
+                "Region: {}",
+                args["region"].as_str().unwrap_or("?")
+            ))])
+        },
+    );
+    reg.raw(
+        spec("test_logging_tool", "Logs while it runs"),
+        |ctx: ToolContext, _: NoArgs| async move {
+            ctx.client
+                .log("info", "conformance", json!("logging tool ran"))
+                .await;
+            Ok(vec![text("Logged")])
+        },
+    );
 }

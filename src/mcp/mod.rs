@@ -1,19 +1,29 @@
-//! The Model Context Protocol over Streamable HTTP at `/mcp`.
+//! The Model Context Protocol over Streamable HTTP at `/mcp`, in both
+//! revisions: 2025-11-25 (sessions) and 2026-07-28 (stateless).
 //!
-//! `transport` (HTTP rules, sessions, SSE) → `dispatch` (methods) → the
-//! tool set the application hands to [`Mcp::new`], the `prompts` registry
-//! and resources → `crate::store` (SQL). Nothing here names a tool.
+//! - `transport`: the HTTP rules both share, and the era rule;
+//! - `legacy` and `modern`: the two lanes (lifecycle, checks, results);
+//! - `call`: running a request and streaming what it sends;
+//! - `dispatch`: the methods, over one set of tools (handed to
+//!   [`Mcp::new`]), `prompts` and `resources`;
+//! - `request_log`: the audit; `live`, `peer`, `session`, `state`: what a
+//!   call or session keeps. Nothing here names a tool.
 
+pub mod call;
 pub mod dispatch;
 pub mod fixtures;
 pub mod jsonrpc;
+pub mod legacy;
 pub mod live;
+pub mod modern;
 pub mod peer;
 pub mod prompts;
 pub mod protocol;
 pub mod request_log;
+pub mod resources;
 pub mod security;
 pub mod session;
+pub mod state;
 pub mod transport;
 
 use std::sync::Arc;
@@ -32,11 +42,12 @@ use jsonrpc::RpcError;
 pub struct Mcp {
     pub tools: ToolRegistry,
     pub prompts: prompts::PromptRegistry,
+    pub resources: resources::ResourceRegistry,
     pub sessions: session::Sessions,
     pub live: Arc<live::Live>,
     pub log: request_log::RequestLog,
     pub guard: security::Guard,
-    pub fixtures: bool,
+    pub sealer: state::Sealer,
     pub bodies: BodyBudget,
     pub page_size: usize,
     pub db: Db,
@@ -113,19 +124,19 @@ impl Mcp {
         cache: Arc<Cache>,
         metrics: Arc<Metrics>,
     ) -> Mcp {
-        let fixtures = settings.mcp_conformance_fixtures;
         let mut prompts = prompts::PromptRegistry::default();
         prompts::register(&mut prompts);
-        if fixtures {
+        let mut resources = resources::ResourceRegistry::new(db.clone());
+        if settings.mcp_conformance_fixtures {
             log::warn!(
                 "MCP_CONFORMANCE_FIXTURES is on: test tools, resources and prompts are exposed"
             );
-            fixtures::register_tools(&mut tools);
-            fixtures::register_prompts(&mut prompts);
+            fixtures::register(&mut tools, &mut prompts, &mut resources);
         }
         Mcp {
             tools,
             prompts,
+            resources,
             sessions: session::Sessions::new(
                 Arc::clone(&cache),
                 Duration::from_secs(settings.mcp_session_ttl_secs.max(1)),
@@ -137,7 +148,7 @@ impl Mcp {
                 &settings.mcp_allowed_origins,
                 settings.mcp_auth_token.clone(),
             ),
-            fixtures,
+            sealer: state::Sealer::new(settings.mcp_state_secret.as_deref()),
             bodies: BodyBudget::new(settings.mcp_body_budget_mib),
             page_size: PAGE_SIZE,
             db,

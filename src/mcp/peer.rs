@@ -1,6 +1,7 @@
 //! What a running call can send back to its client: log messages, progress,
-//! and requests (sampling, elicitation). Any of these turns the POST's
-//! response into an SSE stream.
+//! and questions (sampling, elicitation, roots). Any message turns the
+//! POST's response into an SSE stream. Questions go out on that stream in
+//! the 2025 lane; in the 2026 lane their answers come with the request.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,24 +9,36 @@ use std::time::Duration;
 
 use rocket::tokio::sync::mpsc;
 use rocket::tokio::time::timeout;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::jsonrpc::{self, RpcError};
 use super::live::Live;
 use super::protocol::log_rank;
-use crate::tools::Client;
+use crate::tools::{Ask, Client, Pending, ToolError};
 
 /// How long a server-to-client request waits for its answer.
 const ANSWER_WAIT: Duration = Duration::from_secs(60);
 
-#[derive(Clone)]
 pub struct Peer {
     pub(super) out: mpsc::Sender<Value>,
-    pub(super) session: String,
     pub(super) progress_token: Option<Value>,
-    pub(super) min_log: usize,
+    /// The least severe level sent; `None`: no log messages.
+    pub(super) min_log: Option<usize>,
     pub(super) cancelled: Arc<AtomicBool>,
     pub(super) live: Arc<Live>,
+    pub(super) asking: Asking,
+}
+
+/// How questions reach the client.
+pub enum Asking {
+    /// 2025: as requests on the call's stream, within the session.
+    Session(String),
+    /// 2026: the answers the request carried (and its sealed state held);
+    /// a question without one ends the call as `input_required`.
+    Answers {
+        capabilities: Map<String, Value>,
+        answers: Map<String, Value>,
+    },
 }
 
 #[rocket::async_trait]
@@ -34,9 +47,10 @@ impl Client for Peer {
         self.cancelled.load(Ordering::Relaxed)
     }
 
-    /// `notifications/message`, when `level` is at or above the session's.
+    /// `notifications/message`, when `level` is at or above the client's.
     async fn log(&self, level: &str, logger: &str, data: Value) {
-        if log_rank(level).is_some_and(|r| r >= self.min_log) {
+        let Some(min) = self.min_log else { return };
+        if log_rank(level).is_some_and(|r| r >= min) {
             let params = json!({ "level": level, "logger": logger, "data": data });
             let _ = self
                 .out
@@ -63,8 +77,49 @@ impl Client for Peer {
             .await;
     }
 
-    async fn request(&self, method: &str, params: Value) -> Result<Value, String> {
-        self.ask(method, params).await.map_err(|e| e.message)
+    fn supports(&self, capability: &str) -> bool {
+        match &self.asking {
+            // The session's capabilities are not kept; the client answers.
+            Asking::Session(_) => true,
+            Asking::Answers { capabilities, .. } => capabilities.contains_key(capability),
+        }
+    }
+
+    async fn ask(&self, asks: Vec<Ask>) -> Result<Vec<Value>, ToolError> {
+        match &self.asking {
+            Asking::Session(session) => {
+                let mut answers = Vec::with_capacity(asks.len());
+                for ask in asks {
+                    let answer = self
+                        .request(session, ask.method, ask.params)
+                        .await
+                        .map_err(|e| ToolError::Invalid(e.message))?;
+                    answers.push(answer);
+                }
+                Ok(answers)
+            }
+            Asking::Answers {
+                capabilities,
+                answers,
+            } => {
+                if let Some(missing) = asks
+                    .iter()
+                    .map(Ask::capability)
+                    .find(|c| !capabilities.contains_key(*c))
+                {
+                    return Err(ToolError::Pending(Pending::Capability(missing)));
+                }
+                let unanswered: Vec<Ask> = asks
+                    .iter()
+                    .filter(|a| !answers.get(&a.key).is_some_and(|v| a.accepts(v)))
+                    .cloned()
+                    .collect();
+                if !unanswered.is_empty() {
+                    return Err(ToolError::Pending(Pending::Input(unanswered)));
+                }
+                Ok(asks.iter().map(|a| answers[&a.key].clone()).collect())
+            }
+        }
     }
 
     fn resource_updated(&self, uri: &str) {
@@ -74,20 +129,20 @@ impl Client for Peer {
 
 impl Peer {
     /// Sends a request to the client and waits for its answer.
-    async fn ask(&self, method: &str, params: Value) -> Result<Value, RpcError> {
+    async fn request(&self, session: &str, method: &str, params: Value) -> Result<Value, RpcError> {
         let id = self.live.next_request_id();
-        let answer = self.live.await_answer(&self.session, &id);
+        let answer = self.live.await_answer(session, &id);
         if self
             .out
             .send(jsonrpc::request(&id, method, params))
             .await
             .is_err()
         {
-            self.live.forget_answer(&self.session, &id);
+            self.live.forget_answer(session, &id);
             return Err(RpcError::internal("the client's stream is closed"));
         }
         let result = timeout(ANSWER_WAIT, answer).await;
-        self.live.forget_answer(&self.session, &id);
+        self.live.forget_answer(session, &id);
         match result {
             Ok(Ok(Ok(value))) => Ok(value),
             Ok(Ok(Err(error))) => Err(RpcError::new(

@@ -5,13 +5,15 @@ use serde_json::{Map, Value, json};
 
 use super::jsonrpc::RpcError;
 use super::paged;
+use super::resources::Complete;
+use crate::tools::Ask;
 
 pub struct Arg {
     pub name: &'static str,
     pub description: &'static str,
     pub required: bool,
-    /// Argument values that complete from the list of series.
-    pub series: bool,
+    /// Where `completion/complete` finds its values.
+    pub complete: Complete,
 }
 
 impl Arg {
@@ -20,7 +22,7 @@ impl Arg {
             name,
             description,
             required: true,
-            series: false,
+            complete: Complete::Nothing,
         }
     }
     pub fn optional(name: &'static str, description: &'static str) -> Arg {
@@ -28,7 +30,7 @@ impl Arg {
             name,
             description,
             required: false,
-            series: false,
+            complete: Complete::Nothing,
         }
     }
     pub fn series(description: &'static str) -> Arg {
@@ -36,19 +38,60 @@ impl Arg {
             name: "series",
             description,
             required: true,
-            series: true,
+            complete: Complete::Series,
+        }
+    }
+    /// Completes from a fixed list.
+    pub fn completes(self, values: &'static [&'static str]) -> Arg {
+        Arg {
+            complete: Complete::Values(values),
+            ..self
         }
     }
 }
 
-type Render = Box<dyn Fn(&dyn Fn(&str) -> String) -> Result<Vec<Value>, RpcError> + Send + Sync>;
+/// Renders the messages from the arguments (by name) and the client's
+/// answers to the prompt's questions (in order).
+type Render =
+    Box<dyn Fn(&dyn Fn(&str) -> String, &[Value]) -> Result<Vec<Value>, RpcError> + Send + Sync>;
 
 pub struct Prompt {
     pub name: &'static str,
     pub title: &'static str,
     pub description: &'static str,
     pub arguments: Vec<Arg>,
+    /// Questions for the client before rendering (usually none).
+    pub asks: Vec<Ask>,
     pub render: Render,
+}
+
+impl Prompt {
+    /// A missing required argument → -32602.
+    pub fn get(
+        &self,
+        args: Option<&Map<String, Value>>,
+        answers: &[Value],
+    ) -> Result<Value, RpcError> {
+        let (prompt, name) = (self, self.name);
+        let value = |k: &str| -> Option<String> {
+            args.and_then(|a| a.get(k)).map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| v.to_string())
+            })
+        };
+        for arg in prompt.arguments.iter().filter(|a| a.required) {
+            if value(arg.name).is_none_or(|v| v.is_empty()) {
+                return Err(RpcError::invalid_params(format!(
+                    "prompt {name} needs argument {:?}: {}",
+                    arg.name, arg.description
+                )));
+            }
+        }
+        let lookup = |k: &str| value(k).unwrap_or_default();
+        let messages = (prompt.render)(&lookup, answers)?;
+        Ok(json!({ "description": prompt.description, "messages": messages }))
+    }
 }
 
 #[derive(Default)]
@@ -83,29 +126,10 @@ impl PromptRegistry {
         paged("prompts", &refs, cursor, page)
     }
 
-    /// Unknown prompt or a missing required argument → -32602.
-    pub fn get(&self, name: &str, args: Option<&Map<String, Value>>) -> Result<Value, RpcError> {
-        let prompt = self
-            .find(name)
-            .ok_or_else(|| RpcError::invalid_params(format!("Unknown prompt: {name}")))?;
-        let value = |k: &str| -> Option<String> {
-            args.and_then(|a| a.get(k)).map(|v| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| v.to_string())
-            })
-        };
-        for arg in prompt.arguments.iter().filter(|a| a.required) {
-            if value(arg.name).is_none_or(|v| v.is_empty()) {
-                return Err(RpcError::invalid_params(format!(
-                    "prompt {name} needs argument {:?}: {}",
-                    arg.name, arg.description
-                )));
-            }
-        }
-        let lookup = |k: &str| value(k).unwrap_or_default();
-        let messages = (prompt.render)(&lookup)?;
-        Ok(json!({ "description": prompt.description, "messages": messages }))
+    /// The prompt, or -32602 when unknown.
+    pub fn known(&self, name: &str) -> Result<&Prompt, RpcError> {
+        self.find(name)
+            .ok_or_else(|| RpcError::invalid_params(format!("Unknown prompt: {name}")))
     }
 }
 
@@ -123,7 +147,8 @@ pub fn register(reg: &mut PromptRegistry) {
             Arg::series("The series to investigate"),
             Arg::optional("method", "zscore, iqr or mad (default zscore)"),
         ],
-        render: Box::new(|a| {
+        asks: Vec::new(),
+        render: Box::new(|a, _| {
             let method = Some(a("method")).filter(|m| !m.is_empty()).unwrap_or_else(|| "zscore".into());
             Ok(vec![user_text(format!(
                 "Investigate anomalies in the time series `{series}`.\n\
@@ -145,7 +170,8 @@ pub fn register(reg: &mut PromptRegistry) {
             Arg::series("The series to forecast"),
             Arg::optional("horizon", "How many steps ahead (default 24)"),
         ],
-        render: Box::new(|a| {
+        asks: Vec::new(),
+        render: Box::new(|a, _| {
             let horizon = Some(a("horizon")).filter(|h| !h.is_empty()).unwrap_or_else(|| "24".into());
             Ok(vec![user_text(format!(
                 "Write a forecast report for the time series `{series}`.\n\

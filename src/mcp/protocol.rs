@@ -20,6 +20,24 @@ pub fn is_supported(version: &str) -> bool {
     SUPPORTED.contains(&version)
 }
 
+/// The handshake-era revisions: a header naming one of these keeps a
+/// request in the session lane (2024-11-05 is then refused there).
+pub fn is_legacy(version: &str) -> bool {
+    is_supported(version) || version == "2024-11-05"
+}
+
+pub const INSTRUCTIONS: &str = "Time-series analytics over PostgreSQL. Ingest points with \
+ingest_timeseries, then query, summarise (compute_statistics), look for anomalies and trends, \
+train forecasting models and forecast. Each series is also a resource: timeseries://<series>.";
+
+pub fn server_info() -> Value {
+    json!({
+        "name": env!("CARGO_PKG_NAME"),
+        "title": "Time-series analytics",
+        "version": env!("CARGO_PKG_VERSION"),
+    })
+}
+
 /// RFC 5424 severities, least severe first.
 pub const LOG_LEVELS: [&str; 8] = [
     "debug",
@@ -36,7 +54,7 @@ pub fn log_rank(level: &str) -> Option<usize> {
     LOG_LEVELS.iter().position(|l| *l == level)
 }
 
-pub fn initialize_result(version: &str, instructions: &str) -> Value {
+pub fn initialize_result(version: &str) -> Value {
     json!({
         "protocolVersion": version,
         "capabilities": {
@@ -46,12 +64,8 @@ pub fn initialize_result(version: &str, instructions: &str) -> Value {
             "logging": {},
             "completions": {},
         },
-        "serverInfo": {
-            "name": env!("CARGO_PKG_NAME"),
-            "title": "Time-series analytics",
-            "version": env!("CARGO_PKG_VERSION"),
-        },
-        "instructions": instructions,
+        "serverInfo": server_info(),
+        "instructions": INSTRUCTIONS,
     })
 }
 

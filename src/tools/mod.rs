@@ -16,7 +16,8 @@ pub mod series;
 pub mod server;
 
 pub use registry::{
-    Annotations, CallError, Client, Output, Spec, ToolContext, ToolError, ToolRegistry,
+    Annotations, Ask, CallError, Client, Output, Pending, Spec, ToolContext, ToolError,
+    ToolRegistry,
 };
 
 /// The tool set, in the order of `tools/list`: data in, data out,

@@ -30,8 +30,14 @@ pub trait Client: Send + Sync {
     async fn log(&self, level: &str, logger: &str, data: Value);
     /// Progress, when the client asked for it.
     async fn progress(&self, progress: f64, total: Option<f64>, message: Option<&str>);
-    /// Asks the client something (sampling, elicitation) and waits for the answer.
-    async fn request(&self, method: &str, params: Value) -> Result<Value, String>;
+    /// Whether the client declared a capability (`sampling`, `elicitation`,
+    /// `roots`) for this request.
+    fn supports(&self, capability: &str) -> bool;
+    /// Asks the client (sampling, elicitation, roots) and returns the answers
+    /// in order. Under MCP 2025 the questions go out on the call's stream
+    /// and are waited for; under 2026 the call ends with
+    /// [`ToolError::Pending`] and is made again with the answers.
+    async fn ask(&self, asks: Vec<Ask>) -> Result<Vec<Value>, ToolError>;
     /// A resource changed: tell its subscribers.
     fn resource_updated(&self, uri: &str);
 }
@@ -45,9 +51,60 @@ pub struct ToolContext {
     pub metrics: Arc<Metrics>,
 }
 
-/// Why a tool call failed, reported as an `isError: true` result.
+/// A question for the client, under a key the answer comes back with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ask {
+    pub key: String,
+    /// `elicitation/create`, `sampling/createMessage` or `roots/list`.
+    pub method: &'static str,
+    pub params: Value,
+}
+
+impl Ask {
+    pub fn new(key: &str, method: &'static str, params: Value) -> Ask {
+        Ask {
+            key: key.to_owned(),
+            method,
+            params,
+        }
+    }
+
+    /// The client capability the question needs.
+    pub fn capability(&self) -> &'static str {
+        match self.method {
+            "sampling/createMessage" => "sampling",
+            "roots/list" => "roots",
+            _ => "elicitation",
+        }
+    }
+
+    /// Whether `answer` has the shape of this question's result; anything
+    /// else is asked again.
+    pub fn accepts(&self, answer: &Value) -> bool {
+        match self.method {
+            "sampling/createMessage" => answer.get("content").is_some(),
+            "roots/list" => answer.get("roots").is_some_and(Value::is_array),
+            _ => answer.get("action").is_some_and(Value::is_string),
+        }
+    }
+}
+
+/// A call that cannot finish without the client.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pending {
+    /// Answer these and make the call again.
+    Input(Vec<Ask>),
+    /// The call needs a capability the client did not declare.
+    Capability(&'static str),
+}
+
+/// Why a tool call failed, reported as an `isError: true` result (except
+/// [`ToolError::Pending`], which the transport turns into its own answer).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ToolError {
+    /// The client must answer first (MCP 2026 multi-round requests).
+    #[error("the call needs input from the client")]
+    Pending(Pending),
     /// The caller can fix it; the message says what to change.
     #[error("{0}")]
     Invalid(String),
@@ -99,6 +156,9 @@ pub enum CallError {
     /// The tool ran but its result could not be serialized.
     #[error("{0}")]
     Internal(String),
+    /// The tool needs the client first.
+    #[error("the call needs input from the client")]
+    Pending(Pending),
 }
 
 type BoxFuture = Pin<Box<dyn Future<Output = Result<Value, CallError>> + Send>>;
@@ -150,6 +210,9 @@ impl Annotations {
 struct Tool {
     listing: Value,
     handler: Handler,
+    /// Arguments the client repeats in an HTTP header (`x-mcp-header`):
+    /// (property, header suffix).
+    headers: Vec<(String, String)>,
 }
 
 /// The tools in their listing order.
@@ -160,13 +223,54 @@ pub struct ToolRegistry {
 }
 
 /// A self-contained JSON Schema (2020-12) of `T`: subschemas are inlined,
-/// since several widely used MCP hosts cannot resolve `$ref`.
+/// since several widely used MCP hosts cannot resolve `$ref`, and only
+/// standard formats are kept.
 pub fn schema_of<T: JsonSchema>() -> Value {
     let generator = schemars::generate::SchemaSettings::draft2020_12()
         .with(|s| s.inline_subschemas = true)
+        .with_transform(StandardFormats)
         .into_generator();
     serde_json::to_value(generator.into_root_schema_for::<T>())
         .unwrap_or_else(|_| json!({ "type": "object" }))
+}
+
+/// Drops schemars' Rust-type formats (`uint64`, `double` …): validators warn
+/// on formats they do not know, and `minimum` already states the bound.
+#[derive(Clone)]
+struct StandardFormats;
+
+impl schemars::transform::Transform for StandardFormats {
+    fn transform(&mut self, schema: &mut schemars::Schema) {
+        const STANDARD: [&str; 19] = [
+            "date-time",
+            "date",
+            "time",
+            "duration",
+            "email",
+            "idn-email",
+            "hostname",
+            "idn-hostname",
+            "ipv4",
+            "ipv6",
+            "uri",
+            "uri-reference",
+            "iri",
+            "iri-reference",
+            "uuid",
+            "uri-template",
+            "json-pointer",
+            "relative-json-pointer",
+            "regex",
+        ];
+        if schema
+            .get("format")
+            .and_then(Value::as_str)
+            .is_some_and(|f| !STANDARD.contains(&f))
+        {
+            schema.remove("format");
+        }
+        schemars::transform::transform_subschemas(self, schema);
+    }
 }
 
 fn error_result(message: String) -> Value {
@@ -215,6 +319,7 @@ where
             };
             match handler(ctx, args).await {
                 Ok(out) => render(out),
+                Err(ToolError::Pending(p)) => Err(CallError::Pending(p)),
                 Err(e) => Ok(error_result(e.to_string())),
             }
         })
@@ -233,9 +338,28 @@ impl ToolRegistry {
         if let Some(o) = output {
             listing["outputSchema"] = o;
         }
+        let headers = listing["inputSchema"]["properties"]
+            .as_object()
+            .map(|props| {
+                props
+                    .iter()
+                    .filter_map(|(prop, schema)| {
+                        let header = schema["x-mcp-header"].as_str()?;
+                        Some((prop.clone(), header.to_owned()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         if self
             .tools
-            .insert(spec.name, Tool { listing, handler })
+            .insert(
+                spec.name,
+                Tool {
+                    listing,
+                    handler,
+                    headers,
+                },
+            )
             .is_none()
         {
             self.order.push(spec.name);
@@ -285,6 +409,12 @@ impl ToolRegistry {
             Ok(json!({ "content": content }))
         });
         self.insert(&spec, input, None, run);
+    }
+
+    /// The arguments of `name` that the client repeats in HTTP headers, as
+    /// (property, header suffix); empty for most tools.
+    pub fn header_params(&self, name: &str) -> &[(String, String)] {
+        self.tools.get(name).map_or(&[], |t| &t.headers)
     }
 
     pub fn contains(&self, name: &str) -> bool {

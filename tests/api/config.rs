@@ -22,6 +22,7 @@ fn sample(var: &str) -> (&'static str, Value) {
             json!("redis://cache.example:6380/1"),
         ),
         "MCP_AUTH_TOKEN" => ("s3cret", json!("***")),
+        "MCP_STATE_SECRET" => ("a state secret of at least 32 bytes", json!("***")),
         "MCP_ALLOWED_HOSTS" => ("env.example", json!("env.example")),
         "MCP_ALLOWED_ORIGINS" => ("https://env.example", json!("https://env.example")),
         "MCP_CONFORMANCE_FIXTURES" => ("1", json!(true)),
@@ -41,6 +42,7 @@ db_startup_timeout_secs = 7
 migration_lock_timeout_secs = 7
 redis_timeout_ms = 7
 mcp_auth_token = "file"
+mcp_state_secret = "a file secret that is at least 32 bytes"
 mcp_allowed_hosts = "file.example"
 mcp_allowed_origins = "https://file.example"
 mcp_session_ttl_secs = 7

@@ -9,7 +9,7 @@ use diesel::r2d2::{ConnectionManager, Pool};
 use mcp_server::cache::Cache;
 use mcp_server::db::Db;
 use mcp_server::metrics::Metrics;
-use mcp_server::tools::{Client, ToolContext, ToolError, ingest, query, records};
+use mcp_server::tools::{Ask, Client, Pending, ToolContext, ToolError, ingest, query, records};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
@@ -28,8 +28,11 @@ impl Client for Recorder {
     }
     async fn log(&self, _: &str, _: &str, _: Value) {}
     async fn progress(&self, _: f64, _: Option<f64>, _: Option<&str>) {}
-    async fn request(&self, method: &str, _: Value) -> Result<Value, String> {
-        Err(format!("{method} is not supported here"))
+    fn supports(&self, _: &str) -> bool {
+        false
+    }
+    async fn ask(&self, asks: Vec<Ask>) -> Result<Vec<Value>, ToolError> {
+        Err(ToolError::Pending(Pending::Input(asks)))
     }
     fn resource_updated(&self, uri: &str) {
         self.updated.lock().push(uri.to_owned());

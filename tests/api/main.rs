@@ -13,6 +13,7 @@ mod layers;
 mod mcp;
 mod metrics;
 mod migrations;
+mod modern;
 mod operator;
 mod pool;
 mod properties;

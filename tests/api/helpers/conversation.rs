@@ -134,6 +134,43 @@ impl TestApp {
         response["result"].clone()
     }
 
+    /// A 2026-07-28 request: `_meta` with the revision, `capabilities` and
+    /// a client name, and the headers that repeat the method and target.
+    pub async fn modern(
+        &self,
+        id: i64,
+        method: &str,
+        mut params: serde_json::Value,
+        capabilities: serde_json::Value,
+    ) -> Exchange {
+        let meta = params
+            .as_object_mut()
+            .expect("params are an object")
+            .entry("_meta")
+            .or_insert_with(|| serde_json::json!({}));
+        meta["io.modelcontextprotocol/protocolVersion"] = "2026-07-28".into();
+        meta["io.modelcontextprotocol/clientCapabilities"] = capabilities;
+        meta["io.modelcontextprotocol/clientInfo"] =
+            serde_json::json!({ "name": "api-tests", "version": "1.0" });
+        let name = params["name"]
+            .as_str()
+            .or(params["uri"].as_str())
+            .map(str::to_owned);
+        let msg =
+            serde_json::json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+        let mut headers = vec![
+            ACCEPT_BOTH,
+            ("Content-Type", "application/json"),
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", method),
+        ];
+        if let Some(n) = &name {
+            headers.push(("Mcp-Name", n));
+        }
+        self.mcp(rocket::http::Method::Post, &msg.to_string(), &headers)
+            .await
+    }
+
     pub fn mcp_state(&self) -> &std::sync::Arc<mcp_server::mcp::Mcp> {
         self.client.rocket().state().expect("MCP state")
     }

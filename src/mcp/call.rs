@@ -1,0 +1,262 @@
+//! Running one request, in either lane: the call runs in its own task; if
+//! it sends anything before finishing (logs, progress, a question under
+//! 2025), the reply becomes an SSE stream ending with the response,
+//! otherwise it is plain JSON.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use rocket::futures::stream::{self, StreamExt};
+use rocket::http::Status;
+use rocket::response::stream::{Event, EventStream};
+use rocket::tokio::sync::mpsc;
+use serde_json::{Map, Value};
+
+use super::dispatch::{self, Lane};
+use super::jsonrpc::{self, Params, RequestId, RpcError};
+use super::modern::{self, Round};
+use super::peer::{Asking, Peer};
+use super::protocol::log_rank;
+use super::request_log::{Entry, Logged, audit, capped};
+use super::session::Session;
+use super::transport::{Reply, SseStream};
+use super::{BodyReservation, Mcp};
+use crate::tools::ToolContext;
+
+/// What the transport reads of any request's params: the target, the
+/// `_meta` and the multi-round members. The rest (a tool's arguments) is
+/// skipped unparsed.
+#[derive(Default, serde::Deserialize)]
+pub struct Peek {
+    pub name: Option<String>,
+    pub uri: Option<String>,
+    #[serde(rename = "taskId")]
+    pub task_id: Option<Value>,
+    #[serde(rename = "_meta")]
+    pub meta: Option<Meta>,
+    #[serde(rename = "inputResponses")]
+    pub input_responses: Option<Value>,
+    #[serde(rename = "requestState")]
+    pub request_state: Option<Value>,
+}
+
+/// A request's `_meta`: the progress token, and under 2026 the client's
+/// revision, capabilities, identity and log level.
+#[derive(Default, serde::Deserialize)]
+pub struct Meta {
+    #[serde(rename = "progressToken")]
+    pub progress_token: Option<Value>,
+    #[serde(rename = "io.modelcontextprotocol/protocolVersion")]
+    pub protocol_version: Option<Value>,
+    #[serde(rename = "io.modelcontextprotocol/clientCapabilities")]
+    pub client_capabilities: Option<Value>,
+    #[serde(rename = "io.modelcontextprotocol/clientInfo")]
+    pub client_info: Option<Value>,
+    #[serde(rename = "io.modelcontextprotocol/logLevel")]
+    pub log_level: Option<Value>,
+}
+
+impl Peek {
+    pub fn of(params: Option<&Params>) -> Peek {
+        params
+            .and_then(|p| serde_json::from_str(p.get()).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn meta(&self) -> &Meta {
+        static NONE: Meta = Meta {
+            progress_token: None,
+            protocol_version: None,
+            client_capabilities: None,
+            client_info: None,
+            log_level: None,
+        };
+        self.meta.as_ref().unwrap_or(&NONE)
+    }
+}
+
+/// A request body that was read: its size, and its share of the in-flight
+/// budget (returned when the call ends).
+pub struct Received {
+    pub bytes: usize,
+    pub share: BodyReservation,
+}
+
+/// Who is calling.
+pub enum Caller {
+    /// 2025: a session.
+    Session(Arc<Session>),
+    /// 2026: stateless; what the request declared about itself.
+    Stateless {
+        client_name: Option<String>,
+        capabilities: Map<String, Value>,
+        log_level: Option<usize>,
+        round: Round,
+    },
+}
+
+/// A request as the transport read it.
+pub struct Incoming {
+    pub id: RequestId,
+    pub method: String,
+    pub params: Option<jsonrpc::Params>,
+    pub peek: Peek,
+    pub started: Instant,
+    pub body: Received,
+}
+
+/// A request as the lane hands it over.
+pub struct Request {
+    pub id: RequestId,
+    pub method: String,
+    pub params: Option<Params>,
+    /// Read from the params by the transport.
+    pub progress_token: Option<Value>,
+    pub name: Option<String>,
+    pub started: Instant,
+    pub body: Received,
+}
+
+pub async fn run(mcp: Arc<Mcp>, caller: Caller, request: Request) -> Reply {
+    let Request {
+        id,
+        method,
+        params,
+        progress_token,
+        name,
+        started,
+        body,
+    } = request;
+    let (out, mut rx) = mpsc::channel::<Value>(64);
+    // What the log keeps is taken before the params move into the call.
+    let logged = Logged {
+        tool_name: name.filter(|_| method == "tools/call"),
+        params: params.as_deref().map(|p| capped(p, body.bytes)),
+    };
+    let (min_log, cancelled, asking) = match &caller {
+        Caller::Session(session) => (
+            Some(
+                session
+                    .log_level
+                    .as_deref()
+                    .and_then(log_rank)
+                    .or(log_rank("info"))
+                    .unwrap_or(1),
+            ),
+            mcp.live.start_call(&session.id, &id),
+            Asking::Session(session.id.clone()),
+        ),
+        Caller::Stateless {
+            capabilities,
+            log_level,
+            round,
+            ..
+        } => (
+            *log_level,
+            Arc::new(AtomicBool::new(false)),
+            Asking::Answers {
+                capabilities: capabilities.clone(),
+                answers: round.answers.clone(),
+            },
+        ),
+    };
+    let peer = Peer {
+        out,
+        progress_token,
+        min_log,
+        cancelled,
+        live: Arc::clone(&mcp.live),
+        asking,
+    };
+    let ctx = ToolContext {
+        db: mcp.db.clone(),
+        cache: Arc::clone(&mcp.cache),
+        client: Arc::new(peer),
+        metrics: Arc::clone(&mcp.metrics),
+    };
+    let task_id = id.clone();
+    let modern = matches!(caller, Caller::Stateless { .. });
+    let task = rocket::tokio::spawn(async move {
+        // The body's share of the in-flight budget is held until the call ends.
+        let _body = body;
+        let (outcome, session, client_name) = match caller {
+            Caller::Session(mut session) => {
+                let outcome = dispatch::dispatch(
+                    &mcp,
+                    Lane::Legacy(&mut session),
+                    &method,
+                    params.as_deref(),
+                    ctx,
+                )
+                .await;
+                mcp.live.end_call(&session.id, &task_id);
+                let name = session.client_name.clone();
+                (
+                    outcome.map_err(dispatch::legacy_error),
+                    Some(session.id.clone()),
+                    name,
+                )
+            }
+            Caller::Stateless {
+                client_name, round, ..
+            } => {
+                let outcome =
+                    dispatch::dispatch(&mcp, Lane::Modern, &method, params.as_deref(), ctx).await;
+                let outcome = modern::conclude(&mcp, &method, params.as_deref(), outcome, round);
+                (outcome, None, client_name)
+            }
+        };
+        audit(
+            &mcp,
+            Entry {
+                session,
+                client_name,
+                id: &task_id,
+                method: &method,
+                logged,
+                started,
+            },
+            &outcome,
+        );
+        match outcome {
+            Ok(result) => jsonrpc::success(&task_id, result),
+            Err(e) => jsonrpc::failure(Some(&task_id), &e),
+        }
+    });
+    let finished = move |joined: Result<Value, rocket::tokio::task::JoinError>| {
+        joined.unwrap_or_else(|e| {
+            jsonrpc::failure(
+                Some(&id),
+                &RpcError::internal(format!("the request failed: {e}")),
+            )
+        })
+    };
+    match rx.recv().await {
+        // Nothing was sent before the end: the task dropped its sender.
+        None => {
+            let body = finished(task.await);
+            let status = if modern {
+                modern::status_of(&body)
+            } else {
+                Status::Ok
+            };
+            Reply::Json {
+                status,
+                body,
+                session: None,
+            }
+        }
+        Some(first) => {
+            let rest = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
+            let last = stream::once(async move { finished(task.await) });
+            let events: SseStream = Box::pin(
+                stream::once(async { first })
+                    .chain(rest)
+                    .chain(last)
+                    .map(|m| Event::json(&m)),
+            );
+            Reply::Sse(EventStream::from(events))
+        }
+    }
+}
