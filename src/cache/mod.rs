@@ -288,6 +288,56 @@ impl Cache {
         }
     }
 
+    /// Publishes `payload` on `channel` for every replica's [`Cache::relay`].
+    /// `Err` with the in-process backend or when Redis is away: the caller
+    /// then delivers on this replica only.
+    pub async fn publish(&self, channel: &str, payload: &str) -> Result<(), CacheDown> {
+        match &self.backend {
+            Backend::Memory { .. } => Err(CacheDown),
+            Backend::Redis { .. } => self
+                .with_redis(|mut c| async move { c.publish::<_, _, ()>(channel, payload).await })
+                .await
+                .ok_or(CacheDown),
+        }
+    }
+
+    /// Hands every message published on `channel` (by any replica, this one
+    /// included) to `deliver`, from a task that resubscribes after Redis
+    /// restarts or drops the connection. Messages published while it is
+    /// away are lost. `false` with the in-process backend.
+    pub fn relay(&self, channel: &'static str, deliver: impl Fn(String) + Send + 'static) -> bool {
+        let Backend::Redis { link, .. } = &self.backend else {
+            return false;
+        };
+        let (client, wait) = (link.client().clone(), link.timeout());
+        rocket::tokio::spawn(async move {
+            use rocket::futures::StreamExt;
+            loop {
+                let subscribed = rocket::tokio::time::timeout(wait * 2, async {
+                    let mut pubsub = client.get_async_pubsub().await?;
+                    pubsub.subscribe(channel).await?;
+                    redis::RedisResult::Ok(pubsub)
+                })
+                .await;
+                match subscribed {
+                    Ok(Ok(pubsub)) => {
+                        let mut messages = pubsub.into_on_message();
+                        while let Some(msg) = messages.next().await {
+                            if let Ok(payload) = msg.get_payload::<String>() {
+                                deliver(payload);
+                            }
+                        }
+                        warn!("Redis subscription to {channel} ended; resubscribing");
+                    }
+                    Ok(Err(e)) => warn!("Redis subscription to {channel} failed: {e}"),
+                    Err(_) => warn!("Redis subscription to {channel} timed out"),
+                }
+                rocket::tokio::time::sleep(RETRY_AFTER.min(Duration::from_secs(1))).await;
+            }
+        });
+        true
+    }
+
     /// Looks up the entry `rest` of data derived from `scope` (a series,
     /// say): the key it lives under for the scope's current version, and its
     /// value if cached. `None` means "do not use the cache now". Counted in

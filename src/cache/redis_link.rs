@@ -94,6 +94,14 @@ impl Link {
         Ok(conn)
     }
 
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Forgets the connection after a failure; the next use reconnects.
     pub fn reset(&self) {
         *self.current.lock() = None;

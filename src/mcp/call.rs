@@ -167,6 +167,7 @@ pub async fn run(mcp: Arc<Mcp>, caller: Caller, request: Request) -> Reply {
         min_log,
         cancelled,
         live: Arc::clone(&mcp.live),
+        events: Arc::clone(&mcp.events),
         asking,
     };
     let ctx = ToolContext {

@@ -102,7 +102,8 @@ pub const LEGACY_ONLY: [&str; 4] = [
     "resources/subscribe",
     "resources/unsubscribe",
 ];
-pub const MODERN_ONLY: [&str; 1] = ["server/discover"];
+/// `subscriptions/listen` is answered by the lane itself (a stream).
+pub const MODERN_ONLY: [&str; 2] = ["server/discover", "subscriptions/listen"];
 
 pub async fn dispatch(
     mcp: &Mcp,

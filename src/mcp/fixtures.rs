@@ -556,6 +556,18 @@ fn register_input_tools(reg: &mut ToolRegistry) {
             ))])
         },
     );
+    for (name, list) in [
+        ("test_trigger_tool_change", "tools"),
+        ("test_trigger_prompt_change", "prompts"),
+    ] {
+        reg.raw(
+            spec(name, "Announces that a list changed"),
+            move |ctx: ToolContext, _: NoArgs| async move {
+                ctx.client.list_changed(list);
+                Ok(vec![text(&format!("{list} list changed"))])
+            },
+        );
+    }
     reg.raw(
         spec("test_logging_tool", "Logs while it runs"),
         |ctx: ToolContext, _: NoArgs| async move {

@@ -11,6 +11,7 @@
 
 pub mod call;
 pub mod dispatch;
+pub mod events;
 pub mod fixtures;
 pub mod jsonrpc;
 pub mod legacy;
@@ -45,6 +46,9 @@ pub struct Mcp {
     pub resources: resources::ResourceRegistry,
     pub sessions: session::Sessions,
     pub live: Arc<live::Live>,
+    pub events: Arc<events::Events>,
+    /// Open `subscriptions/listen` streams, against [`MAX_LISTENERS`].
+    pub listeners: Arc<std::sync::atomic::AtomicUsize>,
     pub log: request_log::RequestLog,
     pub guard: security::Guard,
     pub sealer: state::Sealer,
@@ -56,6 +60,8 @@ pub struct Mcp {
 }
 
 pub const PAGE_SIZE: usize = 50;
+/// `subscriptions/listen` streams one replica holds open at most.
+pub const MAX_LISTENERS: usize = 1000;
 
 /// The bytes of request bodies in flight, against a budget
 /// (`MCP_BODY_BUDGET_MIB`): a parsed JSON body costs several times its size,
@@ -133,15 +139,32 @@ impl Mcp {
             );
             fixtures::register(&mut tools, &mut prompts, &mut resources);
         }
+        let live = Arc::new(live::Live::default());
+        let events = events::Events::start(Arc::clone(&cache));
+        // 2025 sessions hear of updated resources on their GET stream.
+        let mut heard = events.subscribe();
+        let fan_out = Arc::clone(&live);
+        rocket::tokio::spawn(async move {
+            use rocket::tokio::sync::broadcast::error::RecvError;
+            loop {
+                match heard.recv().await {
+                    Ok(events::Event::ResourceUpdated { uri }) => fan_out.resource_updated(&uri),
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        });
         Mcp {
             tools,
             prompts,
             resources,
+            events,
+            listeners: Arc::default(),
             sessions: session::Sessions::new(
                 Arc::clone(&cache),
                 Duration::from_secs(settings.mcp_session_ttl_secs.max(1)),
             ),
-            live: Arc::new(live::Live::default()),
+            live,
             log: request_log::RequestLog::start(db.clone()),
             guard: security::Guard::from_lists(
                 &settings.mcp_allowed_hosts,

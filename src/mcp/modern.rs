@@ -6,6 +6,11 @@
 //! the stream.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rocket::futures::stream::{self, StreamExt};
+use rocket::response::stream::EventStream;
+use rocket::tokio::sync::broadcast::error::RecvError;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -15,13 +20,14 @@ use serde_json::{Map, Value, json};
 
 use super::call::{self, Caller, Incoming, Peek, Request};
 use super::dispatch::{MODERN_ONLY, SHARED, Stop};
+use super::events::Event;
 use super::jsonrpc::{
     self, INVALID_PARAMS, METHOD_NOT_FOUND, RESOURCE_NOT_FOUND, RequestId, RpcError,
 };
 use super::protocol::{self, log_rank};
 use super::state::digest;
-use super::transport::{McpHeaders, Reply};
-use super::{Mcp, dispatch};
+use super::transport::{McpHeaders, Reply, SseStream};
+use super::{MAX_LISTENERS, Mcp, dispatch};
 
 pub const VERSION: &str = "2026-07-28";
 /// An HTTP header disagrees with the body, or is missing.
@@ -255,6 +261,9 @@ pub async fn serve(mcp: Arc<Mcp>, h: &McpHeaders<'_>, incoming: Incoming) -> Rep
         Ok(c) => c,
         Err(e) => return refuse(&id, &e),
     };
+    if method == "subscriptions/listen" {
+        return listen(&mcp, id, params.as_deref());
+    }
     let target = format!(
         "{method} {}",
         peek.name.as_deref().or(peek.uri.as_deref()).unwrap_or("")
@@ -313,9 +322,10 @@ pub fn discover(_mcp: &Mcp) -> Value {
     json!({
         "supportedVersions": [VERSION],
         "capabilities": {
-            "tools": {},
-            "resources": {},
-            "prompts": {},
+            // Changes reach `subscriptions/listen` streams on every replica.
+            "tools": { "listChanged": true },
+            "resources": { "subscribe": true },
+            "prompts": { "listChanged": true },
             "logging": {},
             "completions": {},
         },
@@ -391,4 +401,128 @@ pub fn conclude(
         }),
         Err(Stop::Error(e)) => Err(e),
     }
+}
+
+/// What a `subscriptions/listen` stream asked for and was granted.
+struct Listening {
+    tools: bool,
+    prompts: bool,
+    uris: std::collections::HashSet<String>,
+    /// `_meta` naming the subscription: the listen request's id.
+    tag: Value,
+}
+
+/// Resource subscriptions one listen request may hold.
+const MAX_URIS: usize = 100;
+
+impl Listening {
+    fn note(&self, event: &Event) -> Option<Value> {
+        let (method, mut params) = match event {
+            Event::ListChanged { list } if list == "tools" && self.tools => {
+                ("notifications/tools/list_changed", json!({}))
+            }
+            Event::ListChanged { list } if list == "prompts" && self.prompts => {
+                ("notifications/prompts/list_changed", json!({}))
+            }
+            Event::ResourceUpdated { uri } if self.uris.contains(uri) => {
+                ("notifications/resources/updated", json!({ "uri": uri }))
+            }
+            _ => return None,
+        };
+        params["_meta"] = self.tag.clone();
+        Some(jsonrpc::notification(method, params))
+    }
+}
+
+/// Counts an open listen stream until it is dropped.
+struct Listener(Arc<AtomicUsize>);
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// `subscriptions/listen`: acknowledges what it will deliver, then streams
+/// matching changes from every replica until the client goes away.
+fn listen(mcp: &Arc<Mcp>, id: RequestId, params: Option<&RawValue>) -> Reply {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(rename_all = "camelCase", default)]
+    struct Filter {
+        tools_list_changed: bool,
+        prompts_list_changed: bool,
+        resource_subscriptions: Vec<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Params {
+        notifications: Filter,
+    }
+    let filter = match params.map(|p| serde_json::from_str::<Params>(p.get())) {
+        Some(Ok(p)) => p.notifications,
+        _ => {
+            return refuse(
+                &id,
+                &RpcError::invalid_params(
+                    "subscriptions/listen needs a notifications filter object",
+                ),
+            );
+        }
+    };
+    if mcp.listeners.fetch_add(1, Ordering::AcqRel) >= MAX_LISTENERS {
+        mcp.listeners.fetch_sub(1, Ordering::AcqRel);
+        return refuse(
+            &id,
+            &RpcError::internal("too many open subscriptions on this server; retry later"),
+        );
+    }
+    let guard = Listener(Arc::clone(&mcp.listeners));
+    let listening = Listening {
+        tools: filter.tools_list_changed,
+        prompts: filter.prompts_list_changed,
+        uris: filter
+            .resource_subscriptions
+            .into_iter()
+            .filter(|u| mcp.resources.knows(u))
+            .take(MAX_URIS)
+            .collect(),
+        tag: json!({ "io.modelcontextprotocol/subscriptionId": id }),
+    };
+    // Subscribed before the acknowledgement, so nothing after it is missed.
+    let rx = mcp.events.subscribe();
+    let mut granted = Map::new();
+    if listening.tools {
+        granted.insert("toolsListChanged".into(), json!(true));
+    }
+    if listening.prompts {
+        granted.insert("promptsListChanged".into(), json!(true));
+    }
+    if !listening.uris.is_empty() {
+        granted.insert("resourceSubscriptions".into(), json!(listening.uris));
+    }
+    let ack = jsonrpc::notification(
+        "notifications/subscriptions/acknowledged",
+        json!({ "notifications": granted, "_meta": listening.tag }),
+    );
+    let changes = stream::unfold(
+        (rx, listening, guard),
+        |(mut rx, listening, guard)| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(event) => {
+                        if let Some(note) = listening.note(&event) {
+                            return Some((note, (rx, listening, guard)));
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        },
+    );
+    let events: SseStream = Box::pin(
+        stream::once(async move { ack })
+            .chain(changes)
+            .map(|m| rocket::response::stream::Event::json(&m)),
+    );
+    Reply::Sse(EventStream::from(events))
 }

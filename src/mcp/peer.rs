@@ -11,6 +11,7 @@ use rocket::tokio::sync::mpsc;
 use rocket::tokio::time::timeout;
 use serde_json::{Map, Value, json};
 
+use super::events::{Event, Events};
 use super::jsonrpc::{self, RpcError};
 use super::live::Live;
 use super::protocol::log_rank;
@@ -26,6 +27,7 @@ pub struct Peer {
     pub(super) min_log: Option<usize>,
     pub(super) cancelled: Arc<AtomicBool>,
     pub(super) live: Arc<Live>,
+    pub(super) events: Arc<Events>,
     pub(super) asking: Asking,
 }
 
@@ -123,7 +125,15 @@ impl Client for Peer {
     }
 
     fn resource_updated(&self, uri: &str) {
-        self.live.resource_updated(uri);
+        self.events.raise(Event::ResourceUpdated {
+            uri: uri.to_owned(),
+        });
+    }
+
+    fn list_changed(&self, list: &str) {
+        self.events.raise(Event::ListChanged {
+            list: list.to_owned(),
+        });
     }
 }
 

@@ -40,6 +40,8 @@ pub trait Client: Send + Sync {
     async fn ask(&self, asks: Vec<Ask>) -> Result<Vec<Value>, ToolError>;
     /// A resource changed: tell its subscribers.
     fn resource_updated(&self, uri: &str);
+    /// A list (`tools`, `prompts`, `resources`) changed: tell listeners.
+    fn list_changed(&self, list: &str);
 }
 
 /// What a handler gets besides its arguments.

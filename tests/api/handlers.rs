@@ -37,6 +37,7 @@ impl Client for Recorder {
     fn resource_updated(&self, uri: &str) {
         self.updated.lock().push(uri.to_owned());
     }
+    fn list_changed(&self, _: &str) {}
 }
 
 fn context(db: &TestDatabase, client: Arc<Recorder>) -> ToolContext {

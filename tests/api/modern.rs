@@ -395,3 +395,106 @@ async fn a_multi_round_call_resumes_on_another_replica_and_rejects_altered_state
         json!({ "sampling": {} })
     );
 }
+
+/// Reads an SSE stream until `want` appears (bounded).
+async fn until(stream: &mut rocket::local::asynchronous::LocalResponse<'_>, want: &str) -> String {
+    use rocket::tokio::io::AsyncReadExt;
+    let mut seen = String::new();
+    let mut buf = vec![0u8; 8192];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while !seen.contains(want) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rocket::tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            _ => break,
+        }
+    }
+    seen
+}
+
+#[rocket::async_test]
+async fn changes_on_one_replica_reach_listeners_and_sessions_on_another() {
+    use rocket::http::Header;
+    let db = TestDatabase::migrated();
+    let redis = crate::helpers::OwnRedis::start();
+    let spawn = || async {
+        let fig = figment(&db.url, Some(&redis.url())).merge(("mcp_conformance_fixtures", true));
+        TestApp::try_spawn(fig).await.expect("application starts")
+    };
+    let (a, b) = (spawn().await, spawn().await);
+    let uri = "timeseries://shared";
+
+    // On b: a 2025 session subscribed with its GET stream open, and a 2026 listener.
+    let session = b.session().await;
+    b.rpc(&session, 1, "resources/subscribe", json!({ "uri": uri }))
+        .await;
+    let mut get = b
+        .client
+        .get("/mcp")
+        .header(Header::new("Accept", "text/event-stream"))
+        .header(Header::new("Mcp-Session-Id", session.clone()))
+        .dispatch()
+        .await;
+    let listen = json!({ "jsonrpc": "2.0", "id": "sub-1", "method": "subscriptions/listen",
+        "params": { "notifications": { "toolsListChanged": true, "resourceSubscriptions": [uri, "timeseries://no such"] },
+                    "_meta": meta("2026-07-28") } });
+    let mut listener = b
+        .client
+        .post("/mcp")
+        .header(Header::new("Accept", "application/json, text/event-stream"))
+        .header(Header::new("Content-Type", "application/json"))
+        .header(Header::new("MCP-Protocol-Version", "2026-07-28"))
+        .header(Header::new("Mcp-Method", "subscriptions/listen"))
+        .body(listen.to_string())
+        .dispatch()
+        .await;
+    let ack = until(&mut listener, "acknowledged").await;
+    assert!(
+        ack.contains(r#""resourceSubscriptions":["timeseries://shared"]"#),
+        "{ack}"
+    );
+    assert!(
+        ack.contains(r#""io.modelcontextprotocol/subscriptionId":"sub-1""#),
+        "{ack}"
+    );
+
+    // Points arrive on a; b's subscribers hear it. (b's Redis subscription is
+    // made in the background at start, so the first write may precede it.)
+    let mut heard = String::new();
+    for i in 0..5 {
+        let points = json!([{ "time": format!("2026-01-01T00:00:0{i}Z"), "value": i }]);
+        a.modern(i, "tools/call",
+            json!({ "name": "ingest_timeseries", "arguments": { "series": "shared", "points": points } }),
+            json!({}))
+            .await;
+        heard = until(&mut listener, "resources/updated").await;
+        if heard.contains("resources/updated") {
+            break;
+        }
+    }
+    assert!(
+        heard.contains(uri) && heard.contains("sub-1"),
+        "listener: {heard}"
+    );
+    let pushed = until(&mut get, "resources/updated").await;
+    assert!(pushed.contains(uri), "GET stream: {pushed}");
+
+    // A list change on a reaches b's listener, which asked for tools only.
+    a.modern(
+        9,
+        "tools/call",
+        json!({ "name": "test_trigger_prompt_change", "arguments": {} }),
+        json!({}),
+    )
+    .await;
+    a.modern(
+        10,
+        "tools/call",
+        json!({ "name": "test_trigger_tool_change", "arguments": {} }),
+        json!({}),
+    )
+    .await;
+    let changed = until(&mut listener, "tools/list_changed").await;
+    assert!(!changed.contains("prompts/list_changed"), "{changed}");
+    assert!(changed.contains("tools/list_changed"), "{changed}");
+}
