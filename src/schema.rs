@@ -33,6 +33,26 @@ diesel::table! {
 }
 
 diesel::table! {
+    mcp_tasks (task_id) {
+        task_id -> Text,
+        tool_name -> Text,
+        status -> Text,
+        status_message -> Nullable<Text>,
+        result -> Nullable<Jsonb>,
+        error -> Nullable<Jsonb>,
+        input_requests -> Nullable<Jsonb>,
+        input_responses -> Jsonb,
+        cancel_requested -> Bool,
+        owner -> Text,
+        heartbeat_at -> Timestamptz,
+        ttl_ms -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     model_training_logs (id) {
         id -> Int8,
         model_name -> Text,
@@ -95,6 +115,7 @@ diesel::table! {
 diesel::allow_tables_to_appear_in_same_query!(
     analysis_results,
     mcp_request_logs,
+    mcp_tasks,
     model_training_logs,
     performance_metrics,
     statistics_data,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diesel::PgConnection;
+use diesel::RunQueryDsl;
 use diesel::r2d2::{ConnectionManager, Pool};
 use log::info;
 use rocket::tokio::sync::Semaphore;
@@ -70,6 +71,30 @@ pub struct Db {
     pool: PgPool,
     permits: Arc<Semaphore>,
     checkout_timeout: Duration,
+    watch: Option<Arc<Watch>>,
+}
+
+/// The server process a watched [`Db`] is running SQL on, so that work can
+/// be stopped from outside (a cancelled MCP task).
+#[derive(Debug, Default)]
+pub struct Watch {
+    pid: std::sync::atomic::AtomicI32,
+}
+
+impl Watch {
+    /// The backend running a statement for the watched work, if any.
+    pub fn backend(&self) -> Option<i32> {
+        Some(self.pid.load(std::sync::atomic::Ordering::Acquire)).filter(|p| *p != 0)
+    }
+}
+
+/// Clears the watched backend when the work ends, however it ends.
+struct Watching<'a>(&'a Watch);
+
+impl Drop for Watching<'_> {
+    fn drop(&mut self) {
+        self.0.pid.store(0, std::sync::atomic::Ordering::Release);
+    }
 }
 
 impl Db {
@@ -79,7 +104,41 @@ impl Db {
             pool,
             permits,
             checkout_timeout,
+            watch: None,
         }
+    }
+
+    /// This pool, with every connection it hands out recorded in the
+    /// returned [`Watch`] while it runs.
+    pub fn watched(&self) -> (Db, Arc<Watch>) {
+        let watch = Arc::new(Watch::default());
+        let db = Db {
+            watch: Some(Arc::clone(&watch)),
+            ..self.clone()
+        };
+        (db, watch)
+    }
+
+    /// Cancels the statement running for `watch` (`pg_cancel_backend`).
+    /// `true` when a statement was running.
+    pub async fn cancel(&self, watch: &Watch) -> bool {
+        let Some(pid) = watch.backend() else {
+            return false;
+        };
+        let unwatched = Db {
+            watch: None,
+            ..self.clone()
+        };
+        unwatched
+            .run(move |conn| {
+                diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
+                    "pg_cancel_backend({pid})"
+                )))
+                .get_result::<bool>(conn)
+                .map_err(DbError::from)
+            })
+            .await
+            .unwrap_or(false)
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -110,11 +169,23 @@ impl Db {
             .saturating_sub(started.elapsed())
             .max(Duration::from_millis(100));
         let pool = self.pool.clone();
+        let watch = self.watch.clone();
         spawn_blocking(move || {
             let _permit = permit;
             let mut conn = pool
                 .get_timeout(left)
                 .map_err(|e| DbError::Connect(e.to_string()))?;
+            let _watching = match &watch {
+                Some(w) => {
+                    let pid: i32 = diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
+                        "pg_backend_pid()",
+                    ))
+                    .get_result(&mut *conn)?;
+                    w.pid.store(pid, std::sync::atomic::Ordering::Release);
+                    Some(Watching(w))
+                }
+                None => None,
+            };
             f(&mut conn)
         })
         .await

@@ -13,15 +13,18 @@ use rocket::response::stream::{Event, EventStream};
 use rocket::tokio::sync::mpsc;
 use serde_json::{Map, Value};
 
-use super::dispatch::{self, Lane};
+use super::dispatch::{self, Lane, Stop};
 use super::jsonrpc::{self, Params, RequestId, RpcError};
 use super::modern::{self, Round};
 use super::peer::{Asking, Peer};
 use super::protocol::log_rank;
 use super::request_log::{Entry, Logged, audit, capped};
 use super::session::Session;
+use super::tasks::{self, TaskSlot};
 use super::transport::{Reply, SseStream};
 use super::{BodyReservation, Mcp};
+use crate::db::Watch;
+use crate::tools::TaskSupport;
 use crate::tools::ToolContext;
 
 /// What the transport reads of any request's params: the target, the
@@ -93,6 +96,8 @@ pub enum Caller {
         capabilities: Map<String, Value>,
         log_level: Option<usize>,
         round: Round,
+        /// The client takes tasks and the tool may run as one.
+        task: Option<TaskSupport>,
     },
 }
 
@@ -134,6 +139,7 @@ pub async fn run(mcp: Arc<Mcp>, caller: Caller, request: Request) -> Reply {
         tool_name: name.filter(|_| method == "tools/call"),
         params: params.as_deref().map(|p| capped(p, body.bytes)),
     };
+    let slot: Arc<TaskSlot> = Arc::default();
     let (min_log, cancelled, asking) = match &caller {
         Caller::Session(session) => (
             Some(
@@ -158,6 +164,7 @@ pub async fn run(mcp: Arc<Mcp>, caller: Caller, request: Request) -> Reply {
             Asking::Answers {
                 capabilities: capabilities.clone(),
                 answers: round.answers.clone(),
+                task: Arc::clone(&slot),
             },
         ),
     };
@@ -170,11 +177,43 @@ pub async fn run(mcp: Arc<Mcp>, caller: Caller, request: Request) -> Reply {
         events: Arc::clone(&mcp.events),
         asking,
     };
+    // A call that may become a task runs on a watched pool, so cancelling
+    // the task can stop the SQL statement it is running.
+    let (db, watch) = match &caller {
+        Caller::Stateless { task: Some(_), .. } => {
+            let (db, watch) = mcp.db.watched();
+            (db, Some(watch))
+        }
+        _ => (mcp.db.clone(), None),
+    };
     let ctx = ToolContext {
-        db: mcp.db.clone(),
+        db,
         cache: Arc::clone(&mcp.cache),
         client: Arc::new(peer),
         metrics: Arc::clone(&mcp.metrics),
+    };
+    let caller = match (caller, watch) {
+        (
+            Caller::Stateless {
+                task: Some(support),
+                client_name,
+                round,
+                ..
+            },
+            Some(watch),
+        ) => {
+            let call = Call {
+                id,
+                method,
+                params,
+                logged,
+                started,
+                body,
+                client_name,
+            };
+            return as_task(mcp, call, ctx, support, round, slot, watch).await;
+        }
+        (caller, _) => caller,
     };
     let task_id = id.clone();
     let modern = matches!(caller, Caller::Stateless { .. });
@@ -259,5 +298,118 @@ pub async fn run(mcp: Arc<Mcp>, caller: Caller, request: Request) -> Reply {
             );
             Reply::Sse(EventStream::from(events))
         }
+    }
+}
+
+/// A request on its way through a lane, for the task path.
+struct Call {
+    id: RequestId,
+    method: String,
+    params: Option<Params>,
+    logged: Logged,
+    started: Instant,
+    body: Received,
+    client_name: Option<String>,
+}
+
+/// A call that may run as a task: answered directly if it ends (or asks
+/// for input) within [`tasks::GRACE`], else recorded as a task and left to
+/// run under supervision. A tool that requires tasks always gets one.
+/// Nothing is streamed: a task's client polls `tasks/get`.
+async fn as_task(
+    mcp: Arc<Mcp>,
+    call: Call,
+    ctx: ToolContext,
+    support: TaskSupport,
+    round: Round,
+    slot: Arc<TaskSlot>,
+    watch: Arc<Watch>,
+) -> Reply {
+    let Call {
+        id,
+        method,
+        params,
+        logged,
+        started,
+        body,
+        client_name,
+    } = call;
+    let tool = logged.tool_name.clone().unwrap_or_default();
+    let running = Arc::clone(&mcp);
+    let digest_params = params.as_ref().map(|p| p.get().to_owned());
+    let mut handle = rocket::tokio::spawn(async move {
+        let _body = body;
+        dispatch::dispatch(&running, Lane::Modern, &method, params.as_deref(), ctx).await
+    });
+    let early = rocket::tokio::time::timeout(tasks::GRACE, &mut handle).await;
+    let required = support == TaskSupport::Required;
+    let reply = match early {
+        // Asked for input before it became a task: a multi-round answer.
+        Ok(Ok(Err(Stop::Input(asks)))) => {
+            let raw = digest_params
+                .as_deref()
+                .and_then(|p| serde_json::value::RawValue::from_string(p.to_owned()).ok());
+            modern::conclude(
+                &mcp,
+                "tools/call",
+                raw.as_deref(),
+                Err(Stop::Input(asks)),
+                round,
+            )
+        }
+        // A protocol error before any task exists is the call's error.
+        Ok(Ok(Err(Stop::Error(e)))) if !required => Err(e),
+        Ok(stopped) if !required => tasks::outcome(stopped)
+            .map_err(|_| RpcError::internal("the call failed"))
+            .and_then(|r| modern::conclude(&mcp, "tools/call", None, Ok(r), round)),
+        Ok(stopped) => mcp
+            .tasks
+            .create(&tool, Some(tasks::outcome(stopped)))
+            .await
+            .map(|(_, created)| created),
+        Err(_) if !mcp.tasks.has_room() && !required => {
+            // Too many tasks here: this one is answered when it ends.
+            let stopped = handle.await;
+            tasks::outcome(stopped)
+                .map_err(|e| {
+                    RpcError::new(
+                        e["code"].as_i64().unwrap_or(-32603) as i32,
+                        e["message"].as_str().unwrap_or("failed").to_owned(),
+                    )
+                })
+                .and_then(|r| modern::conclude(&mcp, "tools/call", None, Ok(r), round))
+        }
+        Err(_) => match mcp.tasks.create(&tool, None).await {
+            Ok((task_id, created)) => {
+                let _ = slot.set((Arc::clone(&mcp.tasks), task_id.clone()));
+                mcp.tasks.supervise(task_id, handle, watch);
+                Ok(created)
+            }
+            Err(e) => {
+                handle.abort();
+                Err(e)
+            }
+        },
+    };
+    audit(
+        &mcp,
+        Entry {
+            session: None,
+            client_name,
+            id: &id,
+            method: "tools/call",
+            logged,
+            started,
+        },
+        &reply,
+    );
+    let body = match reply {
+        Ok(result) => jsonrpc::success(&id, result),
+        Err(e) => jsonrpc::failure(Some(&id), &e),
+    };
+    Reply::Json {
+        status: modern::status_of(&body),
+        body,
+        session: None,
     }
 }

@@ -103,7 +103,13 @@ pub const LEGACY_ONLY: [&str; 4] = [
     "resources/unsubscribe",
 ];
 /// `subscriptions/listen` is answered by the lane itself (a stream).
-pub const MODERN_ONLY: [&str; 2] = ["server/discover", "subscriptions/listen"];
+pub const MODERN_ONLY: [&str; 5] = [
+    "server/discover",
+    "subscriptions/listen",
+    "tasks/get",
+    "tasks/update",
+    "tasks/cancel",
+];
 
 pub async fn dispatch(
     mcp: &Mcp,
@@ -130,7 +136,26 @@ pub async fn dispatch(
     }
     let p = params_obj(params)?;
     let result = match (method, lane) {
-        ("tools/list", _) => paged("tools", &mcp.tools.listings(), cursor(&p)?, mcp.page_size)?,
+        ("tools/list", lane) => {
+            let with_tasks = matches!(lane, Lane::Modern);
+            paged(
+                "tools",
+                &mcp.tools.listings(with_tasks),
+                cursor(&p)?,
+                mcp.page_size,
+            )?
+        }
+        ("tasks/get", Lane::Modern) => mcp.tasks.get(str_param(&p, "taskId")?).await?,
+        ("tasks/update", Lane::Modern) => {
+            let responses = p
+                .get("inputResponses")
+                .cloned()
+                .unwrap_or_else(|| json!({}));
+            mcp.tasks
+                .update(str_param(&p, "taskId")?, responses)
+                .await?
+        }
+        ("tasks/cancel", Lane::Modern) => mcp.tasks.cancel(str_param(&p, "taskId")?).await?,
         ("prompts/list", _) => mcp.prompts.list(cursor(&p)?, mcp.page_size)?,
         ("prompts/get", _) => {
             let prompt = mcp.prompts.known(str_param(&p, "name")?)?;

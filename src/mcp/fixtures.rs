@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::prompts::{Arg, Prompt, PromptRegistry};
 use super::resources::{Complete, ResourceRegistry, Source, Template};
-use crate::tools::{Annotations, Ask, Spec, ToolContext, ToolError, ToolRegistry};
+use crate::tools::{Annotations, Ask, Spec, TaskSupport, ToolContext, ToolError, ToolRegistry};
 
 /// A 1×1 PNG.
 pub const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
@@ -56,6 +56,7 @@ pub fn register(
 ) {
     register_tools(tools);
     register_input_tools(tools);
+    register_task_tools(tools);
     register_prompts(prompts);
     resources.add(Box::new(TestResources));
 }
@@ -577,4 +578,135 @@ fn register_input_tools(reg: &mut ToolRegistry) {
             Ok(vec![text("Logged")])
         },
     );
+}
+
+/// A result that cannot be serialized: the server fails after the tool
+/// ran, which a task reports as `failed` (not as a tool error).
+#[derive(JsonSchema)]
+pub struct Unserializable;
+
+impl serde::Serialize for Unserializable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom(
+            "this result cannot be serialized, on purpose",
+        ))
+    }
+}
+
+/// No arguments needed; any are ignored.
+#[derive(Deserialize, JsonSchema)]
+pub struct AnyArgs {}
+
+#[derive(Deserialize, JsonSchema)]
+pub struct NameArg {
+    /// Who to greet.
+    name: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub struct ComputeArgs {
+    /// How long the computation takes.
+    #[serde(default)]
+    seconds: u64,
+    /// A tag echoed in the result.
+    #[serde(default)]
+    label: Option<String>,
+}
+
+/// The Tasks extension scenarios' fixtures (`tasks-*`).
+fn register_task_tools(reg: &mut ToolRegistry) {
+    reg.raw(
+        spec("greet", "Greets someone (never a task)"),
+        |_, a: NameArg| async move { Ok(vec![text(&format!("Hello, {}!", a.name))]) },
+    );
+    reg.raw(
+        spec("slow_compute", "Takes `seconds`, then answers"),
+        |_, a: ComputeArgs| async move {
+            sleep(Duration::from_secs(a.seconds.min(300))).await;
+            Ok(vec![text(&format!(
+                "computed {} in {} s",
+                a.label.as_deref().unwrap_or("-"),
+                a.seconds
+            ))])
+        },
+    );
+    reg.run_as_task("slow_compute", TaskSupport::Optional);
+    reg.raw(
+        spec("slow_sql", "Runs one SQL statement for `seconds`"),
+        |ctx: ToolContext, a: ComputeArgs| async move {
+            let seconds = a.seconds.min(300) as f64;
+            ctx.db
+                .run(move |c| crate::store::health::sleep(c, seconds))
+                .await?;
+            Ok(vec![text("the statement ran to its end")])
+        },
+    );
+    reg.run_as_task("slow_sql", TaskSupport::Optional);
+    reg.raw(
+        spec("failing_job", "Fails as a tool after a second"),
+        |_, _: AnyArgs| async {
+            sleep(Duration::from_secs(1)).await;
+            Err::<Vec<Value>, _>(ToolError::invalid("the job failed, as it always does"))
+        },
+    );
+    reg.run_as_task("failing_job", TaskSupport::Required);
+    reg.typed(
+        spec(
+            "protocol_error_job",
+            "Fails inside the server (a protocol error, not a tool error)",
+        ),
+        |_, _: AnyArgs| async {
+            sleep(Duration::from_millis(300)).await;
+            Ok(crate::tools::Output {
+                value: Unserializable,
+                text: String::new(),
+            })
+        },
+    );
+    reg.run_as_task("protocol_error_job", TaskSupport::Optional);
+    // These ask once they are tasks (after the grace period), so the task
+    // waits in input_required for tasks/update.
+    let confirm = || {
+        elicitation(
+            "confirm",
+            "Delete it?",
+            json!({ "type": "object", "properties": { "confirm": { "type": "boolean" } } }),
+        )
+    };
+    reg.raw(
+        spec("confirm_delete", "Asks for confirmation as a task"),
+        move |ctx: ToolContext, _: AnyArgs| async move {
+            sleep(Duration::from_millis(300)).await;
+            ask_one(&ctx, confirm()).await?;
+            Ok(vec![text("Deleted")])
+        },
+    );
+    reg.run_as_task("confirm_delete", TaskSupport::Optional);
+    reg.raw(
+        spec("multi_input", "Asks two things at once as a task"),
+        |ctx: ToolContext, _: AnyArgs| async move {
+            sleep(Duration::from_millis(300)).await;
+            ctx.client
+                .ask(vec![
+                    elicitation("first", "First?", form("first")),
+                    elicitation("second", "Second?", form("second")),
+                ])
+                .await?;
+            Ok(vec![text("Both answered")])
+        },
+    );
+    reg.run_as_task("multi_input", TaskSupport::Optional);
+    reg.raw(
+        spec("test_tool_with_task", "Asks a name, then runs as a task"),
+        |ctx: ToolContext, _: AnyArgs| async move {
+            let answer = ask_one(
+                &ctx,
+                elicitation("user_name", "What is your name?", form("name")),
+            )
+            .await?;
+            let name = answer["content"]["name"].as_str().unwrap_or("stranger");
+            Ok(vec![text(&format!("Hello, {name}!"))])
+        },
+    );
+    reg.run_as_task("test_tool_with_task", TaskSupport::Required);
 }

@@ -25,6 +25,7 @@ pub mod resources;
 pub mod security;
 pub mod session;
 pub mod state;
+pub mod tasks;
 pub mod transport;
 
 use std::sync::Arc;
@@ -47,6 +48,7 @@ pub struct Mcp {
     pub sessions: session::Sessions,
     pub live: Arc<live::Live>,
     pub events: Arc<events::Events>,
+    pub tasks: Arc<tasks::Tasks>,
     /// Open `subscriptions/listen` streams, against [`MAX_LISTENERS`].
     pub listeners: Arc<std::sync::atomic::AtomicUsize>,
     pub log: request_log::RequestLog,
@@ -159,6 +161,7 @@ impl Mcp {
             prompts,
             resources,
             events,
+            tasks: tasks::Tasks::start(db.clone()),
             listeners: Arc::default(),
             sessions: session::Sessions::new(
                 Arc::clone(&cache),

@@ -27,7 +27,8 @@ use super::jsonrpc::{
 use super::protocol::{self, log_rank};
 use super::state::digest;
 use super::transport::{McpHeaders, Reply, SseStream};
-use super::{MAX_LISTENERS, Mcp, dispatch};
+use super::{MAX_LISTENERS, Mcp, dispatch, tasks};
+use crate::tools::TaskSupport;
 
 pub const VERSION: &str = "2026-07-28";
 /// An HTTP header disagrees with the body, or is missing.
@@ -291,7 +292,31 @@ pub async fn serve(mcp: Arc<Mcp>, h: &McpHeaders<'_>, incoming: Incoming) -> Rep
         answers.extend(new);
     }
     let meta = peek.meta.take().unwrap_or_default();
+    let takes_tasks = capabilities
+        .get("extensions")
+        .and_then(|e| e.get(tasks::EXTENSION))
+        .is_some();
+    let task = match peek.name.as_deref().filter(|_| method == "tools/call") {
+        Some(tool) => mcp.tools.task_support(tool),
+        None => None,
+    };
+    if (task == Some(TaskSupport::Required) || method.starts_with("tasks/")) && !takes_tasks {
+        return refuse(
+            &id,
+            &RpcError::new(
+                dispatch::MISSING_CAPABILITY,
+                format!(
+                    "{method} needs the client to take tasks ({})",
+                    tasks::EXTENSION
+                ),
+            )
+            .with_data(
+                json!({ "requiredCapabilities": { "extensions": { tasks::EXTENSION: {} } } }),
+            ),
+        );
+    }
     let caller = Caller::Stateless {
+        task: task.filter(|_| takes_tasks),
         client_name: meta
             .client_info
             .as_ref()
@@ -328,6 +353,7 @@ pub fn discover(_mcp: &Mcp) -> Value {
             "prompts": { "listChanged": true },
             "logging": {},
             "completions": {},
+            "extensions": { tasks::EXTENSION: {} },
         },
         "instructions": protocol::INSTRUCTIONS,
     })

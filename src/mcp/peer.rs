@@ -15,6 +15,7 @@ use super::events::{Event, Events};
 use super::jsonrpc::{self, RpcError};
 use super::live::Live;
 use super::protocol::log_rank;
+use super::tasks::TaskSlot;
 use crate::tools::{Ask, Client, Pending, ToolError};
 
 /// How long a server-to-client request waits for its answer.
@@ -40,6 +41,8 @@ pub enum Asking {
     Answers {
         capabilities: Map<String, Value>,
         answers: Map<String, Value>,
+        /// Set when the call became a task: questions then park the task.
+        task: Arc<TaskSlot>,
     },
 }
 
@@ -103,6 +106,7 @@ impl Client for Peer {
             Asking::Answers {
                 capabilities,
                 answers,
+                task,
             } => {
                 if let Some(missing) = asks
                     .iter()
@@ -117,7 +121,10 @@ impl Client for Peer {
                     .cloned()
                     .collect();
                 if !unanswered.is_empty() {
-                    return Err(ToolError::Pending(Pending::Input(unanswered)));
+                    return match task.get() {
+                        Some((tasks, id)) => tasks.ask(id, answers, asks).await,
+                        None => Err(ToolError::Pending(Pending::Input(unanswered))),
+                    };
                 }
                 Ok(asks.iter().map(|a| answers[&a.key].clone()).collect())
             }

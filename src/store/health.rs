@@ -21,3 +21,12 @@ pub fn probe(conn: &mut PgConnection) -> Result<DbHealth, DbError> {
         migrations: migrations::state(conn, &migrations::MIGRATIONS)?,
     })
 }
+
+/// Holds the connection in one statement for `seconds` (`pg_sleep`): a
+/// stand-in for a long query, used by the conformance fixtures and tests.
+pub fn sleep(conn: &mut PgConnection, seconds: f64) -> Result<(), DbError> {
+    diesel::sql_query("SELECT pg_sleep($1)")
+        .bind::<diesel::sql_types::Double, _>(seconds)
+        .execute(conn)?;
+    Ok(())
+}

@@ -9,3 +9,4 @@ pub mod points;
 pub mod request_log;
 pub mod runs;
 pub mod series;
+pub mod tasks;

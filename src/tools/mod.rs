@@ -16,8 +16,8 @@ pub mod series;
 pub mod server;
 
 pub use registry::{
-    Annotations, Ask, CallError, Client, Output, Pending, Spec, ToolContext, ToolError,
-    ToolRegistry,
+    Annotations, Ask, CallError, Client, Output, Pending, Spec, TaskSupport, ToolContext,
+    ToolError, ToolRegistry,
 };
 
 /// The tool set, in the order of `tools/list`: data in, data out,
@@ -36,6 +36,15 @@ pub fn all() -> ToolRegistry {
     reg.typed(records::LIST_ANALYSES, records::list_analyses);
     reg.typed(records::LIST_MODELS, records::list_models);
     reg.typed(server::SPEC, server::server_metrics);
+    // What can run long on a large series may run as an MCP task.
+    for long in [
+        models::TRAIN.name,
+        analysis::ANOMALIES.name,
+        analysis::TREND.name,
+        query::STATISTICS.name,
+    ] {
+        reg.run_as_task(long, TaskSupport::Optional);
+    }
     reg
 }
 

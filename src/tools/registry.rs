@@ -209,8 +209,28 @@ impl Annotations {
     }
 }
 
+/// Whether a tool may run as an MCP task (2026 Tasks extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskSupport {
+    /// A task when the client takes tasks and the call outlasts a moment.
+    Optional,
+    /// Always a task; refused to clients that do not take tasks.
+    Required,
+}
+
+impl TaskSupport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskSupport::Optional => "optional",
+            TaskSupport::Required => "required",
+        }
+    }
+}
+
 struct Tool {
     listing: Value,
+    /// The listing with `execution.taskSupport`, for clients that take tasks.
+    task_listing: Option<(TaskSupport, Value)>,
     handler: Handler,
     /// Arguments the client repeats in an HTTP header (`x-mcp-header`):
     /// (property, header suffix).
@@ -358,6 +378,7 @@ impl ToolRegistry {
                 spec.name,
                 Tool {
                     listing,
+                    task_listing: None,
                     handler,
                     headers,
                 },
@@ -427,12 +448,32 @@ impl ToolRegistry {
         self.order.iter().copied()
     }
 
-    /// The `tools/list` entries, in order.
-    pub fn listings(&self) -> Vec<&Value> {
+    /// Lets `name` run as a task (a no-op for an unknown name).
+    pub fn run_as_task(&mut self, name: &str, support: TaskSupport) {
+        if let Some(tool) = self.tools.get_mut(name) {
+            let mut listing = tool.listing.clone();
+            listing["execution"] = json!({ "taskSupport": support.as_str() });
+            tool.task_listing = Some((support, listing));
+        }
+    }
+
+    pub fn task_support(&self, name: &str) -> Option<TaskSupport> {
+        self.tools
+            .get(name)
+            .and_then(|t| t.task_listing.as_ref())
+            .map(|(s, _)| *s)
+    }
+
+    /// The `tools/list` entries, in order; `with_tasks` shows which tools
+    /// run as tasks (only the 2026 lane has the Tasks extension).
+    pub fn listings(&self, with_tasks: bool) -> Vec<&Value> {
         self.order
             .iter()
             .filter_map(|n| self.tools.get(n))
-            .map(|t| &t.listing)
+            .map(|t| match &t.task_listing {
+                Some((_, listing)) if with_tasks => listing,
+                _ => &t.listing,
+            })
             .collect()
     }
 

@@ -1,7 +1,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{SIX_TABLES, TestDatabase, mcp, text};
+use crate::helpers::{TABLES, TestDatabase, mcp, text};
 
 #[test]
 fn run_status_revert_and_history_round_trip() {
@@ -14,7 +14,7 @@ fn run_status_revert_and_history_round_trip() {
     let run = mcp(&["migrate", "run"], &db.url);
     assert!(run.status.success(), "{}", text(&run));
     assert!(text(&run).contains("Running upgrade 00000000000000 -> 20261125000001"));
-    assert_eq!(db.tables(), SIX_TABLES);
+    assert_eq!(db.tables(), TABLES);
 
     let again = mcp(&["migrate", "run"], &db.url);
     assert!(
@@ -24,28 +24,28 @@ fn run_status_revert_and_history_round_trip() {
     );
 
     let status = mcp(&["migrate", "status"], &db.url);
-    assert!(text(&status).contains("current version: 20261125000002"));
+    assert!(text(&status).contains("current version: 20261125000003"));
     assert!(text(&status).contains("pending: none"));
 
     let history = mcp(&["migrate", "history"], &db.url);
     assert!(history.status.success());
     assert_eq!(
         String::from_utf8_lossy(&history.stdout).lines().count(),
-        1 + 3,
-        "a header and three migrations"
+        1 + 4,
+        "a header and four migrations"
     );
 
     // Destructive without --yes and without a terminal: refused, nothing done.
     let refused = mcp(&["migrate", "revert", "--all"], &db.url);
     assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
     assert!(text(&refused).contains("--yes"));
-    assert_eq!(db.tables(), SIX_TABLES);
+    assert_eq!(db.tables(), TABLES);
 
     let one = mcp(&["migrate", "revert", "--yes"], &db.url);
     assert!(one.status.success(), "{}", text(&one));
     assert_eq!(
         db.count("SELECT count(*) AS n FROM __diesel_schema_migrations"),
-        2
+        3
     );
 
     let to = mcp(
@@ -71,12 +71,12 @@ fn redo_and_mark_applied() {
     let db = TestDatabase::migrated();
     let redo = mcp(&["migrate", "redo", "--yes"], &db.url);
     assert!(redo.status.success(), "{}", text(&redo));
-    assert!(text(&redo).contains("Running downgrade 20261125000002"));
-    assert!(text(&redo).contains("Running upgrade 20261125000001 -> 20261125000002"));
+    assert!(text(&redo).contains("Running downgrade 20261125000003"));
+    assert!(text(&redo).contains("Running upgrade 20261125000002 -> 20261125000003"));
 
     diesel::RunQueryDsl::execute(
         diesel::sql_query(
-            "DELETE FROM __diesel_schema_migrations WHERE version = '20261125000002'",
+            "DELETE FROM __diesel_schema_migrations WHERE version = '20261125000003'",
         ),
         &mut db.conn(),
     )
@@ -88,7 +88,7 @@ fn redo_and_mark_applied() {
     assert_eq!(unknown.status.code(), Some(1));
     assert!(text(&unknown).contains("not one of this binary's migrations"));
     let stamp = mcp(
-        &["migrate", "mark-applied", "20261125000002", "--yes"],
+        &["migrate", "mark-applied", "20261125000003", "--yes"],
         &db.url,
     );
     assert!(stamp.status.success(), "{}", text(&stamp));

@@ -33,7 +33,7 @@ async fn health_is_ok_with_the_database_and_redis_up() {
         latency > 0.0 && latency < 2000.0,
         "a measured round trip: {latency}"
     );
-    assert_eq!(body["database"]["schema_version"], "20261125000002");
+    assert_eq!(body["database"]["schema_version"], "20261125000003");
     assert_eq!(body["database"]["pending_count"], 0);
     assert_eq!(body["cache"]["backend"], "redis");
     assert_eq!(body["cache"]["state"], "up");
@@ -103,7 +103,7 @@ async fn a_pending_migration_is_503_with_its_name() {
     let db = TestDatabase::migrated();
     let app = TestApp::spawn(&db, None).await;
     // Someone reverted the last migration behind the running server's back.
-    diesel::sql_query("DELETE FROM __diesel_schema_migrations WHERE version = '20261125000002'")
+    diesel::sql_query("DELETE FROM __diesel_schema_migrations WHERE version = '20261125000003'")
         .execute(&mut db.conn())
         .unwrap();
     let (status, body) = app.health_until(|s, _| s != 200).await;
@@ -111,6 +111,6 @@ async fn a_pending_migration_is_503_with_its_name() {
     assert_eq!(body["database"]["pending_count"], 1);
     assert_eq!(
         body["database"]["pending_migrations"][0]["name"],
-        "2026-11-25-000002_timescale_hypertable"
+        "2026-11-25-000003_mcp_tasks"
     );
 }

@@ -18,5 +18,6 @@ mod operator;
 mod pool;
 mod properties;
 mod startup;
+mod tasks;
 mod timescale;
 mod tools;

@@ -3,7 +3,7 @@
 use rocket::http::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{ACCEPT_BOTH, TestApp, TestDatabase, figment, redis_url};
+use crate::helpers::{ACCEPT_BOTH, TestApp, TestDatabase, figment, read_until, redis_url};
 
 fn ping(id: i64) -> Value {
     json!({ "jsonrpc": "2.0", "id": id, "method": "ping" })
@@ -621,7 +621,6 @@ async fn idle_sessions_expire() {
 
 #[rocket::async_test]
 async fn subscribers_hear_when_a_series_receives_points() {
-    use rocket::tokio::io::AsyncReadExt;
     let db = TestDatabase::migrated();
     let app = TestApp::spawn(&db, None).await;
     let session = app.session().await;
@@ -660,12 +659,7 @@ async fn subscribers_hear_when_a_series_receives_points() {
         "points": [{ "time": "2026-01-01T00:00:00Z", "value": 1 }] }),
     )
     .await;
-    let mut buf = vec![0u8; 4096];
-    let n = rocket::tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf))
-        .await
-        .expect("an event arrives")
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf[..n]);
+    let text = read_until(&mut stream, "notifications/resources/updated").await;
     assert!(
         text.contains("notifications/resources/updated") && text.contains("timeseries://watched"),
         "{text}"

@@ -6,7 +6,7 @@ use diesel_migrations::{FileBasedMigrations, MigrationHarness};
 use mcp_server::db::DbError;
 use mcp_server::db::migrations::{self as m, MIGRATIONS};
 
-use crate::helpers::{SIX_TABLES, TestDatabase, project_dir};
+use crate::helpers::{TABLES, TestDatabase, project_dir};
 
 /// The schema as the catalog describes it: columns, constraints, indexes and
 /// functions, one line each, sorted.
@@ -42,9 +42,9 @@ fn snapshot(conn: &mut PgConnection) -> Vec<String> {
 }
 
 #[test]
-fn the_six_tables_exist_with_their_keys() {
+fn the_tables_exist_with_their_keys() {
     let db = TestDatabase::migrated();
-    assert_eq!(db.tables(), SIX_TABLES);
+    assert_eq!(db.tables(), TABLES);
     #[derive(QueryableByName)]
     struct Key {
         #[diesel(sql_type = Text)]
@@ -70,6 +70,7 @@ fn the_six_tables_exist_with_their_keys() {
         ("__diesel_schema_migrations", "version"),
         ("analysis_results", "id"),
         ("mcp_request_logs", "id"),
+        ("mcp_tasks", "task_id"),
         ("model_training_logs", "id"),
         ("performance_metrics", "id"),
         ("statistics_data", "id"),

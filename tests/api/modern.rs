@@ -5,7 +5,7 @@
 use rocket::http::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{ACCEPT_BOTH, TestApp, TestDatabase, figment};
+use crate::helpers::{ACCEPT_BOTH, TestApp, TestDatabase, figment, read_until};
 
 const SECRET: &str = "a state secret shared by every replica here";
 
@@ -396,22 +396,6 @@ async fn a_multi_round_call_resumes_on_another_replica_and_rejects_altered_state
     );
 }
 
-/// Reads an SSE stream until `want` appears (bounded).
-async fn until(stream: &mut rocket::local::asynchronous::LocalResponse<'_>, want: &str) -> String {
-    use rocket::tokio::io::AsyncReadExt;
-    let mut seen = String::new();
-    let mut buf = vec![0u8; 8192];
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-    while !seen.contains(want) {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match rocket::tokio::time::timeout(left, stream.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-            _ => break,
-        }
-    }
-    seen
-}
-
 #[rocket::async_test]
 async fn changes_on_one_replica_reach_listeners_and_sessions_on_another() {
     use rocket::http::Header;
@@ -448,7 +432,7 @@ async fn changes_on_one_replica_reach_listeners_and_sessions_on_another() {
         .body(listen.to_string())
         .dispatch()
         .await;
-    let ack = until(&mut listener, "acknowledged").await;
+    let ack = read_until(&mut listener, "acknowledged").await;
     assert!(
         ack.contains(r#""resourceSubscriptions":["timeseries://shared"]"#),
         "{ack}"
@@ -467,7 +451,7 @@ async fn changes_on_one_replica_reach_listeners_and_sessions_on_another() {
             json!({ "name": "ingest_timeseries", "arguments": { "series": "shared", "points": points } }),
             json!({}))
             .await;
-        heard = until(&mut listener, "resources/updated").await;
+        heard = read_until(&mut listener, "resources/updated").await;
         if heard.contains("resources/updated") {
             break;
         }
@@ -476,7 +460,7 @@ async fn changes_on_one_replica_reach_listeners_and_sessions_on_another() {
         heard.contains(uri) && heard.contains("sub-1"),
         "listener: {heard}"
     );
-    let pushed = until(&mut get, "resources/updated").await;
+    let pushed = read_until(&mut get, "resources/updated").await;
     assert!(pushed.contains(uri), "GET stream: {pushed}");
 
     // A list change on a reaches b's listener, which asked for tools only.
@@ -494,7 +478,7 @@ async fn changes_on_one_replica_reach_listeners_and_sessions_on_another() {
         json!({}),
     )
     .await;
-    let changed = until(&mut listener, "tools/list_changed").await;
+    let changed = read_until(&mut listener, "tools/list_changed").await;
     assert!(!changed.contains("prompts/list_changed"), "{changed}");
     assert!(changed.contains("tools/list_changed"), "{changed}");
 }

@@ -3,7 +3,7 @@
 
 use diesel::RunQueryDsl;
 
-use crate::helpers::{SIX_TABLES, TestApp, TestDatabase, figment, mcp, text};
+use crate::helpers::{TABLES, TestApp, TestDatabase, figment, mcp, text};
 
 /// Start-up is refused (the error is inspected: an unhandled Rocket error
 /// aborts the process when dropped).
@@ -51,7 +51,7 @@ async fn a_database_ahead_is_served_reported_and_never_reverted_around() {
         "{}",
         text(&revert)
     );
-    assert_eq!(db.count(APPLIED), 4, "nothing was reverted");
+    assert_eq!(db.count(APPLIED), 5, "nothing was reverted");
 
     // A pending migration older than what is applied would run out of order.
     sql(
@@ -65,7 +65,7 @@ async fn a_database_ahead_is_served_reported_and_never_reverted_around() {
         "{}",
         text(&run)
     );
-    assert_eq!(db.count(APPLIED), 3, "nothing was applied");
+    assert_eq!(db.count(APPLIED), 4, "nothing was applied");
     assert!(start_is_refused(&db).await, "start-up refuses too");
 }
 
@@ -76,7 +76,7 @@ async fn an_edited_migration_stops_start_up_until_restored_or_repaired() {
     // records them (trust on first use).
     drop(TestApp::spawn(&db, None).await);
     let checksums = "SELECT count(*) AS n FROM __diesel_schema_migrations_checksums";
-    assert_eq!(db.count(checksums), 3);
+    assert_eq!(db.count(checksums), 4);
 
     // What an edit of 2026-11-25-000001's file looks like from here.
     sql(
@@ -96,7 +96,7 @@ async fn an_edited_migration_stops_start_up_until_restored_or_repaired() {
     // Reverting clears the record with the row it belongs to.
     let revert = mcp(&["migrate", "revert", "--yes"], &db.url);
     assert!(revert.status.success(), "{}", text(&revert));
-    assert_eq!(db.count(checksums), 2);
+    assert_eq!(db.count(checksums), 3);
 }
 
 #[test]
@@ -117,7 +117,7 @@ fn mark_applied_all_refuses_gaps_and_takes_either_spelling() {
     let head = mcp(&["migrate", "mark-applied", "--all", "--yes"], &db.url);
     assert!(head.status.success(), "{}", text(&head));
     assert!(
-        text(&head).contains("marked 3 migration(s)"),
+        text(&head).contains("marked 4 migration(s)"),
         "{}",
         text(&head)
     );
@@ -125,7 +125,7 @@ fn mark_applied_all_refuses_gaps_and_takes_either_spelling() {
     assert!(text(&status).contains("pending: none"), "{}", text(&status));
     let again = mcp(&["migrate", "mark-applied", "head", "--yes"], &db.url);
     assert!(
-        text(&again).contains("marked 0 migration(s); 3 already applied"),
+        text(&again).contains("marked 0 migration(s); 4 already applied"),
         "{}",
         text(&again)
     );
@@ -136,7 +136,7 @@ fn mark_applied_all_refuses_gaps_and_takes_either_spelling() {
     );
     assert!(to.status.success(), "{}", text(&to));
     assert!(
-        text(&to).contains("reverted 1 migration(s)"),
+        text(&to).contains("reverted 2 migration(s)"),
         "{}",
         text(&to)
     );
@@ -147,7 +147,7 @@ fn redo_re_applies_only_what_it_reverted_and_says_so() {
     let db = TestDatabase::migrated();
     sql(
         &db,
-        "DELETE FROM __diesel_schema_migrations WHERE version = '20261125000002'",
+        "DELETE FROM __diesel_schema_migrations WHERE version IN ('20261125000002', '20261125000003')",
     );
     let redo = mcp(&["migrate", "redo", "--yes"], &db.url);
     assert!(redo.status.success(), "{}", text(&redo));
@@ -161,7 +161,7 @@ fn redo_re_applies_only_what_it_reverted_and_says_so() {
         "{out}"
     );
     assert!(
-        out.contains("1 other pending migration(s) left pending"),
+        out.contains("2 other pending migration(s) left pending"),
         "{out}"
     );
     assert!(
@@ -179,30 +179,34 @@ fn the_revert_plan_names_what_is_dropped_and_changes_nothing() {
         "INSERT INTO timeseries_data (series_name, time, value)
          SELECT 'plan', t, 1 FROM generate_series(now() - interval '4 hours', now(), interval '1 hour') t",
     );
-    let plan = mcp(&["migrate", "revert", "--steps", "2", "--plan"], &db.url);
+    let plan = mcp(&["migrate", "revert", "--steps", "3", "--plan"], &db.url);
     assert!(plan.status.success(), "{}", text(&plan));
     let out = String::from_utf8_lossy(&plan.stdout);
+    let tasks = out.find("2026-11-25-000003_mcp_tasks").expect("step 1");
     let hypertable = out
         .find("2026-11-25-000002_timescale_hypertable")
-        .expect("step 1");
-    let tables = out.find("2026-11-25-000001_create_tables").expect("step 2");
-    assert!(hypertable < tables, "newest first: {out}");
+        .expect("step 2");
+    let tables = out.find("2026-11-25-000001_create_tables").expect("step 3");
+    assert!(
+        tasks < hypertable && hypertable < tables,
+        "newest first: {out}"
+    );
     assert!(
         out.contains("drops table timeseries_data (5 rows)"),
         "{out}"
     );
-    for table in SIX_TABLES {
+    for table in TABLES {
         assert!(
             out.contains(&format!("drops table {table} (")),
             "{table}: {out}"
         );
     }
-    assert_eq!(db.tables(), SIX_TABLES, "a plan changes nothing");
+    assert_eq!(db.tables(), TABLES, "a plan changes nothing");
     assert_eq!(db.count("SELECT count(*) AS n FROM timeseries_data"), 5);
 
     // Without --yes and a terminal: the plan is shown, and nothing is done.
     let refused = mcp(&["migrate", "revert", "--all"], &db.url);
     assert_eq!(refused.status.code(), Some(2));
     assert!(text(&refused).contains("drops table timeseries_data (5 rows)"));
-    assert_eq!(db.tables(), SIX_TABLES);
+    assert_eq!(db.tables(), TABLES);
 }

@@ -2,7 +2,7 @@ use diesel::prelude::*;
 use mcp_server::db::StartupReport;
 use mcp_server::db::migrations::{self as m, MIGRATIONS};
 
-use crate::helpers::{SIX_TABLES, TestApp, TestDatabase, figment};
+use crate::helpers::{TABLES, TestApp, TestDatabase, figment};
 
 #[rocket::async_test]
 async fn start_creates_a_missing_database_and_migrates_it() {
@@ -10,7 +10,7 @@ async fn start_creates_a_missing_database_and_migrates_it() {
     let app = TestApp::spawn(&db, None).await;
     let report = app.client.rocket().state::<StartupReport>().unwrap();
     assert_eq!(report.applied.len(), m::all(&MIGRATIONS).unwrap().len());
-    assert_eq!(db.tables(), SIX_TABLES);
+    assert_eq!(db.tables(), TABLES);
     let (status, health) = app.get_json("/health").await;
     assert_eq!(status, 200, "{health}");
     assert_eq!(health["database"]["pending_count"], 0);

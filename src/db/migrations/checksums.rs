@@ -132,7 +132,12 @@ pub fn rerecord(conn: &mut PgConnection, version: &str) -> Result<bool, DbError>
 mod tests {
     #[test]
     fn every_embedded_migration_has_a_checksum() {
-        assert_eq!(super::CHECKSUMS.len(), 3);
+        let on_disk = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().join("up.sql").is_file())
+            .count();
+        assert_eq!(super::CHECKSUMS.len(), on_disk);
         assert!(super::embedded("20261125000001").is_some_and(|s| s.len() == 64));
         assert!(super::embedded("29990101000000").is_none());
     }

@@ -155,6 +155,7 @@ impl TestApp {
         let name = params["name"]
             .as_str()
             .or(params["uri"].as_str())
+            .or(params["taskId"].as_str())
             .map(str::to_owned);
         let msg =
             serde_json::json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
@@ -174,4 +175,23 @@ impl TestApp {
     pub fn mcp_state(&self) -> &std::sync::Arc<mcp_server::mcp::Mcp> {
         self.client.rocket().state().expect("MCP state")
     }
+}
+
+/// Reads an SSE stream until `want` appears (bounded).
+pub async fn read_until(
+    stream: &mut rocket::local::asynchronous::LocalResponse<'_>,
+    want: &str,
+) -> String {
+    use rocket::tokio::io::AsyncReadExt;
+    let mut seen = String::new();
+    let mut buf = vec![0u8; 8192];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !seen.contains(want) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rocket::tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            _ => break,
+        }
+    }
+    seen
 }

@@ -266,9 +266,10 @@ impl Drop for TestDatabase {
     }
 }
 
-pub const SIX_TABLES: [&str; 6] = [
+pub const TABLES: [&str; 7] = [
     "analysis_results",
     "mcp_request_logs",
+    "mcp_tasks",
     "model_training_logs",
     "performance_metrics",
     "statistics_data",
