@@ -25,7 +25,6 @@ use super::jsonrpc::{
     self, INVALID_PARAMS, METHOD_NOT_FOUND, RESOURCE_NOT_FOUND, RequestId, RpcError,
 };
 use super::protocol::{self, log_rank};
-use super::state::digest;
 use super::transport::{McpHeaders, Reply, SseStream};
 use super::{MAX_LISTENERS, Mcp, dispatch, tasks};
 use crate::tools::TaskSupport;
@@ -236,17 +235,17 @@ pub struct Round {
     pub answers: Map<String, Value>,
 }
 
-/// The `arguments` member of the params, digested.
-fn args_digest(params: Option<&RawValue>) -> String {
+/// The `arguments` member of the params (null when absent), which a
+/// sealed state is bound to.
+fn arguments(params: Option<&RawValue>) -> Value {
     #[derive(serde::Deserialize)]
     struct Args {
         arguments: Option<Value>,
     }
-    let args = params
+    params
         .and_then(|p| serde_json::from_str::<Args>(p.get()).ok())
         .and_then(|a| a.arguments)
-        .unwrap_or(Value::Null);
-    digest(&args)
+        .unwrap_or(Value::Null)
 }
 
 pub async fn serve(mcp: Arc<Mcp>, h: &McpHeaders<'_>, incoming: Incoming) -> Reply {
@@ -274,10 +273,19 @@ pub async fn serve(mcp: Arc<Mcp>, h: &McpHeaders<'_>, incoming: Incoming) -> Rep
         Some(Value::String(sealed)) => {
             match mcp
                 .sealer
-                .open(&sealed, &target, &args_digest(params.as_deref()))
+                .open(&sealed, &target, &arguments(params.as_deref()))
             {
-                Ok(state) => state.answers,
-                Err(e) => return refuse(&id, &RpcError::invalid_params(e)),
+                Ok(answers) => answers,
+                Err(e) => {
+                    return refuse(
+                        &id,
+                        &RpcError::invalid_params(format!(
+                            "requestState refused ({e}); it must come unaltered from this \
+                             server's answer to this same request within 15 minutes: \
+                             start the request again without it"
+                        )),
+                    );
+                }
             }
         }
         Some(_) => {
@@ -342,21 +350,30 @@ pub async fn serve(mcp: Arc<Mcp>, h: &McpHeaders<'_>, incoming: Incoming) -> Rep
     call::run(mcp, caller, request).await
 }
 
-/// The `server/discover` result.
+/// The `server/discover` result (rmcp's model of it). Its caching hints
+/// and server identity are set by [`conclude`], as for the lists.
 pub fn discover(_mcp: &Mcp) -> Value {
-    json!({
-        "supportedVersions": [VERSION],
-        "capabilities": {
-            // Changes reach `subscriptions/listen` streams on every replica.
-            "tools": { "listChanged": true },
-            "resources": { "subscribe": true },
-            "prompts": { "listChanged": true },
-            "logging": {},
-            "completions": {},
-            "extensions": { tasks::EXTENSION: {} },
-        },
-        "instructions": protocol::INSTRUCTIONS,
-    })
+    use rmcp::model::{
+        DiscoverResult, JsonObject, PromptsCapability, ProtocolVersion, ResourcesCapability,
+        ServerCapabilities, ToolsCapability,
+    };
+    let mut tools = ToolsCapability::default();
+    let mut prompts = PromptsCapability::default();
+    let mut resources = ResourcesCapability::default();
+    // Changes reach `subscriptions/listen` streams on every replica.
+    tools.list_changed = Some(true);
+    prompts.list_changed = Some(true);
+    resources.subscribe = Some(true);
+    let mut capabilities = ServerCapabilities::default();
+    capabilities.tools = Some(tools);
+    capabilities.prompts = Some(prompts);
+    capabilities.resources = Some(resources);
+    capabilities.logging = Some(JsonObject::new());
+    capabilities.completions = Some(JsonObject::new());
+    capabilities.extensions = Some([(tasks::EXTENSION.to_owned(), JsonObject::new())].into());
+    let mut result = DiscoverResult::new(vec![ProtocolVersion::V_2026_07_28], capabilities);
+    result.instructions = Some(protocol::INSTRUCTIONS.to_owned());
+    serde_json::to_value(result).unwrap_or_else(|_| json!({}))
 }
 
 /// A dispatched request's outcome in 2026 terms: `resultType` on every
@@ -383,6 +400,7 @@ pub fn conclude(
                     "resources/list" | "resources/read" => Some((0, "private")),
                     _ => None,
                 };
+                // Ours, over any a model type defaulted to.
                 if let Some((ttl, scope)) = cache {
                     obj.insert("ttlMs".into(), json!(ttl));
                     obj.insert("cacheScope".into(), json!(scope));
@@ -414,7 +432,7 @@ pub fn conclude(
                     json!({ "method": ask.method, "params": ask.params }),
                 );
             }
-            let state = mcp.sealer.seal(&target, args_digest(params), answers);
+            let state = mcp.sealer.seal(&target, &arguments(params), answers);
             Ok(json!({
                 "resultType": "input_required",
                 "inputRequests": requests,

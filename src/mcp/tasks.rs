@@ -56,19 +56,28 @@ fn unknown(id: &str) -> RpcError {
         .with_data(json!({ "taskId": id }))
 }
 
+/// A row as rmcp's model of a task.
+fn task_of(task: &McpTask) -> rmcp::model::Task {
+    use rmcp::model::{Task, TaskStatus};
+    let status: TaskStatus = serde_json::from_value(json!(task.status)).unwrap_or_default();
+    let mut seed = Task::new(
+        task.task_id.clone(),
+        status,
+        rfc3339(task.created_at),
+        rfc3339(task.updated_at),
+    );
+    seed.status_message = task.status_message.clone();
+    seed.ttl_ms = u64::try_from(task.ttl_ms).ok();
+    seed.poll_interval_ms = Some(POLL_INTERVAL_MS);
+    seed
+}
+
 /// The task fields every task answer has.
 fn envelope(task: &McpTask) -> Map<String, Value> {
-    let mut out = Map::new();
-    out.insert("taskId".into(), json!(task.task_id));
-    out.insert("status".into(), json!(task.status));
-    if let Some(m) = &task.status_message {
-        out.insert("statusMessage".into(), json!(m));
+    match serde_json::to_value(task_of(task)) {
+        Ok(Value::Object(fields)) => fields,
+        _ => Map::new(),
     }
-    out.insert("createdAt".into(), json!(rfc3339(task.created_at)));
-    out.insert("lastUpdatedAt".into(), json!(rfc3339(task.updated_at)));
-    out.insert("ttlMs".into(), json!(task.ttl_ms));
-    out.insert("pollIntervalMs".into(), json!(POLL_INTERVAL_MS));
-    out
 }
 
 /// A stopped call as a task's stored outcome: a result (tool errors
@@ -152,9 +161,9 @@ impl Tasks {
             .await
             .map_err(db_failure)?
             .ok_or_else(|| RpcError::internal("the task was not stored"))?;
-        let mut created = envelope(&task);
-        created.insert("resultType".into(), json!("task"));
-        Ok((id, Value::Object(created)))
+        let created = serde_json::to_value(rmcp::model::CreateTaskResult::new(task_of(&task)))
+            .map_err(|e| RpcError::internal(format!("task not representable: {e}")))?;
+        Ok((id, created))
     }
 
     /// `tasks/get`: the task, its result once completed, its error once
