@@ -583,7 +583,7 @@ fn register_input_tools(reg: &mut ToolRegistry) {
 /// A result that cannot be serialized: the server fails after the tool
 /// ran, which a task reports as `failed` (not as a tool error).
 #[derive(JsonSchema)]
-pub struct Unserializable;
+pub struct Unserializable {}
 
 impl serde::Serialize for Unserializable {
     fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
@@ -658,7 +658,7 @@ fn register_task_tools(reg: &mut ToolRegistry) {
         |_, _: AnyArgs| async {
             sleep(Duration::from_millis(300)).await;
             Ok(crate::tools::Output {
-                value: Unserializable,
+                value: Unserializable {},
                 text: String::new(),
             })
         },
