@@ -336,49 +336,45 @@ async fn as_task(
     } = call;
     let tool = logged.tool_name.clone().unwrap_or_default();
     let running = Arc::clone(&mcp);
-    let digest_params = params.as_ref().map(|p| p.get().to_owned());
+    // Shared with the call, for sealing the state if it asks for input.
+    let params: Option<Arc<Params>> = params.map(Arc::new);
+    let own = params.clone();
     let mut handle = rocket::tokio::spawn(async move {
         let _body = body;
-        dispatch::dispatch(&running, Lane::Modern, &method, params.as_deref(), ctx).await
+        dispatch::dispatch(
+            &running,
+            Lane::Modern,
+            &method,
+            own.as_deref().map(|p| &**p),
+            ctx,
+        )
+        .await
     });
     let early = rocket::tokio::time::timeout(tasks::GRACE, &mut handle).await;
     let required = support == TaskSupport::Required;
+    let direct = |outcome: Result<Value, Stop>, round: Round| {
+        let raw = params.as_deref().map(|p| &**p);
+        modern::conclude(&mcp, "tools/call", raw, outcome, round)
+    };
     let reply = match early {
         // Asked for input before it became a task: a multi-round answer.
-        Ok(Ok(Err(Stop::Input(asks)))) => {
-            let raw = digest_params
-                .as_deref()
-                .and_then(|p| serde_json::value::RawValue::from_string(p.to_owned()).ok());
-            modern::conclude(
-                &mcp,
-                "tools/call",
-                raw.as_deref(),
-                Err(Stop::Input(asks)),
-                round,
-            )
-        }
-        // A protocol error before any task exists is the call's error.
-        Ok(Ok(Err(Stop::Error(e)))) if !required => Err(e),
-        Ok(stopped) if !required => tasks::outcome(stopped)
-            .map_err(|_| RpcError::internal("the call failed"))
-            .and_then(|r| modern::conclude(&mcp, "tools/call", None, Ok(r), round)),
+        Ok(Ok(Err(Stop::Input(asks)))) => direct(Err(Stop::Input(asks)), round),
+        // Over within the grace period: answered directly, unless the tool
+        // requires a task (one is recorded already ended).
+        Ok(stopped) if !required => match tasks::outcome(stopped) {
+            Ok(result) => direct(Ok(result), round),
+            Err(e) => Err(e),
+        },
         Ok(stopped) => mcp
             .tasks
             .create(&tool, Some(tasks::outcome(stopped)))
             .await
             .map(|(_, created)| created),
-        Err(_) if !mcp.tasks.has_room() && !required => {
-            // Too many tasks here: this one is answered when it ends.
-            let stopped = handle.await;
-            tasks::outcome(stopped)
-                .map_err(|e| {
-                    RpcError::new(
-                        e["code"].as_i64().unwrap_or(-32603) as i32,
-                        e["message"].as_str().unwrap_or("failed").to_owned(),
-                    )
-                })
-                .and_then(|r| modern::conclude(&mcp, "tools/call", None, Ok(r), round))
-        }
+        // Too many tasks here: this one is answered when it ends.
+        Err(_) if !mcp.tasks.has_room() && !required => match tasks::outcome(handle.await) {
+            Ok(result) => direct(Ok(result), round),
+            Err(e) => Err(e),
+        },
         Err(_) => match mcp.tasks.create(&tool, None).await {
             Ok((task_id, created)) => {
                 let _ = slot.set((Arc::clone(&mcp.tasks), task_id.clone()));

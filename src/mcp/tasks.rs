@@ -84,15 +84,14 @@ fn envelope(task: &McpTask) -> Map<String, Value> {
 /// included) completes it; a protocol error fails it.
 pub fn outcome(
     stopped: Result<Result<Value, Stop>, rocket::tokio::task::JoinError>,
-) -> Result<Value, Value> {
+) -> Result<Value, RpcError> {
     match stopped {
         Ok(Ok(result)) => Ok(result),
-        Ok(Err(Stop::Error(e))) => Err(e.to_json()),
+        Ok(Err(Stop::Error(e))) => Err(e),
         Ok(Err(Stop::Input(_))) => Err(RpcError::internal(
             "the tool asked for input as it became a task; call it again",
-        )
-        .to_json()),
-        Err(e) => Err(RpcError::internal(format!("the task stopped: {e}")).to_json()),
+        )),
+        Err(e) => Err(RpcError::internal(format!("the task stopped: {e}"))),
     }
 }
 
@@ -131,7 +130,7 @@ impl Tasks {
     pub async fn create(
         &self,
         tool: &str,
-        ended: Option<Result<Value, Value>>,
+        ended: Option<Result<Value, RpcError>>,
     ) -> Result<(String, Value), RpcError> {
         let id = super::session::new_id();
         let (tool, owner, task_id) = (tool.to_owned(), self.owner.clone(), id.clone());
@@ -141,7 +140,7 @@ impl Tasks {
                 let (status, result, error) = match ended {
                     None => ("working", None, None),
                     Some(Ok(r)) => ("completed", Some(r), None),
-                    Some(Err(e)) => ("failed", None, Some(e)),
+                    Some(Err(e)) => ("failed", None, Some(e.to_json())),
                 };
                 store::create(
                     c,
@@ -248,7 +247,7 @@ impl Tasks {
             loop {
                 rocket::tokio::select! {
                     stopped = &mut call => {
-                        let ended = outcome(stopped);
+                        let ended = outcome(stopped).map_err(|e| e.to_json());
                         let key = id.clone();
                         if let Err(e) = tasks.db.run(move |c| store::finish(c, &key, ended)).await {
                             log::warn!("task {id}: its outcome was not stored: {e}");
