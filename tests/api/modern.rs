@@ -482,3 +482,50 @@ async fn changes_on_one_replica_reach_listeners_and_sessions_on_another() {
     assert!(!changed.contains("prompts/list_changed"), "{changed}");
     assert!(changed.contains("tools/list_changed"), "{changed}");
 }
+
+#[rocket::async_test]
+async fn listeners_hear_changes_again_after_redis_restarts() {
+    use rocket::http::Header;
+    let db = TestDatabase::migrated();
+    let mut redis = crate::helpers::OwnRedis::start();
+    let spawn = || async {
+        let fig = figment(&db.url, Some(&redis.url())).merge(("mcp_conformance_fixtures", true));
+        TestApp::try_spawn(fig).await.expect("application starts")
+    };
+    let (a, b) = (spawn().await, spawn().await);
+    redis.restart_empty();
+    // b's relay resubscribes within about a second, and a's publishing
+    // resumes after its Redis back-off: a change on a then reaches b again.
+    let listen = json!({ "jsonrpc": "2.0", "id": "after-restart", "method": "subscriptions/listen",
+        "params": { "notifications": { "toolsListChanged": true }, "_meta": meta("2026-07-28") } });
+    let mut listener = b
+        .client
+        .post("/mcp")
+        .header(Header::new("Accept", "application/json, text/event-stream"))
+        .header(Header::new("Content-Type", "application/json"))
+        .header(Header::new("MCP-Protocol-Version", "2026-07-28"))
+        .header(Header::new("Mcp-Method", "subscriptions/listen"))
+        .body(listen.to_string())
+        .dispatch()
+        .await;
+    assert!(
+        read_until(&mut listener, "acknowledged")
+            .await
+            .contains("after-restart")
+    );
+    let mut heard = String::new();
+    for i in 0..8 {
+        a.modern(
+            i,
+            "tools/call",
+            json!({ "name": "test_trigger_tool_change", "arguments": {} }),
+            json!({}),
+        )
+        .await;
+        heard = read_until(&mut listener, "tools/list_changed").await;
+        if heard.contains("tools/list_changed") {
+            break;
+        }
+    }
+    assert!(heard.contains("tools/list_changed"), "{heard}");
+}
