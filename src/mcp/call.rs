@@ -139,7 +139,8 @@ pub async fn run(mcp: Arc<Mcp>, caller: Caller, request: Request) -> Reply {
         tool_name: name.filter(|_| method == "tools/call"),
         params: params.as_deref().map(|p| capped(p, body.bytes)),
     };
-    let slot: Arc<TaskSlot> = Arc::default();
+    // Only a 2026 call can become a task.
+    let mut slot: Option<Arc<TaskSlot>> = None;
     let (min_log, cancelled, asking) = match &caller {
         Caller::Session(session) => (
             Some(
@@ -164,7 +165,7 @@ pub async fn run(mcp: Arc<Mcp>, caller: Caller, request: Request) -> Reply {
             Asking::Answers {
                 capabilities: capabilities.clone(),
                 answers: round.answers.clone(),
-                task: Arc::clone(&slot),
+                task: Arc::clone(slot.insert(Arc::default())),
             },
         ),
     };
@@ -192,7 +193,7 @@ pub async fn run(mcp: Arc<Mcp>, caller: Caller, request: Request) -> Reply {
         client: Arc::new(peer),
         metrics: Arc::clone(&mcp.metrics),
     };
-    let caller = match (caller, watch) {
+    let caller = match (caller, watch, slot) {
         (
             Caller::Stateless {
                 task: Some(support),
@@ -201,6 +202,7 @@ pub async fn run(mcp: Arc<Mcp>, caller: Caller, request: Request) -> Reply {
                 ..
             },
             Some(watch),
+            Some(slot),
         ) => {
             let call = Call {
                 id,
@@ -213,7 +215,7 @@ pub async fn run(mcp: Arc<Mcp>, caller: Caller, request: Request) -> Reply {
             };
             return as_task(mcp, call, ctx, support, round, slot, watch).await;
         }
-        (caller, _) => caller,
+        (caller, ..) => caller,
     };
     let task_id = id.clone();
     let modern = matches!(caller, Caller::Stateless { .. });
@@ -399,13 +401,5 @@ async fn as_task(
         },
         &reply,
     );
-    let body = match reply {
-        Ok(result) => jsonrpc::success(&id, result),
-        Err(e) => jsonrpc::failure(Some(&id), &e),
-    };
-    Reply::Json {
-        status: modern::status_of(&body),
-        body,
-        session: None,
-    }
+    modern::answer(&id, &reply)
 }

@@ -219,13 +219,21 @@ pub fn status_of(body: &Value) -> Status {
     }
 }
 
-fn refuse(id: &RequestId, error: &RpcError) -> Reply {
-    let body = jsonrpc::failure(Some(id), error);
+/// A 2026 answer as JSON, with the HTTP status its error maps to.
+pub fn answer(id: &RequestId, outcome: &Result<Value, RpcError>) -> Reply {
+    let body = match outcome {
+        Ok(result) => jsonrpc::success(id, result.clone()),
+        Err(e) => jsonrpc::failure(Some(id), e),
+    };
     Reply::Json {
         status: status_of(&body),
         body,
         session: None,
     }
+}
+
+fn refuse(id: &RequestId, error: &RpcError) -> Reply {
+    answer(id, &Err(error.clone()))
 }
 
 /// What a round of a multi-round request resumes from.
@@ -291,7 +299,9 @@ pub async fn serve(mcp: Arc<Mcp>, h: &McpHeaders<'_>, incoming: Incoming) -> Rep
         Some(_) => {
             return refuse(
                 &id,
-                &RpcError::invalid_params("requestState must be a string"),
+                &RpcError::invalid_params(
+                    "requestState must be the string this server returned; send it back unchanged, or leave it out to start again",
+                ),
             );
         }
     };
@@ -314,7 +324,8 @@ pub async fn serve(mcp: Arc<Mcp>, h: &McpHeaders<'_>, incoming: Incoming) -> Rep
             &RpcError::new(
                 dispatch::MISSING_CAPABILITY,
                 format!(
-                    "{method} needs the client to take tasks ({})",
+                    "{method} needs tasks: declare the {} extension in \
+                     _meta[\"io.modelcontextprotocol/clientCapabilities\"].extensions",
                     tasks::EXTENSION
                 ),
             )

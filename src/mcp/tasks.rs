@@ -52,8 +52,10 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 fn unknown(id: &str) -> RpcError {
-    RpcError::invalid_params(format!("unknown task {id:?} (it may have expired)"))
-        .with_data(json!({ "taskId": id }))
+    RpcError::invalid_params(format!(
+        "unknown task {id:?}: it never existed here or expired after its ttlMs; call the tool again"
+    ))
+    .with_data(json!({ "taskId": id }))
 }
 
 /// A row as rmcp's model of a task.
