@@ -9,6 +9,7 @@
 
 pub mod analytics;
 pub mod cache;
+pub mod chart;
 pub mod cli;
 pub mod config;
 pub mod db;

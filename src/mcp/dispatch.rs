@@ -177,7 +177,14 @@ pub async fn dispatch(
                         other => RpcError::invalid_params(other).into(),
                     })?
             };
-            prompt.get(args, &answers)?
+            let mut got = prompt.get(args, &answers)?;
+            if let Some(figure) = prompt.figure {
+                let shown = super::prompts::figure(&ctx, figure, args).await?;
+                if let Some(messages) = got["messages"].as_array_mut() {
+                    messages.splice(0..0, shown);
+                }
+            }
+            got
         }
         ("resources/list", _) => mcp.resources.list(cursor(&p)?, mcp.page_size).await?,
         ("resources/templates/list", _) => paged(
@@ -186,7 +193,7 @@ pub async fn dispatch(
             cursor(&p)?,
             mcp.page_size,
         )?,
-        ("resources/read", _) => mcp.resources.read(str_param(&p, "uri")?).await?,
+        ("resources/read", _) => mcp.resources.read(str_param(&p, "uri")?, &ctx).await?,
         ("completion/complete", _) => complete(mcp, &p).await?,
         ("server/discover", Lane::Modern) => super::modern::discover(mcp),
         ("ping", Lane::Legacy(_)) => json!({}),

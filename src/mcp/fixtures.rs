@@ -277,6 +277,7 @@ fn register_prompts(reg: &mut PromptRegistry) {
         description: "A simple prompt without arguments",
         arguments: vec![],
         asks: Vec::new(),
+        figure: None,
         render: Box::new(|_, _| Ok(vec![user(text("This is a simple prompt for testing."))])),
     });
     reg.add(Prompt {
@@ -288,6 +289,7 @@ fn register_prompts(reg: &mut PromptRegistry) {
             Arg::required("arg2", "Second test argument").completes(COMPLETIONS),
         ],
         asks: Vec::new(),
+        figure: None,
         render: Box::new(|a, _| {
             Ok(vec![user(text(&format!(
                 "Prompt with arguments: arg1='{}', arg2='{}'",
@@ -302,6 +304,7 @@ fn register_prompts(reg: &mut PromptRegistry) {
         description: "A prompt that embeds a resource",
         arguments: vec![Arg::required("resourceUri", "URI of the resource to embed")],
         asks: Vec::new(),
+        figure: None,
         render: Box::new(|a, _| {
             Ok(vec![
                 user(json!({ "type": "resource", "resource": {
@@ -317,6 +320,7 @@ fn register_prompts(reg: &mut PromptRegistry) {
         description: "A prompt that includes an image",
         arguments: vec![],
         asks: Vec::new(),
+        figure: None,
         render: Box::new(|_, _| {
             Ok(vec![
                 user(json!({ "type": "image", "data": PNG, "mimeType": "image/png" })),
@@ -334,6 +338,7 @@ fn register_prompts(reg: &mut PromptRegistry) {
             "What context should the prompt use?",
             form("context"),
         )],
+        figure: None,
         render: Box::new(|_, answers| {
             let context = answers
                 .first()

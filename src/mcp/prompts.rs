@@ -6,7 +6,11 @@ use serde_json::{Map, Value, json};
 use super::jsonrpc::RpcError;
 use super::paged;
 use super::resources::Complete;
-use crate::tools::Ask;
+use crate::domain::{RunStatus, Series};
+use crate::store::runs;
+use crate::tools::analysis::Method;
+use crate::tools::chart::{self, PlotArgs};
+use crate::tools::{Ask, ToolContext};
 
 pub struct Arg {
     pub name: &'static str,
@@ -63,6 +67,66 @@ pub struct Prompt {
     /// Questions for the client before rendering (usually none).
     pub asks: Vec<Ask>,
     pub render: Render,
+    /// A chart shown above the text.
+    pub figure: Option<Figure>,
+}
+
+/// The chart a prompt embeds, of its `series` argument.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Figure {
+    /// The series with the anomalies its `method` argument finds.
+    Anomalies,
+    /// The series with the forecast of its latest completed model, if any.
+    Forecast,
+}
+
+/// The messages that put `figure` before a prompt's text: the image and
+/// its caption; a note instead when there is nothing to draw, so the
+/// prompt still renders.
+pub async fn figure(
+    ctx: &ToolContext,
+    figure: Figure,
+    args: Option<&Map<String, Value>>,
+) -> Result<Vec<Value>, RpcError> {
+    let arg = |k: &str| {
+        args.and_then(|a| a.get(k))
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+    };
+    let series =
+        Series::parse(arg("series").unwrap_or_default()).map_err(RpcError::invalid_params)?;
+    let mut plot = PlotArgs::of(series.clone());
+    match figure {
+        Figure::Anomalies => {
+            let method = arg("method").unwrap_or("zscore");
+            plot.anomaly_method = Some(serde_json::from_value::<Method>(json!(method)).map_err(
+                |_| {
+                    RpcError::invalid_params(format!(
+                        "method {method:?} is not one of zscore, iqr, mad"
+                    ))
+                },
+            )?);
+        }
+        Figure::Forecast => {
+            let s = series.clone();
+            let models = ctx
+                .db
+                .run(move |conn| runs::list_models(conn, Some(&s), 50))
+                .await
+                .map_err(super::resources::db_failure)?;
+            plot.model_id = models
+                .iter()
+                .find(|m| m.status == RunStatus::Completed)
+                .map(|m| m.id);
+        }
+    }
+    Ok(match chart::plot(ctx, plot).await {
+        Ok(plot) => vec![
+            json!({ "role": "user", "content": plot.image() }),
+            user_text(format!("The chart above: {}", plot.caption)),
+        ],
+        Err(e) => vec![user_text(format!("(No chart of `{series}`: {e})"))],
+    })
 }
 
 impl Prompt {
@@ -148,6 +212,7 @@ pub fn register(reg: &mut PromptRegistry) {
             Arg::optional("method", "zscore, iqr or mad (default zscore)"),
         ],
         asks: Vec::new(),
+        figure: Some(Figure::Anomalies),
         render: Box::new(|a, _| {
             let method = Some(a("method")).filter(|m| !m.is_empty()).unwrap_or_else(|| "zscore".into());
             Ok(vec![user_text(format!(
@@ -156,6 +221,7 @@ pub fn register(reg: &mut PromptRegistry) {
                  2. Call detect_anomalies with method `{method}` and report each anomalous point \
                     with its time, value and score.\n\
                  3. Call analyze_trend to tell anomalies from a shift in level.\n\
+                 4. Use plot_series (with anomaly_method or the analysis_id) to look at any stretch closer.\n\
                  Conclude with which anomalies look like real events, which look like data errors, \
                  and what to check next.",
                 series = a("series"),
@@ -171,6 +237,7 @@ pub fn register(reg: &mut PromptRegistry) {
             Arg::optional("horizon", "How many steps ahead (default 24)"),
         ],
         asks: Vec::new(),
+        figure: Some(Figure::Forecast),
         render: Box::new(|a, _| {
             let horizon = Some(a("horizon")).filter(|h| !h.is_empty()).unwrap_or_else(|| "24".into());
             Ok(vec![user_text(format!(
@@ -178,7 +245,8 @@ pub fn register(reg: &mut PromptRegistry) {
                  1. Call train_model on `{series}` with model_type linear, holt and ar, and compare \
                     their holdout MAE, RMSE and MAPE.\n\
                  2. Call forecast with the best model for {horizon} steps.\n\
-                 3. Report the forecast, the chosen model and why, and how far to trust it.",
+                 3. Call plot_series with that model_id to see the forecast and its band after the data.\n\
+                 4. Report the forecast, the chosen model and why, and how far to trust it.",
                 series = a("series"),
             ))])
         }),

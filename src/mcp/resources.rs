@@ -9,10 +9,13 @@ use super::list_result;
 use crate::db::{Db, DbError};
 use crate::domain::Series;
 use crate::store::series;
-use crate::tools::ToolError;
+use crate::tools::{ToolContext, ToolError, chart};
 
 const SERIES_SCHEME: &str = "timeseries://";
 pub const SERIES_TEMPLATE: &str = "timeseries://{series}";
+/// A series' chart: `timeseries://<series>/chart.png`. (A series whose own
+/// name ends in `/chart.png` is read through query_timeseries instead.)
+const CHART_SUFFIX: &str = "/chart.png";
 /// Points returned when a series is read as a resource.
 const RESOURCE_POINTS: i64 = 1000;
 /// Completion values returned at most (the spec's limit).
@@ -76,6 +79,10 @@ fn series_of(uri: &str) -> Option<Series> {
         .and_then(|s| Series::parse(s).ok())
 }
 
+fn chart_of(uri: &str) -> Option<Series> {
+    uri.strip_suffix(CHART_SUFFIX).and_then(series_of)
+}
+
 impl ResourceRegistry {
     pub fn new(db: Db) -> ResourceRegistry {
         let series = Template {
@@ -88,10 +95,21 @@ impl ResourceRegistry {
             }),
             arguments: vec![("series", Complete::Series)],
         };
+        let chart = Template {
+            listing: json!({
+                "uriTemplate": format!("{SERIES_TEMPLATE}{CHART_SUFFIX}"),
+                "name": "timeseries-chart",
+                "title": "Time series chart",
+                "description": "A PNG chart of the whole series (bucketed to the pixel columns, min–max shaded); \
+                                plot_series draws ranges, anomalies and forecasts",
+                "mimeType": "image/png",
+            }),
+            arguments: vec![("series", Complete::Series)],
+        };
         ResourceRegistry {
             db,
             sources: Vec::new(),
-            templates: vec![series],
+            templates: vec![series, chart],
         }
     }
 
@@ -145,9 +163,24 @@ impl ResourceRegistry {
         Ok(list_result("resources", resources, next))
     }
 
-    pub async fn read(&self, uri: &str) -> Result<Value, RpcError> {
+    pub async fn read(&self, uri: &str, ctx: &ToolContext) -> Result<Value, RpcError> {
         if let Some(found) = self.sources.iter().find_map(|s| s.read(uri)) {
             return Ok(found);
+        }
+        if let Some(name) = chart_of(uri) {
+            let plot = match chart::plot(ctx, chart::PlotArgs::of(name)).await {
+                Ok(plot) => plot,
+                // With default arguments only an empty series is refused.
+                Err(ToolError::Invalid(_)) => return Err(not_found(uri)),
+                Err(busy @ ToolError::Busy(_)) => {
+                    return Err(RpcError::new(jsonrpc::SERVER_ERROR, busy.to_string()));
+                }
+                Err(other) => return Err(RpcError::internal(other)),
+            };
+            let blob = plot.image()["data"].take();
+            return Ok(
+                json!({ "contents": [{ "uri": uri, "mimeType": "image/png", "blob": blob }] }),
+            );
         }
         let name = series_of(uri).ok_or_else(|| not_found(uri))?;
         let found = self

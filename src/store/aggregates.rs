@@ -137,7 +137,7 @@ pub fn spread(conn: &mut PgConnection, series: &Series, window: Window) -> Resul
     Ok(windowed!(sql, series, window).get_result(conn)?)
 }
 
-#[derive(Debug, Clone, QueryableByName, Serialize, JsonSchema)]
+#[derive(Debug, Clone, QueryableByName, Serialize, Deserialize, JsonSchema)]
 pub struct Outlier {
     #[diesel(sql_type = Timestamptz)]
     pub time: DateTime<Utc>,
@@ -267,6 +267,66 @@ pub fn training_values(
     let sql = format!("SELECT * FROM ({inner}) latest ORDER BY time");
     Ok(windowed!(sql, series, window)
         .bind::<Nullable<Text>, _>(bucket.map(Bucket::interval))
+        .bind::<BigInt, _>(limit)
+        .load(conn)?)
+}
+
+/// The first and last time of something.
+pub type Extent = (DateTime<Utc>, DateTime<Utc>);
+
+/// The first and last time of a series in a window (index-only ends).
+pub fn extent(
+    conn: &mut PgConnection,
+    series: &Series,
+    window: Window,
+) -> Result<Option<Extent>, DbError> {
+    #[derive(QueryableByName)]
+    struct Ends {
+        #[diesel(sql_type = Nullable<Timestamptz>)]
+        first: Option<DateTime<Utc>>,
+        #[diesel(sql_type = Nullable<Timestamptz>)]
+        last: Option<DateTime<Utc>>,
+    }
+    let sql =
+        format!("SELECT min(time) AS first, max(time) AS last FROM timeseries_data WHERE {WINDOW}");
+    let e: Ends = windowed!(sql, series, window).get_result(conn)?;
+    Ok(e.first.zip(e.last))
+}
+
+/// A bucket for drawing: its aggregate, its min and max, and its size.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Envelope {
+    #[diesel(sql_type = Timestamptz)]
+    pub time: DateTime<Utc>,
+    #[diesel(sql_type = Double)]
+    pub value: f64,
+    #[diesel(sql_type = Double)]
+    pub low: f64,
+    #[diesel(sql_type = Double)]
+    pub high: f64,
+    #[diesel(sql_type = BigInt)]
+    pub count: i64,
+}
+
+/// [`buckets`] with each bucket's min and max, for a chart: spikes stay
+/// visible however wide the bucket.
+pub fn envelope(
+    conn: &mut PgConnection,
+    series: &Series,
+    window: Window,
+    bucket: Bucket,
+    aggregate: Aggregate,
+    limit: i64,
+) -> Result<Vec<Envelope>, DbError> {
+    let sql = format!(
+        "SELECT date_bin($4::interval, time, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS time,
+                {} AS value, min(value) AS low, max(value) AS high, count(*) AS count
+           FROM timeseries_data WHERE {WINDOW}
+          GROUP BY 1 ORDER BY 1 LIMIT $5",
+        aggregate_sql(aggregate)
+    );
+    Ok(windowed!(sql, series, window)
+        .bind::<Text, _>(bucket.interval())
         .bind::<BigInt, _>(limit)
         .load(conn)?)
 }

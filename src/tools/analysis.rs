@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{Annotations, Output, Spec, ToolContext, ToolError, fmt_num};
+use diesel::PgConnection;
+
+use crate::db::DbError;
 use crate::domain::{AnalysisKind, Bounded, Series, Window};
 use crate::store::aggregates::{self, Outlier};
 use crate::store::runs;
@@ -44,7 +47,7 @@ pub enum Method {
 }
 
 impl Method {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Method::Zscore => "zscore",
             Method::Iqr => "iqr",
@@ -52,7 +55,7 @@ impl Method {
         }
     }
 
-    fn default_threshold(self) -> f64 {
+    pub fn default_threshold(self) -> f64 {
         match self {
             Method::Zscore => 3.0,
             Method::Iqr => 1.5,
@@ -65,6 +68,12 @@ impl Method {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "f64")]
 pub struct Threshold(f64);
+
+impl Threshold {
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
 
 impl TryFrom<f64> for Threshold {
     type Error = String;
@@ -105,25 +114,25 @@ pub struct AnomalyArgs {
     pub max_results: Bounded<1, 1000, 100>,
 }
 
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct AnomalyResult {
-    series: Series,
-    method: Method,
-    threshold: f64,
+    pub series: Series,
+    pub method: Method,
+    pub threshold: f64,
     /// Points examined.
-    count: i64,
+    pub count: i64,
     /// The centre (mean or median) and unit (stddev, IQR or MAD/0.6745) scores are measured in.
-    center: f64,
-    unit: f64,
-    lower_bound: f64,
-    upper_bound: f64,
-    anomalies: Vec<Outlier>,
+    pub center: f64,
+    pub unit: f64,
+    pub lower_bound: f64,
+    pub upper_bound: f64,
+    pub anomalies: Vec<Outlier>,
     /// How many points are anomalous in all (may exceed the list).
-    total_anomalies: i64,
-    truncated: bool,
+    pub total_anomalies: i64,
+    pub truncated: bool,
     /// The `analysis_results` row of this run.
     #[serde(skip_serializing_if = "Option::is_none")]
-    analysis_id: Option<i64>,
+    pub analysis_id: Option<i64>,
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -231,6 +240,64 @@ impl Recorded for TrendResult {
     }
 }
 
+/// The anomalies of `series` in `window`, most extreme first (at most
+/// `limit`), or why there can be none.
+pub fn find(
+    conn: &mut PgConnection,
+    s: Series,
+    window: Window,
+    method: Method,
+    threshold: f64,
+    limit: i64,
+) -> Result<Result<AnomalyResult, String>, DbError> {
+    let sp = aggregates::spread(conn, &s, window)?;
+    let bounds = match method {
+        Method::Zscore => sp
+            .mean
+            .zip(sp.stddev)
+            .map(|(m, sd)| (m, sd, m - threshold * sd, m + threshold * sd)),
+        Method::Iqr => sp.q1.zip(sp.q3).zip(sp.median).map(|((q1, q3), med)| {
+            let iqr = q3 - q1;
+            (med, iqr, q1 - threshold * iqr, q3 + threshold * iqr)
+        }),
+        Method::Mad => sp.median.zip(sp.mad).map(|(med, mad)| {
+            let unit = mad / MAD_SCALE;
+            (med, unit, med - threshold * unit, med + threshold * unit)
+        }),
+    };
+    let Some((center, unit, low, high)) = bounds.filter(|b| b.1 > 0.0) else {
+        return Ok(Err(if sp.count < 2 {
+            format!(
+                "series {:?} has {} point(s) in this range; anomaly detection needs at least 2",
+                s.as_str(),
+                sp.count
+            )
+        } else {
+            format!(
+                "the spread of {:?} is zero for {} (values are (nearly) all equal): nothing can deviate; try another method",
+                s.as_str(),
+                method.as_str()
+            )
+        }));
+    };
+    let (anomalies, total) =
+        aggregates::outside(conn, &s, window, (low, high), (center, unit), limit)?;
+    Ok(Ok(AnomalyResult {
+        series: s,
+        method,
+        threshold,
+        count: sp.count,
+        center,
+        unit,
+        lower_bound: low,
+        upper_bound: high,
+        truncated: total > anomalies.len() as i64,
+        anomalies,
+        total_anomalies: total,
+        analysis_id: None,
+    }))
+}
+
 pub async fn detect_anomalies(
     ctx: ToolContext,
     args: AnomalyArgs,
@@ -251,60 +318,7 @@ pub async fn detect_anomalies(
     let s = series.clone();
     let computed = ctx
         .db
-        .run(move |conn| {
-            let sp = aggregates::spread(conn, &s, window)?;
-            let bounds = match method {
-                Method::Zscore => sp
-                    .mean
-                    .zip(sp.stddev)
-                    .map(|(m, sd)| (m, sd, m - threshold * sd, m + threshold * sd)),
-                Method::Iqr => sp.q1.zip(sp.q3).zip(sp.median).map(|((q1, q3), med)| {
-                    let iqr = q3 - q1;
-                    (med, iqr, q1 - threshold * iqr, q3 + threshold * iqr)
-                }),
-                Method::Mad => sp.median.zip(sp.mad).map(|(med, mad)| {
-                    let unit = mad / MAD_SCALE;
-                    (med, unit, med - threshold * unit, med + threshold * unit)
-                }),
-            };
-            let Some((center, unit, low, high)) = bounds.filter(|b| b.1 > 0.0) else {
-                return Ok(Err(if sp.count < 2 {
-                    format!(
-                        "series {:?} has {} point(s) in this range; anomaly detection needs at least 2",
-                        s.as_str(),
-                        sp.count
-                    )
-                } else {
-                    format!(
-                        "the spread of {:?} is zero for {} (values are (nearly) all equal): nothing can deviate; try another method",
-                        s.as_str(),
-                        method.as_str()
-                    )
-                }));
-            };
-            let (anomalies, total) = aggregates::outside(
-                conn,
-                &s,
-                window,
-                (low, high),
-                (center, unit),
-                max_results.as_i64(),
-            )?;
-            Ok(Ok(AnomalyResult {
-                series: s,
-                method,
-                threshold,
-                count: sp.count,
-                center,
-                unit,
-                lower_bound: low,
-                upper_bound: high,
-                truncated: total > anomalies.len() as i64,
-                anomalies,
-                total_anomalies: total,
-                analysis_id: None,
-            }))
-        })
+        .run(move |conn| find(conn, s, window, method, threshold, max_results.as_i64()))
         .await?;
     let result = record(
         &ctx,

@@ -95,8 +95,11 @@ pub async fn ingest_timeseries(
         .await?;
     // Cached figures of this series are stale from now on.
     ctx.cache.invalidate(series.as_str()).await;
+    // The series resource and its chart both changed.
     ctx.client
         .resource_updated(&format!("timeseries://{series}"));
+    ctx.client
+        .resource_updated(&format!("timeseries://{series}/chart.png"));
     let result = IngestResult {
         series,
         received,

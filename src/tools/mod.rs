@@ -7,6 +7,7 @@
 //! in a module here, and add one line to [`all`].
 
 pub mod analysis;
+pub mod chart;
 pub mod ingest;
 pub mod models;
 pub mod query;
@@ -28,6 +29,7 @@ pub fn all() -> ToolRegistry {
     reg.typed(query::QUERY, query::query_timeseries);
     reg.typed(query::STATISTICS, query::compute_statistics);
     reg.typed(series::SPEC, series::list_series);
+    reg.typed_with_content(chart::SPEC, chart::plot_series);
     reg.typed(analysis::ANOMALIES, analysis::detect_anomalies);
     reg.typed(analysis::TREND, analysis::analyze_trend);
     reg.typed(models::TRAIN, models::train_model);

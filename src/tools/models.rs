@@ -101,8 +101,8 @@ impl Recorded for ForecastResult {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ForecastPoint {
-    time: DateTime<Utc>,
-    value: f64,
+    pub time: DateTime<Utc>,
+    pub value: f64,
 }
 
 /// The median spacing between consecutive times, in seconds.
@@ -243,7 +243,7 @@ pub async fn train_model(
 
 /// `horizon` steps after the last observation; an error, not a panic, when
 /// the timestamps would leave the representable range.
-fn forecast_points(
+pub fn forecast_points(
     stored: &StoredModel,
     horizon: usize,
     id: i64,

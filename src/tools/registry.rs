@@ -295,6 +295,14 @@ impl schemars::transform::Transform for StandardFormats {
     }
 }
 
+/// A typed result: `blocks`, then the text, and the value as `structuredContent`.
+fn structured<O: Serialize>(out: Output<O>, mut blocks: Vec<Value>) -> Result<Value, CallError> {
+    let structured = serde_json::to_value(&out.value)
+        .map_err(|e| CallError::Internal(format!("result not serializable: {e}")))?;
+    blocks.push(json!({ "type": "text", "text": out.text }));
+    Ok(json!({ "content": blocks, "structuredContent": structured }))
+}
+
 fn error_result(message: String) -> Value {
     json!({ "content": [{ "type": "text", "text": message }], "isError": true })
 }
@@ -398,15 +406,20 @@ impl ToolRegistry {
         F: Fn(ToolContext, A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Output<O>, ToolError>> + Send + 'static,
     {
-        let render = |out: Output<O>| {
-            let structured = serde_json::to_value(&out.value)
-                .map_err(|e| CallError::Internal(format!("result not serializable: {e}")))?;
-            Ok(json!({
-                "content": [{ "type": "text", "text": out.text }],
-                "structuredContent": structured,
-            }))
-        };
-        let run = wrap(spec.name, handler, render);
+        let run = wrap(spec.name, handler, |out| structured(out, Vec::new()));
+        self.insert(&spec, schema_of::<A>(), Some(schema_of::<O>()), run);
+    }
+
+    /// [`ToolRegistry::typed`] whose result also carries content blocks (an
+    /// image) before its text.
+    pub fn typed_with_content<A, O, F, Fut>(&mut self, spec: Spec, handler: F)
+    where
+        A: DeserializeOwned + JsonSchema + Send + 'static,
+        O: Serialize + JsonSchema + 'static,
+        F: Fn(ToolContext, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(Output<O>, Vec<Value>), ToolError>> + Send + 'static,
+    {
+        let run = wrap(spec.name, handler, |(out, blocks)| structured(out, blocks));
         self.insert(&spec, schema_of::<A>(), Some(schema_of::<O>()), run);
     }
 

@@ -1,6 +1,7 @@
 //! One integration-test binary (it links once); each module is one concern.
 
 mod cache_faults;
+mod charts;
 mod cli;
 mod compose;
 mod config;

@@ -1,0 +1,512 @@
+//! plot_series, the chart resource and the prompts' charts: the PNG is
+//! decoded here and its pixels checked against the data (the renderer's
+//! colours are exact, unblended Okabe–Ito values).
+
+use base64::Engine;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use mcp_server::chart::{ANOMALY, BAND, ENVELOPE, SERIES};
+use plotters::style::RGBColor;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, TestDatabase};
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap()
+}
+
+struct Image {
+    width: u32,
+    height: u32,
+    rgb: Vec<u8>,
+}
+
+impl Image {
+    fn decode(base64: &str) -> Image {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(base64)
+            .expect("the image is base64");
+        let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
+            .read_info()
+            .expect("a PNG header");
+        let mut rgb = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut rgb).expect("a PNG frame");
+        assert_eq!(info.color_type, png::ColorType::Rgb);
+        Image {
+            width: info.width,
+            height: info.height,
+            rgb,
+        }
+    }
+
+    /// The x positions inside `area` where `colour` appears.
+    fn columns_of(&self, colour: RGBColor, area: &Value) -> Vec<i64> {
+        let at = |k: &str| area[k].as_i64().unwrap();
+        let mut xs = Vec::new();
+        for x in at("left")..=at("right") {
+            let found = (at("top")..=at("bottom")).any(|y| {
+                let i = (y as usize * self.width as usize + x as usize) * 3;
+                self.rgb[i..i + 3] == [colour.0, colour.1, colour.2]
+            });
+            if found {
+                xs.push(x);
+            }
+        }
+        xs
+    }
+}
+
+/// The pixel column of `t` in a chart result.
+fn x_of(result: &Value, t: DateTime<Utc>) -> f64 {
+    let time = |k: &str| {
+        result[k]
+            .as_str()
+            .unwrap()
+            .parse::<DateTime<Utc>>()
+            .unwrap()
+    };
+    let (start, end) = (time("start"), time("end"));
+    let area = &result["plot_area"];
+    let (left, right) = (
+        area["left"].as_f64().unwrap(),
+        area["right"].as_f64().unwrap(),
+    );
+    left + (t - start).as_seconds_f64() / (end - start).as_seconds_f64() * (right + 1.0 - left)
+}
+
+/// Runs of neighbouring columns, as their centres.
+fn clusters(xs: &[i64]) -> Vec<f64> {
+    let mut out: Vec<Vec<i64>> = Vec::new();
+    for &x in xs {
+        match out.last_mut() {
+            Some(run) if x - run[run.len() - 1] <= 2 => run.push(x),
+            _ => out.push(vec![x]),
+        }
+    }
+    out.iter()
+        .map(|r| r.iter().sum::<i64>() as f64 / r.len() as f64)
+        .collect()
+}
+
+async fn ingest(app: &TestApp, session: &str, series: &str, points: &[(DateTime<Utc>, f64)]) {
+    let points: Vec<Value> = points
+        .iter()
+        .map(|(t, v)| json!({ "time": t.to_rfc3339(), "value": v }))
+        .collect();
+    let r = app
+        .call_tool(
+            session,
+            "ingest_timeseries",
+            json!({ "series": series, "points": points }),
+        )
+        .await;
+    assert_eq!(r["structuredContent"]["written"], points.len(), "{r}");
+}
+
+/// A wave, one point a minute, with the given minutes raised by 40.
+fn wave(minutes: std::ops::Range<i64>, spikes: &[i64]) -> Vec<(DateTime<Utc>, f64)> {
+    minutes
+        .map(|m| {
+            let base = 20.0 + 5.0 * (m as f64 / 30.0).sin();
+            let spike = if spikes.contains(&m) { 40.0 } else { 0.0 };
+            (t0() + Duration::minutes(m), base + spike)
+        })
+        .collect()
+}
+
+fn image_and_result(r: &Value) -> (Image, Value) {
+    assert!(r.get("isError").is_none(), "{r}");
+    let content = r["content"].as_array().unwrap();
+    assert_eq!(content[0]["type"], "image", "{r}");
+    assert_eq!(content[0]["mimeType"], "image/png");
+    assert_eq!(content[1]["type"], "text");
+    (
+        Image::decode(content[0]["data"].as_str().unwrap()),
+        r["structuredContent"].clone(),
+    )
+}
+
+#[rocket::async_test]
+async fn the_series_is_drawn_where_its_data_is_and_nowhere_else() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    let session = app.session().await;
+    // Two stretches of 4 h with 4 h of nothing between.
+    let mut points = wave(0..240, &[]);
+    points.extend(wave(480..720, &[]));
+    ingest(&app, &session, "gappy", &points).await;
+
+    let r = app
+        .call_tool(
+            &session,
+            "plot_series",
+            json!({ "series": "gappy", "start": t0().to_rfc3339(),
+                    "end": (t0() + Duration::hours(12)).to_rfc3339(),
+                    "width": 800, "height": 300, "utc_offset": "+01:00" }),
+        )
+        .await;
+    let (image, s) = image_and_result(&r);
+    assert_eq!((image.width, image.height), (800, 300));
+    assert_eq!(
+        (s["width"].as_u64(), s["height"].as_u64()),
+        (Some(800), Some(300))
+    );
+    assert_eq!(s["points"], 480);
+    // 480 points fit the plot's columns: drawn raw.
+    assert_eq!(
+        (s["drawn"].as_u64(), s["bucket"].is_null()),
+        (Some(480), true)
+    );
+    let text = r["content"][1]["text"].as_str().unwrap();
+    assert!(
+        text.contains("480 points") && text.contains("UTC+01:00"),
+        "{text}"
+    );
+
+    let blue = image.columns_of(SERIES, &s["plot_area"]);
+    let gap = (
+        x_of(&s, t0() + Duration::minutes(250)),
+        x_of(&s, t0() + Duration::minutes(470)),
+    );
+    let data = [
+        (x_of(&s, t0()), x_of(&s, t0() + Duration::minutes(239))),
+        (
+            x_of(&s, t0() + Duration::minutes(480)),
+            x_of(&s, t0() + Duration::minutes(719)),
+        ),
+    ];
+    assert!(
+        blue.iter()
+            .all(|x| (*x as f64) < gap.0 || (*x as f64) > gap.1),
+        "series colour inside the empty stretch {gap:?}"
+    );
+    for (from, to) in data {
+        let inside = blue
+            .iter()
+            .filter(|x| (**x as f64) >= from && (**x as f64) <= to)
+            .count() as f64;
+        assert!(
+            inside >= (to - from) * 0.9,
+            "series colour missing in {from}..{to}: {inside}"
+        );
+    }
+}
+
+#[rocket::async_test]
+async fn a_long_series_is_bucketed_to_the_pixel_columns_with_its_spikes_ringed() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    let session = app.session().await;
+    let spikes = [1000, 3000, 5200];
+    let points = wave(0..6000, &spikes);
+    ingest(&app, &session, "spiky", &points).await;
+
+    let r = app
+        .call_tool(
+            &session,
+            "plot_series",
+            json!({ "series": "spiky", "bucket": "1m", "anomaly_method": "zscore" }),
+        )
+        .await;
+    let (image, s) = image_and_result(&r);
+    assert_eq!((image.width, image.height), (1000, 400));
+    let area = &s["plot_area"];
+    let columns = area["right"].as_u64().unwrap() - area["left"].as_u64().unwrap() + 1;
+    assert!(s["drawn"].as_u64().unwrap() <= columns, "{s}");
+    assert_eq!(s["points"], 6000);
+    // 1m was too fine for 6000 minutes: widened and said so.
+    assert_eq!(s["bucket_requested"], "1m");
+    assert_ne!(s["bucket"], "1m");
+    assert!(
+        !image.columns_of(ENVELOPE, area).is_empty(),
+        "min–max shading"
+    );
+    assert_eq!(s["anomalies"]["total"], 3, "{s}");
+
+    let rings = clusters(&image.columns_of(ANOMALY, area));
+    let want: Vec<f64> = spikes
+        .iter()
+        .map(|m| x_of(&s, t0() + Duration::minutes(*m)))
+        .collect();
+    assert_eq!(rings.len(), 3, "rings at {rings:?}, spikes at {want:?}");
+    for (got, want) in rings.iter().zip(&want) {
+        assert!((got - want).abs() <= 2.0, "ring at {got}, spike at {want}");
+    }
+
+    // The same rings from a stored detect_anomalies run.
+    let run = app
+        .call_tool(&session, "detect_anomalies", json!({ "series": "spiky" }))
+        .await;
+    let id = run["structuredContent"]["analysis_id"].as_i64().unwrap();
+    let stored = app
+        .call_tool(
+            &session,
+            "plot_series",
+            json!({ "series": "spiky", "analysis_id": id }),
+        )
+        .await;
+    let (image, s) = image_and_result(&stored);
+    assert_eq!(s["anomalies"]["analysis_id"], id);
+    assert_eq!(clusters(&image.columns_of(ANOMALY, &s["plot_area"])), rings);
+}
+
+#[rocket::async_test]
+async fn the_forecast_band_lies_after_the_last_point() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    let session = app.session().await;
+    let points = wave(0..600, &[]);
+    ingest(&app, &session, "ahead", &points).await;
+    let trained = app
+        .call_tool(
+            &session,
+            "train_model",
+            json!({ "series": "ahead", "model_type": "holt" }),
+        )
+        .await;
+    let model = trained["structuredContent"]["model_id"].as_i64().unwrap();
+    let rmse = trained["structuredContent"]["metrics"]["rmse"]
+        .as_f64()
+        .unwrap();
+
+    let r = app
+        .call_tool(
+            &session,
+            "plot_series",
+            json!({ "series": "ahead", "model_id": model, "horizon": 120 }),
+        )
+        .await;
+    let (image, s) = image_and_result(&r);
+    let f = &s["forecast"];
+    assert_eq!(
+        (f["model_id"].as_i64(), f["horizon"].as_u64()),
+        (Some(model), Some(120))
+    );
+    assert_eq!(f["band"].as_f64(), Some(rmse));
+    let first = &f["points"][0];
+    assert!(
+        (first["high"].as_f64().unwrap() - first["value"].as_f64().unwrap() - rmse).abs() < 1e-9
+    );
+    let last_point = x_of(&s, points.last().unwrap().0);
+    let band = image.columns_of(BAND, &s["plot_area"]);
+    assert!(!band.is_empty(), "no band drawn");
+    assert!(
+        band.iter().all(|x| *x as f64 >= last_point - 1.0),
+        "band starts at {:?}, the last point is at {last_point}",
+        band.first()
+    );
+    let series = image.columns_of(SERIES, &s["plot_area"]);
+    assert!(series.iter().all(|x| (*x as f64) <= last_point + 2.0));
+    assert!(
+        r["content"][1]["text"]
+            .as_str()
+            .unwrap()
+            .contains("120 steps")
+    );
+}
+
+#[rocket::async_test]
+async fn bad_chart_requests_get_clear_tool_errors() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    let session = app.session().await;
+    ingest(&app, &session, "short", &wave(0..60, &[])).await;
+    ingest(&app, &session, "other", &wave(0..60, &[])).await;
+    let trained = app
+        .call_tool(
+            &session,
+            "train_model",
+            json!({ "series": "other", "model_type": "linear" }),
+        )
+        .await;
+    let other_model = trained["structuredContent"]["model_id"].as_i64().unwrap();
+    let cases = [
+        (
+            json!({ "series": "nothing.here" }),
+            "has no points in this range",
+        ),
+        (
+            json!({ "series": "short", "start": "2030-01-01T00:00:00Z" }),
+            "has no points in this range",
+        ),
+        (
+            json!({ "series": "short", "width": 100000 }),
+            "width: must be between 240 and 3000",
+        ),
+        (
+            json!({ "series": "short", "height": 0 }),
+            "height: must be between 160 and 2000",
+        ),
+        (
+            json!({ "series": "short", "model_id": 987654 }),
+            "no model 987654; see list_models",
+        ),
+        (
+            json!({ "series": "short", "model_id": other_model }),
+            "was trained on series \"other\", not \"short\"",
+        ),
+        (
+            json!({ "series": "short", "analysis_id": 987654 }),
+            "no analysis 987654",
+        ),
+        (
+            json!({ "series": "short", "analysis_id": 1, "anomaly_method": "iqr" }),
+            "not both",
+        ),
+        (
+            json!({ "series": "short", "horizon": 5 }),
+            "horizon needs a model_id",
+        ),
+        (
+            json!({ "series": "short", "utc_offset": "CET" }),
+            "not an offset like Z, +01:00",
+        ),
+        (
+            json!({ "series": "short", "bucket": "1y" }),
+            "bucket \"1y\" is not a width",
+        ),
+    ];
+    for (args, want) in cases {
+        let r = app.call_tool(&session, "plot_series", args.clone()).await;
+        assert_eq!(r["isError"], true, "{args}: {r}");
+        let text = r["content"][0]["text"].as_str().unwrap();
+        assert!(text.contains(want), "{args}: {text}");
+    }
+}
+
+#[rocket::async_test]
+async fn the_series_resource_and_the_prompts_carry_the_chart() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    let session = app.session().await;
+    ingest(&app, &session, "shown", &wave(0..300, &[100])).await;
+
+    let templates = app
+        .rpc(&session, 2, "resources/templates/list", json!({}))
+        .await;
+    let chart = templates["result"]["resourceTemplates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["uriTemplate"] == "timeseries://{series}/chart.png")
+        .cloned()
+        .expect("a chart template");
+    assert_eq!(chart["mimeType"], "image/png");
+
+    let read = app
+        .rpc(
+            &session,
+            3,
+            "resources/read",
+            json!({ "uri": "timeseries://shown/chart.png" }),
+        )
+        .await;
+    let contents = &read["result"]["contents"][0];
+    assert_eq!(contents["mimeType"], "image/png");
+    let image = Image::decode(contents["blob"].as_str().unwrap());
+    assert_eq!((image.width, image.height), (1000, 400));
+    let missing = app
+        .rpc(
+            &session,
+            4,
+            "resources/read",
+            json!({ "uri": "timeseries://absent/chart.png" }),
+        )
+        .await;
+    assert_eq!(missing["error"]["code"], -32002, "{missing}");
+
+    let prompt = app
+        .rpc(
+            &session,
+            5,
+            "prompts/get",
+            json!({ "name": "investigate_anomalies", "arguments": { "series": "shown" } }),
+        )
+        .await;
+    let messages = prompt["result"]["messages"].as_array().unwrap();
+    assert_eq!(messages[0]["content"]["type"], "image", "{prompt}");
+    Image::decode(messages[0]["content"]["data"].as_str().unwrap());
+    assert!(
+        messages[1]["content"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("1 anomalies")
+    );
+
+    // forecast_report draws the latest completed model's forecast.
+    let trained = app
+        .call_tool(
+            &session,
+            "train_model",
+            json!({ "series": "shown", "model_type": "linear" }),
+        )
+        .await;
+    let model = trained["structuredContent"]["model_id"].as_i64().unwrap();
+    let report = app
+        .rpc(
+            &session,
+            6,
+            "prompts/get",
+            json!({ "name": "forecast_report", "arguments": { "series": "shown" } }),
+        )
+        .await;
+    let messages = report["result"]["messages"].as_array().unwrap();
+    assert_eq!(messages[0]["content"]["type"], "image");
+    let caption = messages[1]["content"]["text"].as_str().unwrap();
+    assert!(
+        caption.contains(&format!("forecast of model {model}")),
+        "{caption}"
+    );
+
+    // A prompt for a series with no data still renders, and says why there is no chart.
+    let empty = app
+        .rpc(
+            &session,
+            7,
+            "prompts/get",
+            json!({ "name": "forecast_report", "arguments": { "series": "absent" } }),
+        )
+        .await;
+    let first = empty["result"]["messages"][0]["content"]["text"]
+        .as_str()
+        .unwrap();
+    assert!(
+        first.contains("No chart") && first.contains("no points"),
+        "{first}"
+    );
+}
+
+#[rocket::async_test]
+async fn the_chart_tool_answers_under_the_2026_revision_too() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    let session = app.session().await;
+    ingest(&app, &session, "modern", &wave(0..120, &[])).await;
+    let listed = app
+        .modern(1, "tools/list", json!({}), json!({}))
+        .await
+        .response();
+    let tool = listed["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "plot_series")
+        .cloned()
+        .expect("plot_series is listed");
+    let schemas = format!("{}{}", tool["inputSchema"], tool["outputSchema"]);
+    assert!(
+        !schemas.contains("$ref") && !schemas.contains("$defs"),
+        "{schemas}"
+    );
+    let r = app
+        .modern(
+            2,
+            "tools/call",
+            json!({ "name": "plot_series", "arguments": { "series": "modern", "width": 640, "height": 240 } }),
+            json!({}),
+        )
+        .await
+        .response();
+    assert_eq!(r["result"]["resultType"], "complete", "{r}");
+    let (image, _) = image_and_result(&r["result"]);
+    assert_eq!((image.width, image.height), (640, 240));
+}
