@@ -181,6 +181,35 @@ for size in STATS_SIZES:
     line(f"compute_statistics miss, {size:,} points", f"{m:,.1f} ms", f"same SQL in psql {d:,.1f} ms",
          f"ratio {m / d:.2f} (<= 1.0)")
 
+# --- charts: plot_series over the 1M-point series, against the bucketing SQL it runs
+# (src/store/aggregates.rs, `envelope`) in psql, with the width the server chose.
+BUCKETS = """SELECT date_bin('{seconds} seconds'::interval, time, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS time,
+ avg(value) AS value, min(value) AS low, max(value) AS high, count(*) AS count
+ FROM timeseries_data WHERE series_name = '{series}' AND time >= '{start}' AND time < 'infinity'
+ GROUP BY 1 ORDER BY 1 LIMIT {limit}"""
+chart_series = f"bench_stats_{STATS_SIZES[1]}"
+direct, misses, hits = [], [], []
+for k in range(5):
+    start = (T0 - timedelta(seconds=k + 1)).isoformat()  # a new window each time: a miss
+    args = {"series": chart_series, "start": start, "width": 1000, "height": 400}
+    t = time.perf_counter()
+    r = call("plot_series", args)
+    misses.append((time.perf_counter() - t) * 1e3)
+    figures = r["structuredContent"]
+    assert figures["cached"] is False and figures["points"] == STATS_SIZES[1], figures
+    t = time.perf_counter()
+    assert call("plot_series", args)["structuredContent"]["cached"] is True
+    hits.append((time.perf_counter() - t) * 1e3)
+    seconds = int(figures["bucket"][:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[figures["bucket"][-1]]
+    limit = figures["plot_area"]["right"] - figures["plot_area"]["left"] + 2
+    out = psql("-c", "\\timing on", "-c", BUCKETS.format(seconds=seconds, series=chart_series, start=start, limit=limit))
+    direct.append(float(out.strip().splitlines()[-1].split()[1]))
+png_kib = len(r["content"][0]["data"]) * 3 / 4 / 1024
+line(f"plot_series 1000x400, {STATS_SIZES[1]:,} points, miss", f"{statistics.median(misses):,.1f} ms",
+     f"bucketing SQL in psql {statistics.median(direct):,.1f} ms", "well under 1,000 ms")
+line("plot_series 1000x400, data cached (draw + PNG)", f"{statistics.median(hits):,.1f} ms",
+     f"{figures['drawn']} buckets of {figures['bucket']}, {png_kib:.0f} KiB PNG", "")
+
 # --- cache hits: sequential latency, then wrk
 hit_args = {"series": "bench_stats_100000", "start": (T0 - timedelta(seconds=1)).isoformat()}
 for _ in range(3):

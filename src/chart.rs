@@ -291,6 +291,17 @@ fn value_label(v: f64, step: f64) -> String {
     }
 }
 
+/// Three significant digits, for a legend.
+pub fn short(v: f64) -> String {
+    let magnitude = if v == 0.0 {
+        0.0
+    } else {
+        v.abs().log10().floor()
+    };
+    let decimals = (2.0 - magnitude).clamp(0.0, 6.0) as usize;
+    format!("{v:.decimals$}")
+}
+
 /// Splits points where they are further apart than `gap`.
 fn runs(points: &[Column], gap: TimeDelta) -> Vec<&[Column]> {
     let mut out = Vec::new();
@@ -675,6 +686,14 @@ mod tests {
             })
             .collect();
         assert_eq!(labels, ["Apr 2025", "Jul 2025", "Oct 2025", "Jan 2026"]);
+    }
+
+    #[test]
+    fn legend_numbers_keep_three_digits() {
+        assert_eq!(
+            [short(1.897209), short(0.012345), short(250.0), short(0.0)],
+            ["1.90", "0.0123", "250", "0.00"]
+        );
     }
 
     #[test]

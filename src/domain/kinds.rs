@@ -108,18 +108,19 @@ text_enum! {
     }
 }
 
-/// The aggregate of one bucket in `query_timeseries`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Aggregate {
-    #[default]
-    Avg,
-    Min,
-    Max,
-    Sum,
-    Count,
-    First,
-    Last,
+text_enum! {
+    /// The aggregate of one bucket in `query_timeseries` and `plot_series`.
+    #[derive(Default)]
+    pub enum Aggregate {
+        #[default]
+        Avg => "avg",
+        Min => "min",
+        Max => "max",
+        Sum => "sum",
+        Count => "count",
+        First => "first",
+        Last => "last",
+    }
 }
 
 #[cfg(test)]
@@ -142,6 +143,7 @@ mod tests {
         agrees(RunStatus::ALL);
         agrees(AnalysisKind::ALL);
         agrees(ModelKind::ALL);
+        agrees(Aggregate::ALL);
         assert!("paused".parse::<RunStatus>().is_err());
     }
 }

@@ -235,13 +235,13 @@ pub struct Plot {
 }
 
 impl Plot {
+    pub fn base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(&self.png)
+    }
+
     /// The MCP `ImageContent` block.
     pub fn image(&self) -> Value {
-        json!({
-            "type": "image",
-            "data": base64::engine::general_purpose::STANDARD.encode(&self.png),
-            "mimeType": "image/png",
-        })
+        json!({ "type": "image", "data": self.base64(), "mimeType": "image/png" })
     }
 }
 
@@ -286,8 +286,9 @@ fn shape(
         )));
     };
     let span = (window.end.unwrap_or(last) - window.start.unwrap_or(first)).num_seconds();
-    // date_bin may start a bucket before the range: one column spare.
-    let needed = span.div_euclid((columns - 1).max(1)) + 1;
+    // date_bin may start a bucket before the range and end one after it:
+    // two columns spare keep the count within `columns`.
+    let needed = span.div_euclid((columns - 2).max(1)) + 1;
     if bucket.is_none() {
         let raw = aggregates::points(conn, series, window, columns + 1)?;
         if raw.len() as i64 <= columns {
@@ -315,7 +316,7 @@ fn shape(
             Err(e) => return Ok(Err(e)),
         },
     };
-    let rows = aggregates::envelope(conn, series, window, bucket, aggregate, columns + 1)?;
+    let rows = aggregates::envelope(conn, series, window, bucket, aggregate, columns)?;
     Ok(Ok(Shape {
         first,
         last,
@@ -492,12 +493,7 @@ fn legend(result: &PlotResult) -> Vec<(Swatch, String)> {
     let mut out = vec![(
         Swatch::Line,
         match (result.bucket, result.aggregate) {
-            (Some(b), Some(a)) => format!(
-                "{} ({} {})",
-                result.series,
-                String::from(b),
-                aggregate_word(a)
-            ),
+            (Some(b), Some(a)) => format!("{} ({} {})", result.series, String::from(b), a.as_str()),
             _ => format!("{} (raw points)", result.series),
         },
     )];
@@ -523,23 +519,11 @@ fn legend(result: &PlotResult) -> Vec<(Swatch, String)> {
         if let Some(rmse) = f.band {
             out.push((
                 Swatch::Band,
-                format!("± holdout RMSE {}", fmt_num(Some(rmse))),
+                format!("± holdout RMSE {}", chart::short(rmse)),
             ));
         }
     }
     out
-}
-
-fn aggregate_word(a: Aggregate) -> &'static str {
-    match a {
-        Aggregate::Avg => "avg",
-        Aggregate::Min => "min",
-        Aggregate::Max => "max",
-        Aggregate::Sum => "sum",
-        Aggregate::Count => "count",
-        Aggregate::First => "first",
-        Aggregate::Last => "last",
-    }
 }
 
 fn caption(r: &PlotResult, offset: FixedOffset) -> String {
@@ -555,7 +539,7 @@ fn caption(r: &PlotResult, offset: FixedOffset) -> String {
             (Some(b), Some(a)) => format!(
                 "{} buckets ({}, min–max shaded)",
                 String::from(b),
-                aggregate_word(a)
+                a.as_str()
             ),
             _ => "raw points".into(),
         },

@@ -72,7 +72,10 @@ async fn ingest_then_statistics_called_directly() {
     .await
     .unwrap();
     assert!(written.text.contains("10 new"), "{}", written.text);
-    assert_eq!(*recorder.updated.lock(), ["timeseries://direct"]);
+    assert_eq!(
+        *recorder.updated.lock(),
+        ["timeseries://direct", "timeseries://direct/chart.png"]
+    );
 
     let stats = query::compute_statistics(ctx.clone(), args(json!({ "series": "direct" })))
         .await

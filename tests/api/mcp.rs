@@ -366,7 +366,7 @@ async fn tools_list_shows_only_product_tools_without_fixtures() {
             );
         }
     }
-    assert_eq!(names.len(), 12, "{names:?}");
+    assert_eq!(names.len(), 13, "{names:?}");
     let prompts =
         app.rpc(&session, 2, "prompts/list", json!({})).await["result"]["prompts"].clone();
     assert_eq!(prompts.as_array().unwrap().len(), 2, "{prompts}");
@@ -593,8 +593,11 @@ async fn series_are_resources_with_completion() {
             json!({ "name": "forecast_report", "arguments": { "series": "cpu.load" } }),
         )
         .await;
+    // The chart of the series, its caption, then the instructions.
+    let messages = prompt["result"]["messages"].as_array().unwrap();
+    assert_eq!(messages[0]["content"]["type"], "image", "{prompt}");
     assert!(
-        prompt["result"]["messages"][0]["content"]["text"]
+        messages[2]["content"]["text"]
             .as_str()
             .unwrap()
             .contains("cpu.load")

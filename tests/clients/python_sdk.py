@@ -50,21 +50,32 @@ async def main(url: str, mode: str) -> None:
         for call in plan["calls"]:
             args = resolve(call["args"], results, series)
             result = await client.call_tool(call["tool"], args)
-            text = result.content[0].text if result.content else ""
+            text = next((c.text for c in result.content if c.type == "text"), "")
             check(not result.is_error, f"{call['tool']}: {text}")
             structured = result.structured_content or {}
             for key, want in call.get("expect", {}).items():
                 check(structured.get(key) == want, f"{call['tool']}.{key} = {structured.get(key)}")
+            if "image" in call:
+                images = [c for c in result.content if c.type == "image"]
+                check(
+                    len(images) == 1 and images[0].mimeType == call["image"] and images[0].data,
+                    f"{call['tool']}: no {call['image']} image",
+                )
             results[call.get("as", call["tool"])] = structured
         uri = f"timeseries://{series}"
         read = await client.read_resource(uri)
         body = json.loads(read.contents[0].text)
         check(body["points"] == 120, f"resource {uri}: {body}")
+        chart = (await client.read_resource(f"{uri}/chart.png")).contents[0]
+        check(chart.mimeType == "image/png" and chart.blob, f"resource {uri}/chart.png")
         prompts = {p.name for p in (await client.list_prompts()).prompts}
         check("forecast_report" in prompts, f"prompts {prompts}")
         prompt = await client.get_prompt("forecast_report", {"series": series})
-        check(series in prompt.messages[0].content.text, "the prompt names the series")
-    print(f"python-sdk {mode}: {version}, {len(plan['calls'])} tools, resource, prompt: ok")
+        kinds = [m.content.type for m in prompt.messages]
+        check(kinds[0] == "image", f"the prompt opens with its chart: {kinds}")
+        texts = [m.content.text for m in prompt.messages if m.content.type == "text"]
+        check(any(series in t for t in texts), "the prompt names the series")
+    print(f"python-sdk {mode}: {version}, {len(plan['calls'])} tools, resources, prompt: ok")
 
 
 if __name__ == "__main__":

@@ -52,7 +52,11 @@ check(
 const results = {};
 for (const call of plan.calls) {
   const result = await client.callTool({ name: call.tool, arguments: resolve(call.args, results, series) });
-  check(!result.isError, `${call.tool}: ${result.content?.[0]?.text}`);
+  check(!result.isError, `${call.tool}: ${result.content?.find((c) => c.type === 'text')?.text}`);
+  if (call.image) {
+    const images = result.content.filter((c) => c.type === 'image');
+    check(images.length === 1 && images[0].mimeType === call.image && images[0].data, `${call.tool}: no ${call.image} image`);
+  }
   const structured = result.structuredContent ?? {};
   for (const [key, want] of Object.entries(call.expect ?? {})) {
     check(structured[key] === want, `${call.tool}.${key} = ${structured[key]}`);
@@ -62,7 +66,13 @@ for (const call of plan.calls) {
 const uri = `timeseries://${series}`;
 const body = JSON.parse((await client.readResource({ uri })).contents[0].text);
 check(body.points === 120, `resource ${uri}: ${JSON.stringify(body)}`);
+const chart = (await client.readResource({ uri: `${uri}/chart.png` })).contents[0];
+check(chart.mimeType === 'image/png' && chart.blob, `resource ${uri}/chart.png`);
 const prompt = await client.getPrompt({ name: 'forecast_report', arguments: { series } });
-check(prompt.messages[0].content.text.includes(series), 'the prompt names the series');
+check(prompt.messages[0].content.type === 'image', 'the prompt opens with its chart');
+check(
+  prompt.messages.some((m) => m.content.type === 'text' && m.content.text.includes(series)),
+  'the prompt names the series',
+);
 await client.close();
-console.log(`ts-client ${mode}: ${version}, ${plan.calls.length} tools, resource, prompt: ok`);
+console.log(`ts-client ${mode}: ${version}, ${plan.calls.length} tools, resources, prompt: ok`);
