@@ -72,10 +72,11 @@ h = json.loads(sys.argv[1])
 assert h["status"] == "ok" and h["cache"]["backend"] == "redis" and h["cache"]["state"] == "up", h
 PY
 
-# An MCP round trip through the container: initialize, ingest three weeks, statistics.
+# An MCP round trip through the container: initialize, ingest three weeks, statistics,
+# and a chart (the slim image has no fonts: the server brings its own).
 mcp_round_trip() {
   python3 - "$APP/mcp" "$1" <<'PY'
-import json, sys, urllib.request
+import base64, json, struct, sys, urllib.request
 url, mode = sys.argv[1], sys.argv[2]
 def post(body, session=None):
     headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
@@ -89,15 +90,18 @@ session, init = post({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params
     "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "compose-check", "version": "1"}}})
 assert init["result"]["serverInfo"], init
 post({"jsonrpc": "2.0", "method": "notifications/initialized"}, session)
-def call(i, name, args):
+def call(i, name, args, whole=False):
     _, r = post({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": name, "arguments": args}}, session)
     assert not r["result"].get("isError"), r
-    return r["result"]["structuredContent"]
+    return r["result"] if whole else r["result"]["structuredContent"]
 if mode == "write":
     points = [{"time": f"2026-01-{1 + h // 24:02d}T{h % 24:02d}:00:00Z", "value": h} for h in range(21 * 24)]
     assert call(2, "ingest_timeseries", {"series": "compose.check", "points": points})["written"] == len(points)
 stats = call(3, "compute_statistics", {"series": "compose.check"})
 assert stats["count"] == 21 * 24, stats
+chart = call(4, "plot_series", {"series": "compose.check", "width": 640, "height": 240}, whole=True)
+png = base64.b64decode(next(c for c in chart["content"] if c["type"] == "image")["data"])
+assert png[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", png[16:24]) == (640, 240), png[:24]
 print(stats["count"])
 PY
 }
