@@ -309,24 +309,34 @@ pub struct Envelope {
 }
 
 /// [`buckets`] with each bucket's min and max, for a chart: spikes stay
-/// visible however wide the bucket.
+/// visible however wide the bucket. `extent` is the data's first and last
+/// time in the window.
+///
+/// One index range scan per bucket rather than a GROUP BY: the planner
+/// cannot know that `date_bin` keeps time order, so it would sort every
+/// point (spilling to disk at a million) to group a few hundred buckets.
 pub fn envelope(
     conn: &mut PgConnection,
-    series: &Series,
-    window: Window,
+    (series, window, extent): (&Series, Window, Extent),
     bucket: Bucket,
     aggregate: Aggregate,
     limit: i64,
 ) -> Result<Vec<Envelope>, DbError> {
     let sql = format!(
-        "SELECT date_bin($4::interval, time, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS time,
-                {} AS value, min(value) AS low, max(value) AS high, count(*) AS count
-           FROM timeseries_data WHERE {WINDOW}
-          GROUP BY 1 ORDER BY 1 LIMIT $5",
+        "SELECT g.b AS time, s.value, s.low, s.high, s.count
+           FROM generate_series(date_bin($4::interval, $5, TIMESTAMPTZ '2000-01-01 00:00:00+00'),
+                                $6, $4::interval) AS g(b)
+          CROSS JOIN LATERAL (
+                SELECT {} AS value, min(value) AS low, max(value) AS high, count(*) AS count
+                  FROM timeseries_data
+                 WHERE {WINDOW} AND time >= g.b AND time < g.b + $4::interval) s
+          WHERE s.count > 0 ORDER BY 1 LIMIT $7",
         aggregate_sql(aggregate)
     );
     Ok(windowed!(sql, series, window)
         .bind::<Text, _>(bucket.interval())
+        .bind::<Timestamptz, _>(extent.0)
+        .bind::<Timestamptz, _>(extent.1)
         .bind::<BigInt, _>(limit)
         .load(conn)?)
 }

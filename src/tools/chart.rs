@@ -316,7 +316,13 @@ fn shape(
             Err(e) => return Ok(Err(e)),
         },
     };
-    let rows = aggregates::envelope(conn, series, window, bucket, aggregate, columns)?;
+    let rows = aggregates::envelope(
+        conn,
+        (series, window, (first, last)),
+        bucket,
+        aggregate,
+        columns,
+    )?;
     Ok(Ok(Shape {
         first,
         last,
