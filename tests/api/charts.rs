@@ -102,6 +102,18 @@ async fn ingest(app: &TestApp, session: &str, series: &str, points: &[(DateTime<
     assert_eq!(r["structuredContent"]["written"], points.len(), "{r}");
 }
 
+/// train_model's structured result.
+async fn train(app: &TestApp, session: &str, series: &str, kind: &str) -> Value {
+    let r = app
+        .call_tool(
+            session,
+            "train_model",
+            json!({ "series": series, "model_type": kind }),
+        )
+        .await;
+    r["structuredContent"].clone()
+}
+
 /// A wave, one point a minute, with the given minutes raised by 40.
 fn wave(minutes: std::ops::Range<i64>, spikes: &[i64]) -> Vec<(DateTime<Utc>, f64)> {
     minutes
@@ -311,14 +323,9 @@ async fn bad_chart_requests_get_clear_tool_errors() {
     let session = app.session().await;
     ingest(&app, &session, "short", &wave(0..60, &[])).await;
     ingest(&app, &session, "other", &wave(0..60, &[])).await;
-    let trained = app
-        .call_tool(
-            &session,
-            "train_model",
-            json!({ "series": "other", "model_type": "linear" }),
-        )
-        .await;
-    let other_model = trained["structuredContent"]["model_id"].as_i64().unwrap();
+    let other_model = train(&app, &session, "other", "linear").await["model_id"]
+        .as_i64()
+        .unwrap();
     let cases = [
         (
             json!({ "series": "nothing.here" }),
@@ -433,14 +440,9 @@ async fn the_series_resource_and_the_prompts_carry_the_chart() {
     );
 
     // forecast_report draws the latest completed model's forecast.
-    let trained = app
-        .call_tool(
-            &session,
-            "train_model",
-            json!({ "series": "shown", "model_type": "linear" }),
-        )
-        .await;
-    let model = trained["structuredContent"]["model_id"].as_i64().unwrap();
+    let model = train(&app, &session, "shown", "linear").await["model_id"]
+        .as_i64()
+        .unwrap();
     let report = app
         .rpc(
             &session,
