@@ -177,10 +177,9 @@ impl ResourceRegistry {
                 }
                 Err(other) => return Err(RpcError::internal(other)),
             };
-            let blob = plot.image()["data"].take();
-            return Ok(
-                json!({ "contents": [{ "uri": uri, "mimeType": "image/png", "blob": blob }] }),
-            );
+            return Ok(json!({
+                "contents": [{ "uri": uri, "mimeType": "image/png", "blob": plot.base64() }]
+            }));
         }
         let name = series_of(uri).ok_or_else(|| not_found(uri))?;
         let found = self

@@ -2,13 +2,12 @@
 //! run recorded in `analysis_results` (completed or failed).
 
 use chrono::{DateTime, Utc};
+use diesel::PgConnection;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{Annotations, Output, Spec, ToolContext, ToolError, fmt_num};
-use diesel::PgConnection;
-
 use crate::db::DbError;
 use crate::domain::{AnalysisKind, Bounded, Series, Window};
 use crate::store::aggregates::{self, Outlier};
