@@ -58,7 +58,7 @@ async def main(url: str, mode: str) -> None:
             if "image" in call:
                 images = [c for c in result.content if c.type == "image"]
                 check(
-                    len(images) == 1 and images[0].mimeType == call["image"] and images[0].data,
+                    len(images) == 1 and images[0].mime_type == call["image"] and images[0].data,
                     f"{call['tool']}: no {call['image']} image",
                 )
             results[call.get("as", call["tool"])] = structured
@@ -67,7 +67,7 @@ async def main(url: str, mode: str) -> None:
         body = json.loads(read.contents[0].text)
         check(body["points"] == 120, f"resource {uri}: {body}")
         chart = (await client.read_resource(f"{uri}/chart.png")).contents[0]
-        check(chart.mimeType == "image/png" and chart.blob, f"resource {uri}/chart.png")
+        check(chart.mime_type == "image/png" and chart.blob, f"resource {uri}/chart.png")
         prompts = {p.name for p in (await client.list_prompts()).prompts}
         check("forecast_report" in prompts, f"prompts {prompts}")
         prompt = await client.get_prompt("forecast_report", {"series": series})
