@@ -327,20 +327,12 @@ async fn as_task(
     slot: Arc<TaskSlot>,
     watch: Arc<Watch>,
 ) -> Reply {
-    let Call {
-        id,
-        method,
-        params,
-        logged,
-        started,
-        body,
-        client_name,
-    } = call;
-    let tool = logged.tool_name.clone().unwrap_or_default();
+    let tool = call.logged.tool_name.clone().unwrap_or_default();
     let running = Arc::clone(&mcp);
     // Shared with the call, for sealing the state if it asks for input.
-    let params: Option<Arc<Params>> = params.map(Arc::new);
+    let params: Option<Arc<Params>> = call.params.map(Arc::new);
     let own = params.clone();
+    let (body, method) = (call.body, call.method);
     let mut handle = rocket::tokio::spawn(async move {
         let _body = body;
         dispatch::dispatch(
@@ -393,13 +385,13 @@ async fn as_task(
         &mcp,
         Entry {
             session: None,
-            client_name,
-            id: &id,
+            client_name: call.client_name,
+            id: &call.id,
             method: "tools/call",
-            logged,
-            started,
+            logged: call.logged,
+            started: call.started,
         },
         &reply,
     );
-    modern::answer(&id, &reply)
+    modern::answer(&call.id, &reply)
 }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::analysis::{self, Method, Threshold};
-use super::models::{StoredModel, forecast_points};
+use super::models::{forecast_points, stored_model};
 use super::{Annotations, Output, Spec, ToolContext, ToolError, fmt_num};
 use crate::cache::cache_aside;
 use crate::chart::{self, Column, PlotArea, Swatch};
@@ -418,7 +418,9 @@ async fn anomalies(
                 .ok()
                 .flatten()
                 .ok_or_else(|| {
-                    ToolError::invalid(format!("analysis {id} cannot be read by this version"))
+                    ToolError::invalid(format!(
+                        "analysis {id} cannot be read by this version; run detect_anomalies again or give anomaly_method"
+                    ))
                 })?;
             Ok(Some(AnomalyOverlay {
                 analysis_id: Some(id),
@@ -454,16 +456,7 @@ async fn forecast(
             args.series.as_str()
         )));
     }
-    let stored: StoredModel = match (row.status, row.model) {
-        (RunStatus::Completed, Some(model)) => serde_json::from_value(model).map_err(|e| {
-            ToolError::invalid(format!("model {id} cannot be read by this version: {e}"))
-        })?,
-        (status, _) => {
-            return Err(ToolError::invalid(format!(
-                "model {id} is {status}, not completed; train it again"
-            )));
-        }
-    };
+    let stored = stored_model(&row).map_err(ToolError::Invalid)?;
     let horizon = match args.horizon {
         Some(h) => h.as_usize(),
         None => {

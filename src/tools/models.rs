@@ -10,6 +10,7 @@ use super::analysis::{Recorded, record};
 use super::{Annotations, Output, Spec, ToolContext, ToolError, fmt_num};
 use crate::analytics::{FittedModel, HoldoutMetrics, ModelParams, evaluate};
 use crate::domain::{AnalysisKind, Bounded, Bucket, ModelKind, RunStatus, Series, Window};
+use crate::models::ModelTrainingLog;
 use crate::store::aggregates;
 use crate::store::runs::{self, Trained};
 
@@ -241,6 +242,19 @@ pub async fn train_model(
     })
 }
 
+/// The fitted model of a completed training run, or why there is none.
+pub fn stored_model(row: &ModelTrainingLog) -> Result<StoredModel, String> {
+    let id = row.id;
+    match (row.status, &row.model) {
+        (RunStatus::Completed, Some(model)) => serde_json::from_value(model.clone()).map_err(|e| {
+            format!("model {id} cannot be read by this version ({e}); train it again")
+        }),
+        (status, _) => Err(format!(
+            "model {id} is {status}, not completed; train it again"
+        )),
+    }
+}
+
 /// `horizon` steps after the last observation; an error, not a panic, when
 /// the timestamps would leave the representable range.
 pub fn forecast_points(
@@ -287,21 +301,15 @@ pub async fn forecast(
         .await?
         .ok_or_else(|| ToolError::invalid(format!("no model {id}; see list_models")))?;
     let params = json!({ "model_id": id, "horizon": horizon });
-    let outcome = match (row.status, &row.model) {
-        (RunStatus::Completed, Some(model)) => serde_json::from_value::<StoredModel>(model.clone())
-            .map_err(|e| format!("model {id} cannot be read by this version: {e}")),
-        (status, _) => Err(format!(
-            "model {id} is {status}, not completed; train it again"
-        )),
-    }
-    .and_then(|stored| forecast_points(&stored, horizon.as_usize(), id))
-    .map(|points| ForecastResult {
-        model_id: id,
-        series: row.series_name.clone(),
-        model_type: row.model_type,
-        points,
-        analysis_id: None,
-    });
+    let outcome = stored_model(&row)
+        .and_then(|stored| forecast_points(&stored, horizon.as_usize(), id))
+        .map(|points| ForecastResult {
+            model_id: id,
+            series: row.series_name.clone(),
+            model_type: row.model_type,
+            points,
+            analysis_id: None,
+        });
     let series = Series::try_from(row.series_name.clone()).map_err(ToolError::internal)?;
     let result = record(
         &ctx,

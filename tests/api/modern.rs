@@ -2,7 +2,7 @@
 //! stateless lane's checks in order, its results, and multi-round requests
 //! resumed on another replica.
 
-use rocket::http::Method;
+use rocket::http::{Header, Method};
 use serde_json::{Value, json};
 
 use crate::helpers::{ACCEPT_BOTH, TestApp, TestDatabase, figment, read_until};
@@ -27,6 +27,22 @@ async fn raw(app: &TestApp, body: Value, extra: &[(&str, &str)]) -> (u16, Value)
     let ex = app.mcp(Method::Post, &body.to_string(), &headers).await;
     assert!(ex.session.is_none(), "2026 never mints a session");
     (ex.status, ex.response())
+}
+
+/// A 2026 `subscriptions/listen` stream on `app`.
+async fn open_listen<'a>(
+    app: &'a TestApp,
+    listen: &Value,
+) -> rocket::local::asynchronous::LocalResponse<'a> {
+    app.client
+        .post("/mcp")
+        .header(Header::new("Accept", "application/json, text/event-stream"))
+        .header(Header::new("Content-Type", "application/json"))
+        .header(Header::new("MCP-Protocol-Version", "2026-07-28"))
+        .header(Header::new("Mcp-Method", "subscriptions/listen"))
+        .body(listen.to_string())
+        .dispatch()
+        .await
 }
 
 fn meta(version: &str) -> Value {
@@ -398,7 +414,6 @@ async fn a_multi_round_call_resumes_on_another_replica_and_rejects_altered_state
 
 #[rocket::async_test]
 async fn changes_on_one_replica_reach_listeners_and_sessions_on_another() {
-    use rocket::http::Header;
     let db = TestDatabase::migrated();
     let redis = crate::helpers::OwnRedis::start();
     let spawn = || async {
@@ -422,16 +437,7 @@ async fn changes_on_one_replica_reach_listeners_and_sessions_on_another() {
     let listen = json!({ "jsonrpc": "2.0", "id": "sub-1", "method": "subscriptions/listen",
         "params": { "notifications": { "toolsListChanged": true, "resourceSubscriptions": [uri, "timeseries://no such"] },
                     "_meta": meta("2026-07-28") } });
-    let mut listener = b
-        .client
-        .post("/mcp")
-        .header(Header::new("Accept", "application/json, text/event-stream"))
-        .header(Header::new("Content-Type", "application/json"))
-        .header(Header::new("MCP-Protocol-Version", "2026-07-28"))
-        .header(Header::new("Mcp-Method", "subscriptions/listen"))
-        .body(listen.to_string())
-        .dispatch()
-        .await;
+    let mut listener = open_listen(&b, &listen).await;
     let ack = read_until(&mut listener, "acknowledged").await;
     assert!(
         ack.contains(r#""resourceSubscriptions":["timeseries://shared"]"#),
@@ -485,7 +491,6 @@ async fn changes_on_one_replica_reach_listeners_and_sessions_on_another() {
 
 #[rocket::async_test]
 async fn listeners_hear_changes_again_after_redis_restarts() {
-    use rocket::http::Header;
     let db = TestDatabase::migrated();
     let mut redis = crate::helpers::OwnRedis::start();
     let spawn = || async {
@@ -498,16 +503,7 @@ async fn listeners_hear_changes_again_after_redis_restarts() {
     // resumes after its Redis back-off: a change on a then reaches b again.
     let listen = json!({ "jsonrpc": "2.0", "id": "after-restart", "method": "subscriptions/listen",
         "params": { "notifications": { "toolsListChanged": true }, "_meta": meta("2026-07-28") } });
-    let mut listener = b
-        .client
-        .post("/mcp")
-        .header(Header::new("Accept", "application/json, text/event-stream"))
-        .header(Header::new("Content-Type", "application/json"))
-        .header(Header::new("MCP-Protocol-Version", "2026-07-28"))
-        .header(Header::new("Mcp-Method", "subscriptions/listen"))
-        .body(listen.to_string())
-        .dispatch()
-        .await;
+    let mut listener = open_listen(&b, &listen).await;
     assert!(
         read_until(&mut listener, "acknowledged")
             .await
