@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod fixtures;
 pub mod gate;
 pub mod logging;
 pub mod mcp;
@@ -131,13 +132,7 @@ pub fn build(figment: Figment) -> Rocket<Build> {
             let (Some(settings), Some(db), Some(cache), Some(metrics)) = parts else {
                 return Err(rocket);
             };
-            let mcp = Arc::new(Mcp::new(
-                settings,
-                tools::all(),
-                db.clone(),
-                Arc::clone(cache),
-                Arc::clone(metrics),
-            ));
+            let mcp = Arc::new(protocol(settings, db, cache, metrics));
             let readiness = Arc::new(routes::health::Readiness::new(
                 db.clone(),
                 Arc::clone(cache),
@@ -193,6 +188,23 @@ pub fn build(figment: Figment) -> Rocket<Build> {
             },
         ))
         .mount("/", routes::routes())
-        .mount("/", mcp::transport::routes())
+        .mount("/", mcp::http::routes())
         .register("/", routes::catchers())
+}
+
+/// The protocol core with every tool, prompt and resource (and the
+/// conformance fixtures when configured), as both transports serve it.
+pub fn protocol(settings: &Settings, db: &Db, cache: &Arc<Cache>, metrics: &Arc<Metrics>) -> Mcp {
+    let mut catalog = mcp::server::Catalog::new(tools::all(), db.clone());
+    if settings.mcp_conformance_fixtures {
+        log::warn!("MCP_CONFORMANCE_FIXTURES is on: test tools, resources and prompts are exposed");
+        fixtures::register(&mut catalog);
+    }
+    Mcp::new(
+        settings,
+        catalog,
+        db.clone(),
+        Arc::clone(cache),
+        Arc::clone(metrics),
+    )
 }

@@ -10,6 +10,7 @@ fn main() -> ExitCode {
     mcp_server::logging::init();
     match Cli::parse().command.unwrap_or(Command::Serve) {
         Command::Serve => serve(),
+        Command::Stdio => cli::stdio(),
         Command::Migrate(cmd) => cli::migrate(cmd),
         Command::Config => cli::config(),
         Command::Healthcheck { url } => cli::healthcheck(url),

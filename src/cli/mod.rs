@@ -1,9 +1,11 @@
-//! The command line: `serve` (default), `migrate …` for containers that
-//! have no Diesel CLI, `config`, and `healthcheck`.
+//! The command line: `serve` (default), `stdio`, `migrate …` for
+//! containers that have no Diesel CLI, `config`, and `healthcheck`.
 
 mod migrate;
+mod stdio;
 
 pub use migrate::{Migrate, MigrateAction, migrate};
+pub use stdio::stdio;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -29,6 +31,9 @@ pub struct Cli {
 pub enum Command {
     /// Apply pending migrations, then serve HTTP (the default).
     Serve,
+    /// Apply pending migrations, then serve one client on stdin and stdout
+    /// (newline-delimited JSON-RPC; logs on stderr).
+    Stdio,
     /// Manage the database schema.
     Migrate(Migrate),
     /// Print the configuration in effect, secrets redacted, as JSON.

@@ -1,28 +1,27 @@
 //! Running one request, in either lane: the call runs in its own task; if
 //! it sends anything before finishing (logs, progress, a question under
-//! 2025), the reply becomes an SSE stream ending with the response,
-//! otherwise it is plain JSON.
+//! 2025), the answer becomes a stream of messages ending with the
+//! response, otherwise it is the response alone.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use rocket::futures::stream::{self, StreamExt};
-use rocket::http::Status;
-use rocket::response::stream::{Event, EventStream};
 use rocket::tokio::sync::mpsc;
 use serde_json::{Map, Value};
 
-use super::dispatch::{self, Lane, Stop};
+use super::budget::BodyReservation;
+use super::dispatch::{self, Lane};
 use super::jsonrpc::{self, Params, RequestId, RpcError};
-use super::modern::{self, Round};
+use super::outcome::{self, Round, Stop};
 use super::peer::{Asking, Peer};
 use super::protocol::log_rank;
-use super::request_log::{Entry, Logged, audit, capped};
+use super::request_log::{Entry, Logged, capped};
+use super::server::Mcp;
 use super::session::Session;
 use super::tasks::{self, TaskSlot};
-use super::transport::{Reply, SseStream};
-use super::{BodyReservation, Mcp};
+use super::wire::{Answer, Era, Messages};
 use crate::db::Watch;
 use crate::tools::TaskSupport;
 use crate::tools::ToolContext;
@@ -98,6 +97,8 @@ pub enum Caller {
         round: Round,
         /// The client takes tasks and the tool may run as one.
         task: Option<TaskSupport>,
+        /// Set when the transport cancels the call.
+        cancelled: Arc<AtomicBool>,
     },
 }
 
@@ -123,7 +124,7 @@ pub struct Request {
     pub body: Received,
 }
 
-pub async fn run(mcp: Arc<Mcp>, caller: Caller, request: Request) -> Reply {
+pub async fn run(mcp: Arc<Mcp>, caller: Caller, request: Request) -> Answer {
     let Request {
         id,
         method,
@@ -158,10 +159,11 @@ pub async fn run(mcp: Arc<Mcp>, caller: Caller, request: Request) -> Reply {
             capabilities,
             log_level,
             round,
+            cancelled,
             ..
         } => (
             *log_level,
-            Arc::new(AtomicBool::new(false)),
+            Arc::clone(cancelled),
             Asking::Answers {
                 capabilities: capabilities.clone(),
                 answers: round.answers.clone(),
@@ -218,7 +220,10 @@ pub async fn run(mcp: Arc<Mcp>, caller: Caller, request: Request) -> Reply {
         (caller, ..) => caller,
     };
     let task_id = id.clone();
-    let modern = matches!(caller, Caller::Stateless { .. });
+    let era = match caller {
+        Caller::Session(_) => Era::Legacy,
+        Caller::Stateless { .. } => Era::Modern,
+    };
     let task = rocket::tokio::spawn(async move {
         // The body's share of the in-flight budget is held until the call ends.
         let _body = body;
@@ -235,7 +240,7 @@ pub async fn run(mcp: Arc<Mcp>, caller: Caller, request: Request) -> Reply {
                 mcp.live.end_call(&session.id, &task_id);
                 let name = session.client_name.clone();
                 (
-                    outcome.map_err(dispatch::legacy_error),
+                    outcome.map_err(outcome::legacy_error),
                     Some(session.id.clone()),
                     name,
                 )
@@ -245,12 +250,12 @@ pub async fn run(mcp: Arc<Mcp>, caller: Caller, request: Request) -> Reply {
             } => {
                 let outcome =
                     dispatch::dispatch(&mcp, Lane::Modern, &method, params.as_deref(), ctx).await;
-                let outcome = modern::conclude(&mcp, &method, params.as_deref(), outcome, round);
+                let outcome =
+                    outcome::conclude(&mcp.sealer, &method, params.as_deref(), outcome, round);
                 (outcome, None, client_name)
             }
         };
-        audit(
-            &mcp,
+        mcp.audit(
             Entry {
                 session,
                 client_name,
@@ -276,29 +281,17 @@ pub async fn run(mcp: Arc<Mcp>, caller: Caller, request: Request) -> Reply {
     };
     match rx.recv().await {
         // Nothing was sent before the end: the task dropped its sender.
-        None => {
-            let body = finished(task.await);
-            let status = if modern {
-                modern::status_of(&body)
-            } else {
-                Status::Ok
-            };
-            Reply::Json {
-                status,
-                body,
-                session: None,
-            }
-        }
+        None => Answer::One {
+            body: finished(task.await),
+            era,
+            session: None,
+        },
         Some(first) => {
             let rest = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
             let last = stream::once(async move { finished(task.await) });
-            let events: SseStream = Box::pin(
-                stream::once(async { first })
-                    .chain(rest)
-                    .chain(last)
-                    .map(|m| Event::json(&m)),
-            );
-            Reply::Sse(EventStream::from(events))
+            let messages: Messages =
+                Box::pin(stream::once(async { first }).chain(rest).chain(last));
+            Answer::Stream(messages)
         }
     }
 }
@@ -326,7 +319,7 @@ async fn as_task(
     round: Round,
     slot: Arc<TaskSlot>,
     watch: Arc<Watch>,
-) -> Reply {
+) -> Answer {
     let tool = call.logged.tool_name.clone().unwrap_or_default();
     let running = Arc::clone(&mcp);
     // Shared with the call, for sealing the state if it asks for input.
@@ -348,7 +341,7 @@ async fn as_task(
     let required = support == TaskSupport::Required;
     let direct = |outcome: Result<Value, Stop>, round: Round| {
         let raw = params.as_deref().map(|p| &**p);
-        modern::conclude(&mcp, "tools/call", raw, outcome, round)
+        outcome::conclude(&mcp.sealer, "tools/call", raw, outcome, round)
     };
     let reply = match early {
         // Asked for input before it became a task: a multi-round answer.
@@ -381,8 +374,7 @@ async fn as_task(
             }
         },
     };
-    audit(
-        &mcp,
+    mcp.audit(
         Entry {
             session: None,
             client_name: call.client_name,
@@ -393,5 +385,9 @@ async fn as_task(
         },
         &reply,
     );
-    modern::answer(&call.id, &reply)
+    Answer::One {
+        body: outcome::response(&call.id, &reply),
+        era: Era::Modern,
+        session: None,
+    }
 }

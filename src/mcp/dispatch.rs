@@ -8,11 +8,13 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use super::jsonrpc::{self, RpcError};
-use super::protocol::log_rank;
+use super::jsonrpc::RpcError;
+use super::lists::paged;
+use super::outcome::{Stop, pending};
+use super::protocol::{self, log_rank};
+use super::server::Mcp;
 use super::session::Session;
-use super::{Mcp, paged};
-use crate::tools::{Ask, CallError, Pending, ToolContext, ToolError};
+use crate::tools::{CallError, ToolContext, ToolError};
 
 /// The revision a request came under, with what only that lane has.
 pub enum Lane<'a> {
@@ -20,36 +22,6 @@ pub enum Lane<'a> {
     Legacy(&'a mut Arc<Session>),
     /// 2026-07-28: stateless.
     Modern,
-}
-
-/// Why a request stopped without a result.
-#[derive(Debug)]
-pub enum Stop {
-    Error(RpcError),
-    /// The client must answer these questions first (2026 lane).
-    Input(Vec<Ask>),
-}
-
-impl From<RpcError> for Stop {
-    fn from(e: RpcError) -> Stop {
-        Stop::Error(e)
-    }
-}
-
-/// A client capability the request needs and the client did not declare.
-pub const MISSING_CAPABILITY: i32 = -32021;
-
-fn pending(p: Pending) -> Stop {
-    match p {
-        Pending::Input(asks) => Stop::Input(asks),
-        Pending::Capability(capability) => Stop::Error(
-            RpcError::new(
-                MISSING_CAPABILITY,
-                format!("this request needs the client capability {capability:?}"),
-            )
-            .with_data(json!({ "requiredCapabilities": { capability: {} } })),
-        ),
-    }
 }
 
 /// Params as an object (small: every method but `tools/call`, whose
@@ -195,7 +167,7 @@ pub async fn dispatch(
         )?,
         ("resources/read", _) => mcp.resources.read(str_param(&p, "uri")?, &ctx).await?,
         ("completion/complete", _) => complete(mcp, &p).await?,
-        ("server/discover", Lane::Modern) => super::modern::discover(mcp),
+        ("server/discover", Lane::Modern) => protocol::discover_result(),
         ("ping", Lane::Legacy(_)) => json!({}),
         ("resources/subscribe", Lane::Legacy(session)) => {
             let uri = str_param(&p, "uri")?;
@@ -267,16 +239,4 @@ async fn complete(mcp: &Mcp, p: &Map<String, Value>) -> Result<Value, RpcError> 
         }
     };
     mcp.resources.complete(how, prefix).await
-}
-
-/// A failure of the legacy lane, which has no multi-round requests: a
-/// question that was not asked on the stream cannot be pending here.
-pub fn legacy_error(stop: Stop) -> RpcError {
-    match stop {
-        Stop::Error(e) => e,
-        Stop::Input(_) => RpcError::new(
-            jsonrpc::INTERNAL_ERROR,
-            "Internal error: input was required outside a multi-round request",
-        ),
-    }
 }

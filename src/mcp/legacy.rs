@@ -1,52 +1,51 @@
 //! The MCP 2025-11-25 lane (and 2025-06-18, 2025-03-26): `initialize`
-//! opens a session, every later message names it in `Mcp-Session-Id`, the
-//! client's answers and notifications arrive by POST, its GET stream
-//! carries what is not tied to a request, and DELETE ends the session.
+//! opens a session, every later message names it (over HTTP in
+//! `Mcp-Session-Id`), the client's answers and notifications come as
+//! messages of their own, the session's stream carries what is not tied to
+//! a request, and ending the session (HTTP's DELETE) forgets it.
 
 use std::sync::Arc;
 
 use rocket::futures::stream;
-use rocket::http::Status;
-use rocket::response::stream::{Event, EventStream};
 use serde_json::{Value, json};
 
-use super::Mcp;
 use super::call::{self, Caller, Incoming, Request};
 use super::jsonrpc::{self, Params, RequestId};
 use super::protocol;
-use super::request_log::{Entry, Logged, audit, capped};
+use super::request_log::{Entry, Logged, capped};
+use super::server::Mcp;
 use super::session::{self, Session};
-use super::transport::{McpHeaders, Reply, SseStream, refused};
+use super::wire::{Answer, Era, Facts, Refusal};
 
-/// The session named by the request: 400 without one, 404 when unknown or
-/// expired, 400 for an unsupported `MCP-Protocol-Version`.
-async fn session_of(mcp: &Mcp, h: &McpHeaders<'_>) -> Result<Arc<Session>, Reply> {
-    if let Some(v) = h.version
+/// The session named by the request: refused without one, not found when
+/// unknown or expired, refused for an unsupported `MCP-Protocol-Version`.
+async fn session_of(mcp: &Mcp, facts: &Facts<'_>) -> Result<Arc<Session>, Answer> {
+    if let Some(v) = facts.version()
         && !protocol::is_supported(v)
     {
-        return Err(refused(
-            Status::BadRequest,
+        return Err(Answer::refused(
+            Refusal::BadRequest,
             format!(
                 "Bad Request: unsupported MCP-Protocol-Version {v:?} (supported: {})",
                 protocol::SUPPORTED.join(", ")
             ),
         ));
     }
-    let Some(id) = h.session else {
-        return Err(refused(
-            Status::BadRequest,
-            "Bad Request: Mcp-Session-Id header is required (send initialize first)",
+    let Some(id) = facts.session else {
+        return Err(Answer::refused(
+            Refusal::BadRequest,
+            "Bad Request: no session: send initialize first (over HTTP, name the session in the Mcp-Session-Id header)",
         ));
     };
     mcp.sessions.get(id).await.ok_or_else(|| {
-        refused(
-            Status::NotFound,
+        Answer::refused(
+            Refusal::SessionNotFound,
             "Session not found: it ended or expired; initialize a new one",
         )
     })
 }
 
-pub async fn request(mcp: Arc<Mcp>, h: &McpHeaders<'_>, incoming: Incoming) -> Reply {
+pub async fn request(mcp: Arc<Mcp>, facts: &Facts<'_>, incoming: Incoming) -> Answer {
     let Incoming {
         id,
         method,
@@ -58,7 +57,7 @@ pub async fn request(mcp: Arc<Mcp>, h: &McpHeaders<'_>, incoming: Incoming) -> R
     if method == "initialize" {
         return initialize(&mcp, id, params, body.bytes, started).await;
     }
-    let session = match session_of(&mcp, h).await {
+    let session = match session_of(&mcp, facts).await {
         Ok(s) => s,
         Err(reply) => return reply,
     };
@@ -80,7 +79,7 @@ async fn initialize(
     params: Option<Params>,
     body_bytes: usize,
     started: std::time::Instant,
-) -> Reply {
+) -> Answer {
     let logged = params.as_deref().map(|p| capped(p, body_bytes));
     let p = params
         .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
@@ -98,8 +97,7 @@ async fn initialize(
     });
     mcp.sessions.put(Arc::clone(&session)).await;
     let result = protocol::initialize_result(version);
-    audit(
-        mcp,
+    mcp.audit(
         Entry {
             session: Some(session.id.clone()),
             client_name: session.client_name.clone(),
@@ -113,20 +111,20 @@ async fn initialize(
         },
         &Ok(result.clone()),
     );
-    Reply::Json {
-        status: Status::Ok,
+    Answer::One {
         body: jsonrpc::success(&id, result),
+        era: Era::Legacy,
         session: Some(session.id.clone()),
     }
 }
 
 pub async fn notification(
     mcp: &Mcp,
-    h: &McpHeaders<'_>,
+    facts: &Facts<'_>,
     method: &str,
     params: Option<Params>,
-) -> Reply {
-    let mut session = match session_of(mcp, h).await {
+) -> Answer {
+    let mut session = match session_of(mcp, facts).await {
         Ok(s) => s,
         Err(reply) => return reply,
     };
@@ -149,50 +147,49 @@ pub async fn notification(
         }
         _ => {}
     }
-    Reply::Empty(Status::Accepted)
+    Answer::Accepted
 }
 
 /// The client's answer to one of our requests.
 pub async fn response(
     mcp: &Mcp,
-    h: &McpHeaders<'_>,
+    facts: &Facts<'_>,
     id: &RequestId,
     outcome: Result<Value, Value>,
-) -> Reply {
-    match session_of(mcp, h).await {
+) -> Answer {
+    match session_of(mcp, facts).await {
         Ok(session) => {
             mcp.live.answer(&session.id, id, outcome);
-            Reply::Empty(Status::Accepted)
+            Answer::Accepted
         }
         Err(reply) => reply,
     }
 }
 
-/// The session's GET stream.
-pub async fn stream(mcp: &Mcp, h: &McpHeaders<'_>) -> Reply {
-    let session = match session_of(mcp, h).await {
+/// The session's stream (HTTP's GET): what is not tied to a request.
+pub async fn stream(mcp: &Mcp, facts: &Facts<'_>) -> Answer {
+    let session = match session_of(mcp, facts).await {
         Ok(s) => s,
         Err(reply) => return reply,
     };
     let rx = mcp.live.open_stream(&session.id);
-    let events: SseStream = Box::pin(stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|m| (Event::json(&m), rx))
-    }));
-    Reply::Sse(EventStream::from(events))
+    Answer::Stream(Box::pin(stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|m| (m, rx))
+    })))
 }
 
-/// DELETE: ends the session.
-pub async fn end(mcp: &Mcp, h: &McpHeaders<'_>) -> Reply {
-    let Some(id) = h.session else {
-        return refused(
-            Status::BadRequest,
+/// Ends the session (HTTP's DELETE).
+pub async fn end(mcp: &Mcp, facts: &Facts<'_>) -> Answer {
+    let Some(id) = facts.session else {
+        return Answer::refused(
+            Refusal::BadRequest,
             "Bad Request: Mcp-Session-Id header is required",
         );
     };
     if mcp.sessions.remove(id).await {
         mcp.live.end_session(id);
-        Reply::Empty(Status::NoContent)
+        Answer::Ended
     } else {
-        refused(Status::NotFound, "Session not found")
+        Answer::refused(Refusal::SessionNotFound, "Session not found")
     }
 }

@@ -8,35 +8,28 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use rocket::futures::stream::{self, StreamExt};
-use rocket::response::stream::EventStream;
-use rocket::tokio::sync::broadcast::error::RecvError;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use rocket::http::Status;
+use rocket::futures::stream::{self, StreamExt};
+use rocket::tokio::sync::broadcast::error::RecvError;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::call::{self, Caller, Incoming, Peek, Request};
-use super::dispatch::{MODERN_ONLY, SHARED, Stop};
+use super::dispatch::{MODERN_ONLY, SHARED};
 use super::events::Event;
-use super::jsonrpc::{
-    self, INVALID_PARAMS, METHOD_NOT_FOUND, RESOURCE_NOT_FOUND, RequestId, RpcError,
-};
-use super::protocol::{self, log_rank};
-use super::transport::{McpHeaders, Reply, SseStream};
-use super::{MAX_LISTENERS, Mcp, dispatch, tasks};
+use super::jsonrpc::{self, RequestId, RpcError};
+use super::outcome::{MISSING_CAPABILITY, Round, arguments, response};
+use super::protocol::{self, TASKS_EXTENSION, log_rank};
+use super::server::{MAX_LISTENERS, Mcp};
+use super::wire::{Answer, Era, Facts};
 use crate::tools::TaskSupport;
 
-pub const VERSION: &str = "2026-07-28";
+pub const VERSION: &str = protocol::MODERN;
 /// An HTTP header disagrees with the body, or is missing.
 pub const HEADER_MISMATCH: i32 = -32020;
 /// The revision asked for is not served.
 pub const UNSUPPORTED_VERSION: i32 = -32022;
-
-/// How long clients may reuse a listing that only changes with a release.
-const STATIC_TTL_MS: u64 = 5 * 60 * 1000;
 
 /// The era rule: a request is modern when its `_meta` names a revision, when
 /// its header names one that is not a 2025-or-earlier revision, or when it
@@ -91,7 +84,7 @@ fn named<'p>(method: &str, peek: &'p Peek) -> Option<&'p str> {
 /// in `Mcp-Param-<name>` headers.
 fn check_param_headers(
     mcp: &Mcp,
-    h: &McpHeaders<'_>,
+    facts: &Facts<'_>,
     tool: &str,
     params: Option<&RawValue>,
 ) -> Result<(), RpcError> {
@@ -114,7 +107,7 @@ fn check_param_headers(
             Some(Value::String(s)) => Some(s.clone()),
             Some(other) => Some(other.to_string()),
         };
-        let sent = h.all.get_one(&header).map(header_value).transpose()?;
+        let sent = facts.header(&header).map(header_value).transpose()?;
         if sent != body {
             return Err(mismatch(match (sent, body) {
                 (None, _) => format!("the {header} header is required: the body sets {prop:?}"),
@@ -126,24 +119,37 @@ fn check_param_headers(
     Ok(())
 }
 
-/// Steps 1–5 of the pipeline; what passes is dispatched.
+fn unsupported(version: &str, message: String) -> RpcError {
+    RpcError::new(UNSUPPORTED_VERSION, message)
+        .with_data(json!({ "supported": [VERSION], "requested": version }))
+}
+
+/// Steps 1–5 of the pipeline; what passes is dispatched. The steps that
+/// compare HTTP headers with the body apply only where there are headers.
 fn admit(
     mcp: &Mcp,
-    h: &McpHeaders<'_>,
+    facts: &Facts<'_>,
     method: &str,
     peek: &Peek,
     params: Option<&RawValue>,
 ) -> Result<Map<String, Value>, RpcError> {
     let meta = peek.meta();
-    let version = meta
-        .protocol_version
-        .as_ref()
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            RpcError::invalid_params(
-                "_meta[\"io.modelcontextprotocol/protocolVersion\"] is required",
-            )
-        })?;
+    let Some(version) = meta.protocol_version.as_ref().and_then(Value::as_str) else {
+        // Here by the header alone: one that names no revision we serve.
+        if let Some(v) = facts.version().filter(|v| *v != VERSION) {
+            return Err(unsupported(
+                v,
+                format!(
+                    "unsupported MCP-Protocol-Version header {v:?}; this server supports {VERSION} \
+                     (with _meta) and {} (after initialize)",
+                    protocol::SUPPORTED.join(", ")
+                ),
+            ));
+        }
+        return Err(RpcError::invalid_params(
+            "_meta[\"io.modelcontextprotocol/protocolVersion\"] is required",
+        ));
+    };
     let capabilities = meta
         .client_capabilities
         .as_ref()
@@ -153,27 +159,48 @@ fn admit(
                 "_meta[\"io.modelcontextprotocol/clientCapabilities\"] is required (an object)",
             )
         })?;
-    match h.version.map(str::trim) {
-        None => {
-            return Err(mismatch(
-                "the MCP-Protocol-Version header is required and must equal the _meta protocolVersion",
-            ));
-        }
-        Some(v) if v != version => {
-            return Err(mismatch(format!(
-                "MCP-Protocol-Version header {v:?} differs from _meta protocolVersion {version:?}"
-            )));
-        }
-        Some(_) => {}
+    let http = facts.headers.is_some();
+    if http {
+        check_version_header(facts, version)?;
     }
     if version != VERSION {
-        return Err(RpcError::new(
-            UNSUPPORTED_VERSION,
+        return Err(unsupported(
+            version,
             format!("unsupported protocol version {version:?}; this server supports {VERSION}"),
-        )
-        .with_data(json!({ "supported": [VERSION], "requested": version })));
+        ));
     }
-    match h.mcp_method.map(header_value).transpose()? {
+    if http {
+        check_headers(mcp, facts, method, peek, params)?;
+    }
+    if !(SHARED.contains(&method) || MODERN_ONLY.contains(&method)) {
+        return Err(RpcError::method_not_found(method));
+    }
+    Ok(capabilities.clone())
+}
+
+/// HTTP: the `MCP-Protocol-Version` header must repeat the body's revision.
+fn check_version_header(facts: &Facts<'_>, version: &str) -> Result<(), RpcError> {
+    match facts.version() {
+        None => Err(mismatch(
+            "the MCP-Protocol-Version header is required and must equal the _meta protocolVersion",
+        )),
+        Some(v) if v != version => Err(mismatch(format!(
+            "MCP-Protocol-Version header {v:?} differs from _meta protocolVersion {version:?}"
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+/// HTTP: the method, target and declared arguments repeated in headers
+/// must equal the body's.
+fn check_headers(
+    mcp: &Mcp,
+    facts: &Facts<'_>,
+    method: &str,
+    peek: &Peek,
+    params: Option<&RawValue>,
+) -> Result<(), RpcError> {
+    match facts.header("Mcp-Method").map(header_value).transpose()? {
         None => return Err(mismatch("the Mcp-Method header is required")),
         Some(m) if m != method => {
             return Err(mismatch(format!(
@@ -183,7 +210,7 @@ fn admit(
         Some(_) => {}
     }
     if let Some(expected) = named(method, peek) {
-        match h.mcp_name.map(header_value).transpose()? {
+        match facts.header("Mcp-Name").map(header_value).transpose()? {
             None => {
                 return Err(mismatch(format!(
                     "the Mcp-Name header is required for {method}"
@@ -200,63 +227,25 @@ fn admit(
     if method == "tools/call"
         && let Some(tool) = &peek.name
     {
-        check_param_headers(mcp, h, tool, params)?;
+        check_param_headers(mcp, facts, tool, params)?;
     }
-    if !(SHARED.contains(&method) || MODERN_ONLY.contains(&method)) {
-        return Err(RpcError::method_not_found(method));
-    }
-    Ok(capabilities.clone())
+    Ok(())
 }
 
-/// HTTP status of a 2026 error, as the transport specification maps them.
-pub fn status_of(body: &Value) -> Status {
-    match body["error"]["code"].as_i64().map(|c| c as i32) {
-        Some(METHOD_NOT_FOUND) => Status::NotFound,
-        Some(
-            INVALID_PARAMS | HEADER_MISMATCH | UNSUPPORTED_VERSION | dispatch::MISSING_CAPABILITY,
-        ) => Status::BadRequest,
-        _ => Status::Ok,
-    }
-}
-
-/// A 2026 answer as JSON, with the HTTP status its error maps to.
-pub fn answer(id: &RequestId, outcome: &Result<Value, RpcError>) -> Reply {
-    let body = match outcome {
-        Ok(result) => jsonrpc::success(id, result.clone()),
-        Err(e) => jsonrpc::failure(Some(id), e),
-    };
-    Reply::Json {
-        status: status_of(&body),
-        body,
+/// A 2026 answer: the response alone.
+fn answer(id: &RequestId, outcome: &Result<Value, RpcError>) -> Answer {
+    Answer::One {
+        body: response(id, outcome),
+        era: Era::Modern,
         session: None,
     }
 }
 
-fn refuse(id: &RequestId, error: &RpcError) -> Reply {
+fn refuse(id: &RequestId, error: &RpcError) -> Answer {
     answer(id, &Err(error.clone()))
 }
 
-/// What a round of a multi-round request resumes from.
-pub struct Round {
-    /// `tools/call <name>`, `prompts/get <name>` or `resources/read <uri>`.
-    pub target: String,
-    pub answers: Map<String, Value>,
-}
-
-/// The `arguments` member of the params (null when absent), which a
-/// sealed state is bound to.
-fn arguments(params: Option<&RawValue>) -> Value {
-    #[derive(serde::Deserialize)]
-    struct Args {
-        arguments: Option<Value>,
-    }
-    params
-        .and_then(|p| serde_json::from_str::<Args>(p.get()).ok())
-        .and_then(|a| a.arguments)
-        .unwrap_or(Value::Null)
-}
-
-pub async fn serve(mcp: Arc<Mcp>, h: &McpHeaders<'_>, incoming: Incoming) -> Reply {
+pub async fn serve(mcp: Arc<Mcp>, facts: &Facts<'_>, incoming: Incoming) -> Answer {
     let Incoming {
         id,
         method,
@@ -265,7 +254,7 @@ pub async fn serve(mcp: Arc<Mcp>, h: &McpHeaders<'_>, incoming: Incoming) -> Rep
         started,
         body,
     } = incoming;
-    let capabilities = match admit(&mcp, h, &method, &peek, params.as_deref()) {
+    let capabilities = match admit(&mcp, facts, &method, &peek, params.as_deref()) {
         Ok(c) => c,
         Err(e) => return refuse(&id, &e),
     };
@@ -312,7 +301,7 @@ pub async fn serve(mcp: Arc<Mcp>, h: &McpHeaders<'_>, incoming: Incoming) -> Rep
     let meta = peek.meta.take().unwrap_or_default();
     let takes_tasks = capabilities
         .get("extensions")
-        .and_then(|e| e.get(tasks::EXTENSION))
+        .and_then(|e| e.get(TASKS_EXTENSION))
         .is_some();
     let task = match peek.name.as_deref().filter(|_| method == "tools/call") {
         Some(tool) => mcp.tools.task_support(tool),
@@ -322,15 +311,15 @@ pub async fn serve(mcp: Arc<Mcp>, h: &McpHeaders<'_>, incoming: Incoming) -> Rep
         return refuse(
             &id,
             &RpcError::new(
-                dispatch::MISSING_CAPABILITY,
+                MISSING_CAPABILITY,
                 format!(
                     "{method} needs tasks: declare the {} extension in \
                      _meta[\"io.modelcontextprotocol/clientCapabilities\"].extensions",
-                    tasks::EXTENSION
+                    TASKS_EXTENSION
                 ),
             )
             .with_data(
-                json!({ "requiredCapabilities": { "extensions": { tasks::EXTENSION: {} } } }),
+                json!({ "requiredCapabilities": { "extensions": { TASKS_EXTENSION: {} } } }),
             ),
         );
     }
@@ -348,6 +337,7 @@ pub async fn serve(mcp: Arc<Mcp>, h: &McpHeaders<'_>, incoming: Incoming) -> Rep
             .and_then(Value::as_str)
             .and_then(log_rank),
         round: Round { target, answers },
+        cancelled: facts.cancel.clone().unwrap_or_default(),
     };
     let request = Request {
         id,
@@ -359,103 +349,6 @@ pub async fn serve(mcp: Arc<Mcp>, h: &McpHeaders<'_>, incoming: Incoming) -> Rep
         body,
     };
     call::run(mcp, caller, request).await
-}
-
-/// The `server/discover` result (rmcp's model of it). Its caching hints
-/// and server identity are set by [`conclude`], as for the lists.
-pub fn discover(_mcp: &Mcp) -> Value {
-    use rmcp::model::{
-        DiscoverResult, JsonObject, PromptsCapability, ProtocolVersion, ResourcesCapability,
-        ServerCapabilities, ToolsCapability,
-    };
-    let mut tools = ToolsCapability::default();
-    let mut prompts = PromptsCapability::default();
-    let mut resources = ResourcesCapability::default();
-    // Changes reach `subscriptions/listen` streams on every replica.
-    tools.list_changed = Some(true);
-    prompts.list_changed = Some(true);
-    resources.subscribe = Some(true);
-    let mut capabilities = ServerCapabilities::default();
-    capabilities.tools = Some(tools);
-    capabilities.prompts = Some(prompts);
-    capabilities.resources = Some(resources);
-    capabilities.logging = Some(JsonObject::new());
-    capabilities.completions = Some(JsonObject::new());
-    capabilities.extensions = Some([(tasks::EXTENSION.to_owned(), JsonObject::new())].into());
-    let mut result = DiscoverResult::new(vec![ProtocolVersion::V_2026_07_28], capabilities);
-    result.instructions = Some(protocol::INSTRUCTIONS.to_owned());
-    serde_json::to_value(result).unwrap_or_else(|_| json!({}))
-}
-
-/// A dispatched request's outcome in 2026 terms: `resultType` on every
-/// result, caching hints where the specification asks for them, questions
-/// as `input_required` with sealed state, and `-32602` for a missing
-/// resource.
-pub fn conclude(
-    mcp: &Mcp,
-    method: &str,
-    params: Option<&RawValue>,
-    outcome: Result<Value, Stop>,
-    round: Round,
-) -> Result<Value, RpcError> {
-    match outcome {
-        Ok(mut result) => {
-            if let Some(obj) = result.as_object_mut() {
-                obj.entry("resultType").or_insert(json!("complete"));
-                let cache = match method {
-                    "server/discover"
-                    | "tools/list"
-                    | "prompts/list"
-                    | "resources/templates/list" => Some((STATIC_TTL_MS, "public")),
-                    // Series change with every ingest.
-                    "resources/list" | "resources/read" => Some((0, "private")),
-                    _ => None,
-                };
-                // Ours, over any a model type defaulted to.
-                if let Some((ttl, scope)) = cache {
-                    obj.insert("ttlMs".into(), json!(ttl));
-                    obj.insert("cacheScope".into(), json!(scope));
-                }
-                if method == "server/discover" {
-                    obj.insert(
-                        "_meta".into(),
-                        json!({ "io.modelcontextprotocol/serverInfo": protocol::server_info() }),
-                    );
-                }
-            }
-            Ok(result)
-        }
-        Err(Stop::Input(asks)) => {
-            if !matches!(method, "tools/call" | "prompts/get" | "resources/read") {
-                return Err(RpcError::internal(format!(
-                    "{method} cannot ask the client"
-                )));
-            }
-            let Round {
-                target,
-                mut answers,
-            } = round;
-            let mut requests = Map::new();
-            for ask in asks {
-                answers.remove(&ask.key);
-                requests.insert(
-                    ask.key,
-                    json!({ "method": ask.method, "params": ask.params }),
-                );
-            }
-            let state = mcp.sealer.seal(&target, &arguments(params), answers);
-            Ok(json!({
-                "resultType": "input_required",
-                "inputRequests": requests,
-                "requestState": state,
-            }))
-        }
-        Err(Stop::Error(e)) if e.code == RESOURCE_NOT_FOUND => Err(RpcError {
-            code: INVALID_PARAMS,
-            ..e
-        }),
-        Err(Stop::Error(e)) => Err(e),
-    }
 }
 
 /// What a `subscriptions/listen` stream asked for and was granted.
@@ -500,7 +393,7 @@ impl Drop for Listener {
 
 /// `subscriptions/listen`: acknowledges what it will deliver, then streams
 /// matching changes from every replica until the client goes away.
-fn listen(mcp: &Arc<Mcp>, id: RequestId, params: Option<&RawValue>) -> Reply {
+fn listen(mcp: &Arc<Mcp>, id: RequestId, params: Option<&RawValue>) -> Answer {
     #[derive(serde::Deserialize, Default)]
     #[serde(rename_all = "camelCase", default)]
     struct Filter {
@@ -574,10 +467,5 @@ fn listen(mcp: &Arc<Mcp>, id: RequestId, params: Option<&RawValue>) -> Reply {
             }
         },
     );
-    let events: SseStream = Box::pin(
-        stream::once(async move { ack })
-            .chain(changes)
-            .map(|m| rocket::response::stream::Event::json(&m)),
-    );
-    Reply::Sse(EventStream::from(events))
+    Answer::Stream(Box::pin(stream::once(async move { ack }).chain(changes)))
 }

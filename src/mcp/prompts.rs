@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use super::jsonrpc::RpcError;
-use super::paged;
+use super::lists::paged;
 use super::resources::Complete;
 use crate::domain::{RunStatus, Series};
 use crate::store::runs;

@@ -54,6 +54,38 @@ pub fn log_rank(level: &str) -> Option<usize> {
     LOG_LEVELS.iter().position(|l| *l == level)
 }
 
+/// The 2026 revision, served beside the ones above.
+pub const MODERN: &str = "2026-07-28";
+
+/// The tasks extension a 2026 client declares to take tasks.
+pub const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
+
+/// The `server/discover` result (rmcp's model of it). Its caching hints
+/// and server identity are added with the lists' (`outcome::conclude`).
+pub fn discover_result() -> Value {
+    use rmcp::model::{
+        DiscoverResult, JsonObject, PromptsCapability, ProtocolVersion, ResourcesCapability,
+        ServerCapabilities, ToolsCapability,
+    };
+    let mut tools = ToolsCapability::default();
+    let mut prompts = PromptsCapability::default();
+    let mut resources = ResourcesCapability::default();
+    // Changes reach `subscriptions/listen` streams on every replica.
+    tools.list_changed = Some(true);
+    prompts.list_changed = Some(true);
+    resources.subscribe = Some(true);
+    let mut capabilities = ServerCapabilities::default();
+    capabilities.tools = Some(tools);
+    capabilities.prompts = Some(prompts);
+    capabilities.resources = Some(resources);
+    capabilities.logging = Some(JsonObject::new());
+    capabilities.completions = Some(JsonObject::new());
+    capabilities.extensions = Some([(TASKS_EXTENSION.to_owned(), JsonObject::new())].into());
+    let mut result = DiscoverResult::new(vec![ProtocolVersion::V_2026_07_28], capabilities);
+    result.instructions = Some(INSTRUCTIONS.to_owned());
+    serde_json::to_value(result).unwrap_or_else(|_| json!({}))
+}
+
 pub fn initialize_result(version: &str) -> Value {
     json!({
         "protocolVersion": version,

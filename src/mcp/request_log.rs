@@ -14,10 +14,7 @@ use rocket::tokio::time::timeout;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use chrono::Utc;
-
-use super::Mcp;
-use super::jsonrpc::{self, RequestId, RpcError};
+use super::jsonrpc::RequestId;
 use crate::db::Db;
 use crate::models::NewMcpRequestLog;
 
@@ -232,58 +229,6 @@ pub struct Entry<'a> {
     pub method: &'a str,
     pub logged: Logged,
     pub started: std::time::Instant,
-}
-
-/// Counts the request in the metrics and queues its row for
-/// `mcp_request_logs` (never waits).
-pub fn audit(mcp: &Mcp, entry: Entry<'_>, outcome: &Result<Value, RpcError>) {
-    let Entry {
-        session,
-        client_name,
-        id,
-        method,
-        logged: Logged { tool_name, params },
-        started,
-    } = entry;
-    let (status, error_code, error_message) = match outcome {
-        Ok(r) if r["isError"] == true => (
-            "error",
-            None,
-            r["content"][0]["text"]
-                .as_str()
-                .map(|t| t.chars().take(1000).collect()),
-        ),
-        Ok(_) => ("ok", None, None),
-        Err(e) => (
-            "error",
-            Some(e.code),
-            Some(e.message.chars().take(1000).collect()),
-        ),
-    };
-    let elapsed = started.elapsed();
-    // Labels only from known names: input must not grow the metric set.
-    let method_label = match outcome {
-        Err(e) if e.code == jsonrpc::METHOD_NOT_FOUND => "unknown",
-        _ => method,
-    };
-    let tool_label = tool_name
-        .as_deref()
-        .map(|t| if mcp.tools.contains(t) { t } else { "unknown" });
-    mcp.metrics
-        .rpc(method_label, tool_label, status == "ok", elapsed);
-    mcp.log.record(NewMcpRequestLog {
-        session_id: session,
-        request_id: Some(id.to_string()),
-        method: method.to_owned(),
-        tool_name,
-        params,
-        status: status.to_owned(),
-        error_code,
-        error_message,
-        duration_ms: elapsed.as_secs_f64() * 1e3,
-        client_name,
-        created_at: Utc::now(),
-    });
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::jsonrpc::{self, RESOURCE_NOT_FOUND, RpcError};
-use super::list_result;
+use super::lists::list_result;
 use crate::db::{Db, DbError};
 use crate::domain::Series;
 use crate::store::series;

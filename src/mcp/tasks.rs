@@ -14,15 +14,14 @@ use rocket::tokio::task::JoinHandle;
 use rocket::tokio::time::{MissedTickBehavior, interval, sleep};
 use serde_json::{Map, Value, json};
 
-use super::dispatch::Stop;
 use super::jsonrpc::RpcError;
+use super::outcome::Stop;
 use super::resources::db_failure;
 use crate::db::{Db, Watch};
 use crate::models::{McpTask, NewMcpTask};
 use crate::store::tasks as store;
 use crate::tools::{Ask, ToolError};
 
-pub const EXTENSION: &str = "io.modelcontextprotocol/tasks";
 /// A task-supporting call that finishes within this is answered directly.
 pub const GRACE: Duration = Duration::from_millis(100);
 /// How long a task stays readable.

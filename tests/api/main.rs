@@ -19,6 +19,7 @@ mod operator;
 mod pool;
 mod properties;
 mod startup;
+mod stdio;
 mod tasks;
 mod timescale;
 mod tools;

@@ -1,15 +1,14 @@
-//! Streamable HTTP at `/mcp`, the HTTP rules both revisions share: the
+//! Streamable HTTP at `/mcp`, a transport over the protocol core: the
 //! guard, `Accept`/`Content-Type`, the body budget and limit, JSON-RPC
-//! framing, and the era rule that hands each message to its lane
-//! (`legacy`: 2025 sessions; `modern`: 2026, stateless). GET and DELETE
-//! belong to the session lane.
+//! framing, and the core's answers as JSON or SSE with their statuses.
+//! GET and DELETE belong to the 2025 session lane.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
 use rocket::data::{Data, Limits, ToByteUnit};
-use rocket::futures::stream::Stream;
+use rocket::futures::stream::{Stream, StreamExt};
 use rocket::http::{Header, Status};
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::stream::{Event, EventStream};
@@ -17,11 +16,14 @@ use rocket::response::{self, Responder, Response};
 use rocket::{Route, State, delete, get, post, routes};
 use serde_json::Value;
 
-use super::call::{Incoming, Peek, Received};
-use super::jsonrpc::{self, Message, RpcError, SERVER_ERROR};
-use super::modern;
+use super::call::Received;
+use super::jsonrpc::{self, METHOD_NOT_FOUND, RpcError};
+use super::modern::{self, HEADER_MISMATCH, UNSUPPORTED_VERSION};
+use super::outcome::MISSING_CAPABILITY;
 use super::security::Refusal;
-use super::{Mcp, legacy};
+use super::server::Mcp;
+use super::wire::{self, Answer, Era, Facts};
+use super::{core, legacy};
 
 pub fn routes() -> Vec<Route> {
     routes![post_mcp, get_mcp, delete_mcp]
@@ -34,16 +36,19 @@ pub struct McpHeaders<'r> {
     accept: Option<&'r str>,
     content_type: Option<&'r str>,
     content_length: Option<u64>,
-    pub(super) session: Option<&'r str>,
-    pub(super) version: Option<&'r str>,
+    session: Option<&'r str>,
     origin: Option<&'r str>,
     host: Option<&'r str>,
     authorization: Option<&'r str>,
-    /// 2026: the method and target repeated from the body.
-    pub(super) mcp_method: Option<&'r str>,
-    pub(super) mcp_name: Option<&'r str>,
-    /// For the `Mcp-Param-*` headers a tool declares.
-    pub(super) all: &'r rocket::http::HeaderMap<'r>,
+    /// For the core: the revision, 2026's `Mcp-Method`, `Mcp-Name` and
+    /// `Mcp-Param-*` headers.
+    all: &'r rocket::http::HeaderMap<'r>,
+}
+
+impl wire::Headers for McpHeaders<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.all.get_one(name)
+    }
 }
 
 #[rocket::async_trait]
@@ -58,18 +63,27 @@ impl<'r> FromRequest<'r> for McpHeaders<'r> {
                 .get_one("Content-Length")
                 .and_then(|n| n.trim().parse().ok()),
             session: h.get_one(SESSION_HEADER),
-            version: h.get_one("MCP-Protocol-Version"),
             origin: h.get_one("Origin"),
             host: h.get_one("Host"),
             authorization: h.get_one("Authorization"),
-            mcp_method: h.get_one("Mcp-Method"),
-            mcp_name: h.get_one("Mcp-Name"),
             all: h,
         })
     }
 }
 
 impl McpHeaders<'_> {
+    fn facts(&self) -> Facts<'_> {
+        Facts {
+            headers: Some(self),
+            session: self.session,
+            cancel: None,
+        }
+    }
+
+    fn version(&self) -> Option<&str> {
+        self.all.get_one("MCP-Protocol-Version")
+    }
+
     fn accepts(&self, mime: &str) -> bool {
         self.accept.is_some_and(|a| {
             a.split(',')
@@ -115,9 +129,9 @@ impl<'r> Responder<'r, 'r> for Reply {
             Reply::Empty(status) => Response::build().status(status).ok(),
             Reply::Refused { status, message } => {
                 let code = if status == Status::NotFound {
-                    jsonrpc::SESSION_NOT_FOUND
+                    wire::Refusal::SessionNotFound.code()
                 } else {
-                    SERVER_ERROR
+                    wire::Refusal::BadRequest.code()
                 };
                 let body = jsonrpc::failure(None, &RpcError::new(code, message));
                 let mut res =
@@ -135,15 +149,54 @@ impl<'r> Responder<'r, 'r> for Reply {
     }
 }
 
-pub(super) fn refused(status: Status, message: impl Into<String>) -> Reply {
+fn refused(status: Status, message: impl Into<String>) -> Reply {
     Reply::Refused {
         status,
         message: message.into(),
     }
 }
 
+/// HTTP status of a 2026 error, as the transport specification maps them.
+fn status_of(body: &Value) -> Status {
+    match body["error"]["code"].as_i64().map(|c| c as i32) {
+        Some(METHOD_NOT_FOUND) => Status::NotFound,
+        Some(
+            jsonrpc::INVALID_PARAMS | HEADER_MISMATCH | UNSUPPORTED_VERSION | MISSING_CAPABILITY,
+        ) => Status::BadRequest,
+        _ => Status::Ok,
+    }
+}
+
+impl From<Answer> for Reply {
+    fn from(answer: Answer) -> Reply {
+        match answer {
+            Answer::One { body, era, session } => Reply::Json {
+                status: match era {
+                    Era::Modern => status_of(&body),
+                    Era::Legacy => Status::Ok,
+                },
+                body,
+                session,
+            },
+            Answer::Stream(messages) => {
+                let events: SseStream = Box::pin(messages.map(|m| Event::json(&m)));
+                Reply::Sse(EventStream::from(events))
+            }
+            Answer::Accepted => Reply::Empty(Status::Accepted),
+            Answer::Ended => Reply::Empty(Status::NoContent),
+            Answer::Refused { why, message } => refused(
+                match why {
+                    wire::Refusal::BadRequest => Status::BadRequest,
+                    wire::Refusal::SessionNotFound => Status::NotFound,
+                },
+                message,
+            ),
+        }
+    }
+}
+
 /// Host/Origin allow-lists and the bearer token, for every method.
-pub(super) fn admit(mcp: &Mcp, h: &McpHeaders<'_>) -> Result<(), Reply> {
+fn admit(mcp: &Mcp, h: &McpHeaders<'_>) -> Result<(), Reply> {
     mcp.guard
         .check(h.host, h.origin, h.authorization)
         .map_err(|r| match r {
@@ -224,43 +277,14 @@ pub async fn post_mcp(
         }
     };
     let body = Received { bytes, share };
-    match message {
-        Message::Request { id, method, params } => {
-            let peek = Peek::of(params.as_ref());
-            let incoming = Incoming {
-                id,
-                method,
-                params,
-                peek,
-                started,
-                body,
-            };
-            if modern::is_modern(
-                h.version,
-                incoming.peek.meta().protocol_version.is_some(),
-                &incoming.method,
-            ) {
-                modern::serve(mcp, &h, incoming).await
-            } else {
-                legacy::request(mcp, &h, incoming).await
-            }
-        }
-        // 2026 has no session to notify and asks nothing the client answers.
-        Message::Notification { .. } | Message::Response { .. }
-            if modern::header_is_modern(h.version) =>
-        {
-            Reply::Empty(Status::Accepted)
-        }
-        Message::Notification { method, params } => {
-            legacy::notification(&mcp, &h, &method, params).await
-        }
-        Message::Response { id, outcome } => legacy::response(&mcp, &h, &id, outcome).await,
-    }
+    core::handle(mcp, &h.facts(), message, body, started)
+        .await
+        .into()
 }
 
 /// 2026 has no stream to open and no session to end.
 fn modern_refusal(h: &McpHeaders<'_>) -> Option<Reply> {
-    modern::header_is_modern(h.version).then(|| {
+    modern::header_is_modern(h.version()).then(|| {
         refused(
             Status::MethodNotAllowed,
             "Method Not Allowed: MCP 2026-07-28 is stateless; POST requests to /mcp",
@@ -282,7 +306,7 @@ pub async fn get_mcp(mcp: &State<Arc<Mcp>>, h: McpHeaders<'_>) -> Reply {
             "Not Acceptable: Accept must list text/event-stream",
         );
     }
-    legacy::stream(mcp, &h).await
+    legacy::stream(mcp, &h.facts()).await.into()
 }
 
 #[delete("/mcp")]
@@ -293,5 +317,5 @@ pub async fn delete_mcp(mcp: &State<Arc<Mcp>>, h: McpHeaders<'_>) -> Reply {
     if let Some(reply) = modern_refusal(&h) {
         return reply;
     }
-    legacy::end(mcp, &h).await
+    legacy::end(mcp, &h.facts()).await.into()
 }

@@ -1,6 +1,7 @@
 //! The fixtures the official MCP conformance suite expects, registered only
 //! with `MCP_CONFORMANCE_FIXTURES=1` (names and contents per
-//! `shared/mcp/NOTES.md`).
+//! `shared/mcp/NOTES.md`), through the registries the product's own tools,
+//! prompts and resources are in. The protocol core never names them.
 
 use std::time::Duration;
 
@@ -9,8 +10,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::prompts::{Arg, Prompt, PromptRegistry};
-use super::resources::{Complete, ResourceRegistry, Source, Template};
+use crate::mcp::prompts::{Arg, Prompt, PromptRegistry};
+use crate::mcp::resources::{Complete, Source, Template};
+use crate::mcp::server::Catalog;
 use crate::tools::{Annotations, Ask, Spec, TaskSupport, ToolContext, ToolError, ToolRegistry};
 
 /// A 1×1 PNG.
@@ -49,16 +51,12 @@ fn spec(name: &'static str, description: &'static str) -> Spec {
 }
 
 /// Every fixture, into the registries the product's own entries are in.
-pub fn register(
-    tools: &mut ToolRegistry,
-    prompts: &mut PromptRegistry,
-    resources: &mut ResourceRegistry,
-) {
-    register_tools(tools);
-    register_input_tools(tools);
-    register_task_tools(tools);
-    register_prompts(prompts);
-    resources.add(Box::new(TestResources));
+pub fn register(catalog: &mut Catalog) {
+    register_tools(&mut catalog.tools);
+    register_input_tools(&mut catalog.tools);
+    register_task_tools(&mut catalog.tools);
+    register_prompts(&mut catalog.prompts);
+    catalog.resources.add(Box::new(TestResources));
 }
 
 fn register_tools(reg: &mut ToolRegistry) {

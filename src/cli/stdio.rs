@@ -1,0 +1,95 @@
+//! `mcp-server stdio`: the server on stdin and stdout, for hosts that
+//! launch their MCP servers. Everything but the transport is as `serve`:
+//! migrations applied first under the same lock, Redis optional.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cache::Cache;
+use crate::config::Settings;
+use crate::db::{self, Db};
+use crate::mcp::stdio::{Options, serve};
+use crate::metrics::Metrics;
+
+/// How long calls in flight may run on once input ends or SIGTERM comes.
+const DRAIN: Duration = Duration::from_secs(30);
+
+pub fn stdio() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            log::error!("stdio: no runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let served = runtime.block_on(run());
+    // Background work (the request-log writer was flushed) stops here.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            log::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let figment = Settings::figment();
+    let settings = Settings::from_figment(&figment)?;
+    let rocket =
+        rocket::Config::try_from(&figment).map_err(|e| format!("invalid configuration: {e}"))?;
+    // The HTTP body limit bounds a line.
+    let line_limit = rocket
+        .limits
+        .get("json")
+        .map_or(32 << 20, |l| l.as_u64())
+        .try_into()
+        .unwrap_or(usize::MAX);
+    let prepared = settings.clone();
+    let (pool, _report) = tokio::task::spawn_blocking(move || db::prepare(&prepared))
+        .await
+        .map_err(|e| format!("start-up aborted: database task failed: {e}"))?
+        .map_err(|e| format!("start-up aborted: {e}"))?;
+    let db = Db::new(pool, settings.checkout_timeout());
+    let cache =
+        Arc::new(Cache::from_settings(&settings).map_err(|e| format!("start-up aborted: {e}"))?);
+    let metrics = Arc::new(Metrics::new());
+    let mcp = Arc::new(crate::protocol(&settings, &db, &cache, &metrics));
+    log::info!("serving MCP on stdin and stdout");
+    let options = Options {
+        line_limit,
+        drain: DRAIN,
+    };
+    let input = tokio::io::BufReader::new(tokio::io::stdin());
+    serve(mcp, input, tokio::io::stdout(), options, terminated())
+        .await
+        .map_err(|e| format!("stdio: {e}"))
+}
+
+/// SIGTERM or SIGINT.
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
