@@ -1,6 +1,10 @@
-"""Every tool of a running server through the official Python SDK (`mcp` 2.3).
+"""Every tool of the server through the official Python SDK (`mcp` 2.3).
 
-Usage: python_sdk.py URL MODE   (MODE: auto | legacy)
+Usage: python_sdk.py TARGET MODE   (MODE: auto | legacy)
+
+TARGET is a running server's URL (Streamable HTTP), or the path of the
+mcp-server binary, which the SDK's stdio client launches as `mcp-server stdio`
+with this environment's DATABASE_URL, REDIS_URL and RUST_LOG.
 
 `auto` probes `server/discover` and must land on 2026-07-28; `legacy` runs
 the initialize handshake (2025-11-25). The calls come from calls.json, shared
@@ -9,11 +13,13 @@ with ts_client.mjs. Exits non-zero on the first thing that is not as expected.
 
 import asyncio
 import json
+import os
 import pathlib
 import sys
 import uuid
 
 from mcp import Client
+from mcp.client.stdio import StdioServerParameters
 
 EXPECTED_VERSION = {"auto": "2026-07-28", "legacy": "2025-11-25"}
 
@@ -37,10 +43,17 @@ def check(condition, message):
         raise SystemExit(f"python-sdk: {message}")
 
 
-async def main(url: str, mode: str) -> None:
+def server_of(target: str):
+    if target.startswith(("http://", "https://")):
+        return target
+    env = {k: os.environ[k] for k in ("DATABASE_URL", "REDIS_URL", "RUST_LOG") if k in os.environ}
+    return StdioServerParameters(command=target, args=["stdio"], env=env)
+
+
+async def main(target: str, mode: str) -> None:
     plan = json.loads((pathlib.Path(__file__).parent / "calls.json").read_text())
     series = f"{plan['series']}.py.{mode}.{uuid.uuid4().hex[:8]}"
-    async with Client(url, mode=mode, read_timeout_seconds=60) as client:
+    async with Client(server_of(target), mode=mode, read_timeout_seconds=60) as client:
         version = client.protocol_version
         check(version == EXPECTED_VERSION[mode], f"{mode}: negotiated {version}")
         listed = {t.name for t in (await client.list_tools()).tools}

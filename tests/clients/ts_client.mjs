@@ -1,7 +1,12 @@
 // Every tool of a running server through the official TypeScript SDK v2
 // client (`@modelcontextprotocol/client` 2.4).
 //
-// Usage: node ts_client.mjs URL MODE   (MODE: auto | legacy)
+// Usage: node ts_client.mjs TARGET MODE   (MODE: auto | legacy)
+//
+// TARGET is a running server's URL (Streamable HTTP), or the path of the
+// mcp-server binary, which the SDK's stdio transport launches as
+// `mcp-server stdio` with this environment's DATABASE_URL, REDIS_URL and
+// RUST_LOG.
 //
 // `auto` probes `server/discover` and must land on 2026-07-28; `legacy` runs
 // the initialize handshake (2025-11-25). The calls come from calls.json,
@@ -9,6 +14,7 @@
 import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { StdioClientTransport, getDefaultEnvironment } from '@modelcontextprotocol/client/stdio';
 
 const EXPECTED_VERSION = { auto: '2026-07-28', legacy: '2025-11-25' };
 
@@ -32,14 +38,23 @@ function check(condition, message) {
   }
 }
 
-const [url, mode] = process.argv.slice(2);
+function transportOf(target) {
+  if (/^https?:\/\//.test(target)) return new StreamableHTTPClientTransport(new URL(target));
+  const env = getDefaultEnvironment();
+  for (const k of ['DATABASE_URL', 'REDIS_URL', 'RUST_LOG']) {
+    if (process.env[k] !== undefined) env[k] = process.env[k];
+  }
+  return new StdioClientTransport({ command: target, args: ['stdio'], env, stderr: 'inherit' });
+}
+
+const [target, mode] = process.argv.slice(2);
 const plan = JSON.parse(readFileSync(new URL('./calls.json', import.meta.url), 'utf8'));
 const series = `${plan.series}.ts.${mode}.${randomUUID().slice(0, 8)}`;
 const client = new Client(
   { name: 'ts-client-check', version: '1.0.0' },
   { versionNegotiation: { mode } },
 );
-await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+await client.connect(transportOf(target));
 const version = client.getNegotiatedProtocolVersion();
 check(version === EXPECTED_VERSION[mode], `${mode}: negotiated ${version}`);
 
