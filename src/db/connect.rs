@@ -145,12 +145,14 @@ pub fn connect_with_retry(
                 }
                 return Ok(conn);
             }
-            Err(DbError::Connect(msg)) if Instant::now() + backoff < deadline => {
+            // The last nap ends at the deadline, and one more attempt follows it.
+            Err(DbError::Connect(msg)) if Instant::now() < deadline => {
+                let nap = backoff.min(deadline.saturating_duration_since(Instant::now()));
                 warn!(
                     "database {target} not reachable (attempt {attempt}): {msg}; retrying in {} ms",
-                    backoff.as_millis()
+                    nap.as_millis()
                 );
-                std::thread::sleep(backoff);
+                std::thread::sleep(nap);
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
             Err(DbError::Connect(msg)) => {

@@ -60,11 +60,17 @@ pub struct ResourceRegistry {
 }
 
 /// A database failure behind a method, classified as for tools: a busy
-/// pool says to retry; anything else gives an error id, and the cause goes
-/// to the log, never to the client.
+/// pool or an unreachable database says to retry; anything else gives an
+/// error id, and the cause goes to the log, never to the client.
 pub fn db_failure(e: DbError) -> RpcError {
-    match ToolError::from(e) {
-        busy @ ToolError::Busy(_) => RpcError::new(jsonrpc::SERVER_ERROR, busy.to_string()),
+    tool_failure(ToolError::from(e))
+}
+
+fn tool_failure(e: ToolError) -> RpcError {
+    match e {
+        retry @ (ToolError::Busy(_) | ToolError::Unavailable) => {
+            RpcError::new(jsonrpc::SERVER_ERROR, retry.to_string())
+        }
         other => RpcError::internal(other),
     }
 }
@@ -172,10 +178,7 @@ impl ResourceRegistry {
                 Ok(plot) => plot,
                 // With default arguments only an empty series is refused.
                 Err(ToolError::Invalid(_)) => return Err(not_found(uri)),
-                Err(busy @ ToolError::Busy(_)) => {
-                    return Err(RpcError::new(jsonrpc::SERVER_ERROR, busy.to_string()));
-                }
-                Err(other) => return Err(RpcError::internal(other)),
+                Err(other) => return Err(tool_failure(other)),
             };
             return Ok(json!({
                 "contents": [{ "uri": uri, "mimeType": "image/png", "blob": plot.base64() }]

@@ -23,10 +23,24 @@ pub enum Refusal {
     Unauthorized(&'static str),
 }
 
-/// `host[:port]` → `host` (keeping IPv6 brackets).
+/// `host[:port]` → `host` (keeping IPv6 brackets). Anything but a port
+/// after `]` leaves the text whole, so `[::1]evil.com` is no loopback.
 fn hostname(host: &str) -> &str {
     if host.starts_with('[') {
-        return host.split_inclusive(']').next().unwrap_or(host);
+        return match host.find(']') {
+            Some(end) => {
+                let rest = &host[end + 1..];
+                let port = rest
+                    .strip_prefix(':')
+                    .is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+                if rest.is_empty() || port {
+                    &host[..=end]
+                } else {
+                    host
+                }
+            }
+            None => host,
+        };
     }
     host.rsplit_once(':').map_or(host, |(h, port)| {
         if port.chars().all(|c| c.is_ascii_digit()) {
@@ -140,6 +154,10 @@ mod tests {
         }
         assert!(g.check(Some("evil.example.com"), None, None).is_err());
         assert!(g.check(Some("localhost.evil.com"), None, None).is_err());
+        for host in ["[::1]evil.com", "[::1]:80evil", "[::1]:", "[::1"] {
+            assert!(g.check(Some(host), None, None).is_err(), "{host}");
+        }
+        assert!(g.check(None, Some("http://[::1]evil.com"), None).is_err());
         assert!(
             g.check(None, Some("http://evil.example.com"), None)
                 .is_err()

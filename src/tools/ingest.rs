@@ -87,6 +87,11 @@ pub async fn ingest_timeseries(
     let received = args.points.len();
     let points = validate(args.points)?;
     let tags = serde_json::Value::Object(args.tags.unwrap_or_default());
+    if crate::domain::holds_nul(&tags) {
+        return Err(ToolError::invalid(
+            "tags must not contain the NUL character (\\u0000) in a key or a string; nothing was written",
+        ));
+    }
     let series = args.series;
     let name = series.clone();
     let written = ctx

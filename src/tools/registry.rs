@@ -113,6 +113,9 @@ pub enum ToolError {
     /// No database connection came within the checkout timeout.
     #[error("the server is busy: no database connection was free within {0:?}; retry in a moment")]
     Busy(Duration),
+    /// The database cannot be reached (an outage or a restart): worth retrying.
+    #[error("the database is unreachable right now; retry in a few seconds")]
+    Unavailable,
     /// Our fault. The client gets the id; the cause is in the server log.
     #[error("internal error (error id {id}); the cause is logged on the server")]
     Internal { id: String },
@@ -135,6 +138,21 @@ impl From<DbError> for ToolError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::Busy(wait) => ToolError::Busy(wait),
+            // float8 sums and squares past 1.7e308: the data, not the server.
+            DbError::Query(diesel::result::Error::DatabaseError(_, info))
+                if info.message().starts_with("value out of range") =>
+            {
+                ToolError::invalid(
+                    "the values in this range are too large to aggregate in double precision \
+                     (a sum or a sum of squares passes 1.7e308); narrow the range to leave the \
+                     largest values out, or rescale the series",
+                )
+            }
+            DbError::Connect(cause) => {
+                // Debug: an outage would otherwise log once per request; /health tells it.
+                log::debug!("database unreachable: {cause}");
+                ToolError::Unavailable
+            }
             other => ToolError::internal(other),
         }
     }

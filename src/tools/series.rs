@@ -37,6 +37,12 @@ pub async fn list_series(
     args: ListSeriesArgs,
 ) -> Result<Output<ListSeriesResult>, ToolError> {
     let ListSeriesArgs { prefix, limit } = args;
+    if prefix.contains('\0') {
+        // No name holds it, and PostgreSQL text cannot.
+        return Err(ToolError::invalid(
+            "prefix must not contain the NUL character (\\u0000)",
+        ));
+    }
     let (summaries, truncated) = ctx
         .db
         .run(move |conn| {

@@ -99,6 +99,25 @@ async fn database_down_is_503_and_recovers() {
 }
 
 #[rocket::async_test]
+async fn a_tool_call_during_an_outage_says_to_retry() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    let session = app.session().await;
+    db.allow_connections(false);
+    app.health_until(|s, _| s != 200).await;
+    let result = app
+        .call_tool(&session, "list_series", serde_json::json!({}))
+        .await;
+    let text = result["content"][0]["text"].as_str().unwrap();
+    assert_eq!(result["isError"], true, "{result}");
+    assert!(
+        text.contains("unreachable") && text.contains("retry") && !text.contains("internal error"),
+        "{text}"
+    );
+    db.allow_connections(true);
+}
+
+#[rocket::async_test]
 async fn a_pending_migration_is_503_with_its_name() {
     let db = TestDatabase::migrated();
     let app = TestApp::spawn(&db, None).await;

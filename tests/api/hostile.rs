@@ -23,6 +23,55 @@ async fn a_nul_in_params_loses_no_request_log_row() {
     assert_eq!(replaced, 1);
 }
 
+/// A tool error that tells the caller what to change (no error id).
+fn invalid_argument(result: &serde_json::Value, says: &str) {
+    let text = result["content"][0]["text"].as_str().unwrap_or_default();
+    assert_eq!(result["isError"], true, "{result}");
+    assert!(text.contains(says) && !text.contains("error id"), "{text}");
+}
+
+#[rocket::async_test]
+async fn nul_characters_and_huge_values_are_the_callers_to_fix() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    let session = app.session().await;
+    let r = app
+        .call_tool(&session, "list_series", json!({ "prefix": "a\u{0}b" }))
+        .await;
+    invalid_argument(&r, "NUL");
+    let point = json!([{ "time": "2026-01-01T00:00:00Z", "value": 1.0 }]);
+    for tags in [
+        json!({ "k": "a\u{0}b" }),
+        json!({ "a\u{0}": 1 }),
+        json!({ "k": ["\u{0}"] }),
+    ] {
+        let args = json!({ "series": "nul.tags", "points": point, "tags": tags });
+        invalid_argument(
+            &app.call_tool(&session, "ingest_timeseries", args).await,
+            "NUL",
+        );
+    }
+    let huge = json!([
+        { "time": "2026-01-01T00:00:00Z", "value": 1.7e308 },
+        { "time": "2026-01-01T00:01:00Z", "value": 1.7e308 },
+        { "time": "2026-01-01T00:02:00Z", "value": 1.7e308 },
+    ]);
+    let ingested = app
+        .call_tool(
+            &session,
+            "ingest_timeseries",
+            json!({ "series": "huge", "points": huge }),
+        )
+        .await;
+    assert_ne!(ingested["isError"], true, "{ingested}");
+    for tool in ["compute_statistics", "analyze_trend", "detect_anomalies"] {
+        let r = app
+            .call_tool(&session, tool, json!({ "series": "huge" }))
+            .await;
+        invalid_argument(&r, "too large");
+    }
+}
+
 #[rocket::async_test]
 async fn unknown_names_do_not_grow_the_metrics_or_the_errors() {
     let db = TestDatabase::migrated();

@@ -206,6 +206,25 @@ async fn checks_run_in_order_and_every_error_echoes_the_id() {
         json!({ "supported": ["2026-07-28"], "requested": "v999.0.0" })
     );
 
+    // A header naming no revision we serve, with no _meta: the header and
+    // its value are named (it once said _meta was required).
+    for bad in ["1999-01-01", ""] {
+        let body = json!({ "jsonrpc": "2.0", "id": 11, "method": "tools/list" });
+        let (got, reply) = raw(&app, body, &[("MCP-Protocol-Version", bad)]).await;
+        let message = reply["error"]["message"].as_str().unwrap();
+        assert_eq!(
+            (got, &reply["error"]["code"]),
+            (400, &json!(-32022)),
+            "{reply}"
+        );
+        assert!(
+            message.contains("MCP-Protocol-Version header")
+                && message.contains(&format!("{bad:?}")),
+            "{message}"
+        );
+        assert_eq!(reply["error"]["data"]["requested"], bad);
+    }
+
     // Mcp-Name must repeat the tool, after trimming and base64 decoding.
     let call = json!({ "jsonrpc": "2.0", "id": 10, "method": "tools/call",
         "params": { "name": "list_series", "arguments": {}, "_meta": meta("2026-07-28") } });
