@@ -1,11 +1,14 @@
 //! `mcp_request_logs` without a database round trip on the request path:
 //! requests hand their row to a bounded channel, and one background task
-//! inserts them in batches. A full channel drops the row and counts it;
-//! shutdown flushes what is queued.
+//! inserts them in batches. When a batch cannot be written at all (the pool
+//! busy, the database down or restarting) its rows stay queued and are
+//! tried again with back-off; only what the queue's bound forces out is
+//! dropped, and counted. Shutdown flushes what is queued.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use log::{error, warn};
 use rocket::tokio::sync::{mpsc, oneshot};
@@ -15,12 +18,17 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::jsonrpc::RequestId;
-use crate::db::Db;
+use crate::db::{Db, DbError};
 use crate::models::NewMcpRequestLog;
 
 const QUEUE: usize = 10_000;
+/// Rows kept for writing while the database cannot take them; past it the
+/// oldest go.
+const PENDING: usize = 50_000;
 const BATCH: usize = 500;
 const FLUSH_EVERY: Duration = Duration::from_millis(500);
+const RETRY_FIRST: Duration = Duration::from_millis(250);
+const RETRY_MAX: Duration = Duration::from_secs(5);
 /// Params larger than this are stored as a truncated preview.
 pub const PARAMS_CAP: usize = 4096;
 
@@ -65,10 +73,7 @@ impl RequestLog {
     /// Never waits: a full queue drops the row.
     pub fn record(&self, row: NewMcpRequestLog) {
         if self.tx.try_send(Msg::Row(Box::new(row))).is_err() {
-            let n = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            if n.is_power_of_two() {
-                warn!("request log queue full: {n} rows dropped so far");
-            }
+            drop_rows(&self.counters, 1, "the queue was full");
         }
     }
 
@@ -140,16 +145,52 @@ pub fn capped(params: &RawValue, body_bytes: usize) -> Value {
     json!({ "truncated": true, "body_bytes": body_bytes, "preview": &text[..end] })
 }
 
+/// What the request log keeps of a request's params.
+pub struct Logged {
+    pub tool_name: Option<String>,
+    pub params: Option<Value>,
+}
+
+/// One request, as the audit sees it.
+pub struct Entry<'a> {
+    /// 2025 lane only.
+    pub session: Option<String>,
+    pub client_name: Option<String>,
+    pub id: &'a RequestId,
+    pub method: &'a str,
+    pub logged: Logged,
+    pub started: std::time::Instant,
+}
+
+/// Counts rows the bound forces out, warning at powers of two.
+fn drop_rows(counters: &Counters, n: u64, why: &str) {
+    let before = counters.dropped.fetch_add(n, Ordering::Relaxed);
+    let after = before + n;
+    if (before + 1..=after).any(u64::is_power_of_two) {
+        warn!("request log: {after} rows dropped so far ({why})");
+    }
+}
+
 async fn writer(db: Db, mut rx: mpsc::Receiver<Msg>, counters: Arc<Counters>) {
-    let mut batch: Vec<NewMcpRequestLog> = Vec::with_capacity(BATCH);
+    let mut pending: VecDeque<NewMcpRequestLog> = VecDeque::with_capacity(BATCH);
+    // After a failed write: when to try again, and the wait after that.
+    let mut retry: Option<(Instant, Duration)> = None;
     loop {
-        let msg = timeout(FLUSH_EVERY, rx.recv()).await;
+        let wait = retry.map_or(FLUSH_EVERY, |(at, _)| {
+            at.saturating_duration_since(Instant::now())
+                .min(FLUSH_EVERY)
+        });
+        let msg = timeout(wait, rx.recv()).await;
         let quiet = msg.is_err();
         let mut flushed = None;
         let closed = match msg {
             Ok(Some(Msg::Row(row))) => {
+                if pending.len() >= PENDING {
+                    pending.pop_front();
+                    drop_rows(&counters, 1, "the database could not take them in time");
+                }
                 // Made storable here, off the request path.
-                batch.push(storable(*row));
+                pending.push_back(storable(*row));
                 false
             }
             Ok(Some(Msg::Flush(done))) => {
@@ -159,32 +200,78 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Msg>, counters: Arc<Counters>) {
             Ok(None) => true,
             Err(_) => false, // quiet period: write what we have
         };
-        let due = batch.len() >= BATCH || flushed.is_some() || closed || quiet;
-        if due && !batch.is_empty() {
-            write(&db, std::mem::take(&mut batch), &counters).await;
+        let due = pending.len() >= BATCH || flushed.is_some() || closed || quiet;
+        // A flush or the end tries at once; otherwise the back-off holds.
+        let ready = retry.is_none_or(|(at, _)| Instant::now() >= at) || flushed.is_some() || closed;
+        if due && ready {
+            while !pending.is_empty() {
+                let take = pending.len().min(BATCH);
+                let batch: Vec<NewMcpRequestLog> = pending.drain(..take).collect();
+                match write(&db, batch, &counters).await {
+                    Ok(()) => retry = None,
+                    Err(back) => {
+                        let left = pending.len() + back.len();
+                        for row in back.into_iter().rev() {
+                            pending.push_front(row);
+                        }
+                        let next = retry.map_or(RETRY_FIRST, |(_, d)| (d * 2).min(RETRY_MAX));
+                        if retry.is_none() {
+                            warn!(
+                                "request log: the database cannot take rows now; {left} kept, retrying"
+                            );
+                        }
+                        retry = Some((Instant::now() + next, next));
+                        break;
+                    }
+                }
+            }
         }
         if let Some(done) = flushed {
             let _ = done.send(());
         }
         if closed {
+            if !pending.is_empty() {
+                drop_rows(
+                    &counters,
+                    pending.len() as u64,
+                    "the server stopped with the database away",
+                );
+            }
             return;
         }
     }
 }
 
 /// One batch insert; if PostgreSQL refuses it, row by row, so one bad row
-/// loses only itself.
-async fn write(db: &Db, rows: Vec<NewMcpRequestLog>, counters: &Counters) {
+/// loses only itself. The rows come back when nothing could be tried (no
+/// connection, or it broke), to be written later.
+async fn write(
+    db: &Db,
+    rows: Vec<NewMcpRequestLog>,
+    counters: &Counters,
+) -> Result<(), Vec<NewMcpRequestLog>> {
+    use diesel::result::{DatabaseErrorKind, Error};
     let n = rows.len();
+    let rows = Arc::new(rows);
+    let shared = Arc::clone(&rows);
     let result = db
         .run(move |conn| {
-            if crate::store::request_log::insert(conn, &rows).is_ok() {
-                return Ok((n, Vec::new()));
+            match crate::store::request_log::insert(conn, &shared) {
+                Ok(_) => return Ok((n, Vec::new())),
+                // The connection went: the batch is tried again later.
+                Err(
+                    e @ DbError::Query(Error::DatabaseError(
+                        DatabaseErrorKind::ClosedConnection
+                        | DatabaseErrorKind::UnableToSendCommand,
+                        _,
+                    )),
+                ) => return Err(e),
+                Err(_) => {}
             }
             let mut written = 0;
             let mut errors = Vec::new();
-            for row in rows {
-                match crate::store::request_log::insert(conn, std::slice::from_ref(&row)) {
+            for row in shared.iter() {
+                match crate::store::request_log::insert(conn, std::slice::from_ref(row)) {
                     Ok(_) => written += 1,
                     Err(e) => errors.push(e.to_string()),
                 }
@@ -206,31 +293,14 @@ async fn write(db: &Db, rows: Vec<NewMcpRequestLog>, counters: &Counters) {
                     errors.len()
                 );
             }
+            Ok(())
         }
         Err(e) => {
-            error!("could not write {n} request log rows: {e}");
-            counters.failed.fetch_add(n as u64, Ordering::Relaxed);
+            log::debug!("request log: {n} rows not written yet: {e}");
+            Err(Arc::try_unwrap(rows).unwrap_or_else(|shared| shared.as_ref().clone()))
         }
     }
 }
-
-/// What the request log keeps of a request's params.
-pub struct Logged {
-    pub tool_name: Option<String>,
-    pub params: Option<Value>,
-}
-
-/// One request, as the audit sees it.
-pub struct Entry<'a> {
-    /// 2025 lane only.
-    pub session: Option<String>,
-    pub client_name: Option<String>,
-    pub id: &'a RequestId,
-    pub method: &'a str,
-    pub logged: Logged,
-    pub started: std::time::Instant,
-}
-
 #[cfg(test)]
 mod tests {
     use super::{PARAMS_CAP, capped};

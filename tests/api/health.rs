@@ -99,22 +99,40 @@ async fn database_down_is_503_and_recovers() {
 }
 
 #[rocket::async_test]
-async fn a_tool_call_during_an_outage_says_to_retry() {
+async fn an_outage_says_to_retry_and_loses_no_request_log_row() {
+    use std::sync::atomic::Ordering;
     let db = TestDatabase::migrated();
     let app = TestApp::spawn(&db, None).await;
     let session = app.session().await;
     db.allow_connections(false);
     app.health_until(|s, _| s != 200).await;
-    let result = app
-        .call_tool(&session, "list_series", serde_json::json!({}))
-        .await;
-    let text = result["content"][0]["text"].as_str().unwrap();
-    assert_eq!(result["isError"], true, "{result}");
-    assert!(
-        text.contains("unreachable") && text.contains("retry") && !text.contains("internal error"),
-        "{text}"
-    );
+    // Each call waits out the checkout timeout (5 s) before it is told.
+    for _ in 0..2 {
+        let result = app
+            .call_tool(&session, "list_series", serde_json::json!({}))
+            .await;
+        let text = result["content"][0]["text"].as_str().unwrap();
+        assert_eq!(result["isError"], true, "{result}");
+        assert!(
+            text.contains("unreachable")
+                && text.contains("retry")
+                && !text.contains("internal error"),
+            "{text}"
+        );
+    }
+    // The writer tries while the database is away; its rows are kept.
+    rocket::tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     db.allow_connections(true);
+    let log = &app.mcp_state().log;
+    log.flush().await;
+    let logged = db.count("SELECT count(*) AS n FROM mcp_request_logs WHERE method = 'tools/call'");
+    let lost =
+        log.counters.failed.load(Ordering::Relaxed) + log.counters.dropped.load(Ordering::Relaxed);
+    assert_eq!(
+        (logged, lost),
+        (2, 0),
+        "request-log rows lost to the outage"
+    );
 }
 
 #[rocket::async_test]
