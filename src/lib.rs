@@ -58,8 +58,11 @@ pub fn served() -> Result<Rocket<Build>, String> {
                     .map(Settings::gate_limits)
                     .unwrap_or_else(|| Settings::default().gate_limits());
                 let stop = rocket.shutdown();
+                let metrics = rocket
+                    .state::<Arc<Metrics>>()
+                    .map_or_else(|| Arc::new(Metrics::new()), Arc::clone);
                 rocket::tokio::spawn(async move {
-                    if let Err(e) = gate::serve(public, upstream, limits, stop).await {
+                    if let Err(e) = gate::serve(public, upstream, limits, metrics, stop).await {
                         // Nothing was served: end the process with the reason.
                         log::error!("server did not start: {e}");
                         std::process::exit(1);

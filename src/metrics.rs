@@ -39,6 +39,7 @@ pub struct Metrics {
     log_written: IntCounter,
     log_dropped: IntCounter,
     log_failed: IntCounter,
+    gate_client_aborts: IntCounter,
     /// Durations (ms) per method or tool since the last snapshot.
     window: Mutex<HashMap<String, Vec<f64>>>,
     started: Instant,
@@ -153,7 +154,7 @@ impl Metrics {
                 r,
                 IntCounter::new(
                     "request_log_dropped_total",
-                    "mcp_request_logs rows dropped (queue full)"
+                    "mcp_request_logs rows dropped (queue full, or kept past the bound while the database was away)"
                 )
             ),
             log_failed: register!(
@@ -163,10 +164,22 @@ impl Metrics {
                     "mcp_request_logs rows the database refused"
                 )
             ),
+            gate_client_aborts: register!(
+                r,
+                IntCounter::new(
+                    "http_client_aborts_total",
+                    "Requests whose client hung up before its body was sent"
+                )
+            ),
             registry: r,
             window: Mutex::new(HashMap::new()),
             started: Instant::now(),
         }
+    }
+
+    /// A client hung up mid-body: its doing, counted rather than logged.
+    pub fn client_aborted(&self) {
+        self.gate_client_aborts.inc();
     }
 
     pub fn uptime(&self) -> Duration {

@@ -205,6 +205,41 @@ fn admit(mcp: &Mcp, h: &McpHeaders<'_>) -> Result<(), Reply> {
         })
 }
 
+/// What is left of a refused body is read and discarded, at most this much
+/// and for at most [`DRAIN_WAIT`]: closing a connection with unread data
+/// resets it, and the refusal with it (the gate in front then had no
+/// answer to pass on).
+const DRAIN_CAP: u64 = 64 << 20;
+const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+async fn drain(stream: &mut rocket::data::DataStream<'_>) {
+    let _ = tokio::time::timeout(DRAIN_WAIT, tokio::io::copy(stream, &mut tokio::io::sink())).await;
+}
+
+/// The checks that need no body: the guard, `Accept`, `Content-Type`.
+fn refusal(mcp: &Mcp, h: &McpHeaders<'_>) -> Option<Reply> {
+    if let Err(reply) = admit(mcp, h) {
+        return Some(reply);
+    }
+    if !(h.accepts("application/json") && h.accepts("text/event-stream")) {
+        return Some(refused(
+            Status::NotAcceptable,
+            "Not Acceptable: Accept must list application/json and text/event-stream",
+        ));
+    }
+    if !h.content_type.is_some_and(|c| {
+        c.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+    }) {
+        return Some(refused(
+            Status::UnsupportedMediaType,
+            "Unsupported Media Type: Content-Type must be application/json",
+        ));
+    }
+    None
+}
+
 #[post("/mcp", data = "<data>")]
 pub async fn post_mcp(
     mcp: &State<Arc<Mcp>>,
@@ -212,53 +247,43 @@ pub async fn post_mcp(
     limits: &Limits,
     data: Data<'_>,
 ) -> Reply {
+    use tokio::io::AsyncReadExt;
     let mcp: Arc<Mcp> = Arc::clone(mcp);
-    if let Err(reply) = admit(&mcp, &h) {
+    let limit = limits.get("json").unwrap_or(32.mebibytes());
+    let mut stream = data.open(limit + DRAIN_CAP.bytes());
+    if let Some(reply) = refusal(&mcp, &h) {
+        drain(&mut stream).await;
         return reply;
     }
-    if !(h.accepts("application/json") && h.accepts("text/event-stream")) {
-        return refused(
-            Status::NotAcceptable,
-            "Not Acceptable: Accept must list application/json and text/event-stream",
-        );
-    }
-    if !h.content_type.is_some_and(|c| {
-        c.split(';')
-            .next()
-            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-    }) {
-        return refused(
-            Status::UnsupportedMediaType,
-            "Unsupported Media Type: Content-Type must be application/json",
-        );
-    }
-    let limit = limits.get("json").unwrap_or(32.mebibytes());
     // A parsed body costs several times its size: bodies in flight share a
     // budget, and one that does not fit now is told to come back.
     let Some(share) = mcp
         .bodies
         .try_reserve(h.content_length.unwrap_or(limit.as_u64()))
     else {
+        drain(&mut stream).await;
         return refused(
             Status::ServiceUnavailable,
             "Service Unavailable: too many large requests in flight; retry shortly",
         );
     };
-    let body = match data.open(limit).into_bytes().await {
-        Ok(b) if b.is_complete() => b.into_inner(),
-        Ok(_) => {
-            return refused(
-                Status::PayloadTooLarge,
-                format!("Payload Too Large: the limit is {limit}"),
-            );
-        }
-        Err(e) => {
-            return refused(
-                Status::BadRequest,
-                format!("Bad Request: could not read the body: {e}"),
-            );
-        }
-    };
+    let cap = limit.as_u64();
+    let expected = h.content_length.unwrap_or(0).min(cap);
+    let mut body = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
+    if let Err(e) = (&mut stream).take(cap + 1).read_to_end(&mut body).await {
+        return refused(
+            Status::BadRequest,
+            format!("Bad Request: could not read the body: {e}"),
+        );
+    }
+    if body.len() as u64 > cap {
+        drop(body);
+        drain(&mut stream).await;
+        return refused(
+            Status::PayloadTooLarge,
+            format!("Payload Too Large: the limit is {limit}"),
+        );
+    }
     let started = Instant::now();
     let bytes = body.len();
     let parsed = jsonrpc::parse_message(&body);

@@ -351,3 +351,91 @@ async fn a_failing_method_gives_an_error_id_not_sql() {
         "{message}"
     );
 }
+
+#[test]
+fn refusals_come_through_the_gate_as_sent() {
+    // Bodies over the limit, several at once over a small budget: Rocket
+    // refuses each early (413, or 503 with Retry-After), and the gate must
+    // pass that on rather than 502 (it once did, for 4 bodies in 12).
+    let db = TestDatabase::migrated();
+    let server = ServerProcess::start(
+        &db,
+        &[
+            ("ROCKET_LIMITS", "{json=\"1 MiB\"}"),
+            ("MCP_BODY_BUDGET_MIB", "2"),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("big.json");
+    std::fs::write(&body, vec![b' '; 3 << 20]).unwrap();
+    let url = format!("http://127.0.0.1:{}/mcp", server.port);
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        let runs: Vec<_> = (0..6)
+            .map(|_| {
+                std::process::Command::new("curl")
+                    .args(["-s", "-D", "-", "-o", "/dev/null", "--max-time", "30"])
+                    // The whole body is sent, with no 100-continue to refuse it first.
+                    .args(["-H", "Expect:", "-H", "Content-Type: application/json"])
+                    .args(["-H", "Accept: application/json, text/event-stream"])
+                    .arg("--data-binary")
+                    .arg(format!("@{}", body.display()))
+                    .arg(&url)
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for run in runs {
+            let head =
+                String::from_utf8_lossy(&run.wait_with_output().unwrap().stdout).to_lowercase();
+            let status = head.split_whitespace().nth(1).unwrap_or("none").to_owned();
+            if status == "503" {
+                assert!(head.contains("retry-after"), "{head}");
+            }
+            statuses.push(status);
+        }
+    }
+    assert!(
+        statuses.iter().all(|s| s == "413" || s == "503"),
+        "{statuses:?}"
+    );
+}
+
+#[test]
+fn a_client_hanging_up_mid_body_is_counted_not_warned_about() {
+    use std::io::{Read, Write};
+    let db = TestDatabase::migrated();
+    let server = ServerProcess::start(&db, &[("RUST_LOG", "info")]);
+    for _ in 0..5 {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        s.write_all(
+            b"POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+              Accept: application/json, text/event-stream\r\nContent-Length: 1000\r\n\r\n{\"jsonrpc\"",
+        )
+        .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        drop(s);
+    }
+    let count = || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("mcp_http_client_aborts_total "))
+            .map(|n| n.trim().to_owned())
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while count().as_deref() != Some("5") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "aborts counted: {:?}",
+            count()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let logs = server.stop();
+    assert!(!logs.contains("did not answer"), "{logs}");
+}

@@ -40,10 +40,10 @@ proptest! {
     fn windows_are_ordered_once_parsed(start in any::<i64>(), end in any::<i64>(), junk in any::<String>()) {
         let t = |s: i64| chrono::DateTime::from_timestamp(s % 250_000_000_000, 0).map(|t| t.to_rfc3339());
         let value = json!({ "start": t(start), "end": t(end) });
-        if let Ok(w) = serde_json::from_value::<Window>(value) {
-            if let (Some(s), Some(e)) = (w.start, w.end) {
-                prop_assert!(s < e);
-            }
+        if let Ok(w) = serde_json::from_value::<Window>(value)
+            && let (Some(s), Some(e)) = (w.start, w.end)
+        {
+            prop_assert!(s < e);
         }
         let _ = serde_json::from_value::<Window>(json!({ "start": junk }));
     }
