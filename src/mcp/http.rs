@@ -80,10 +80,6 @@ impl McpHeaders<'_> {
         }
     }
 
-    fn version(&self) -> Option<&str> {
-        self.all.get_one("MCP-Protocol-Version")
-    }
-
     fn accepts(&self, mime: &str) -> bool {
         self.accept.is_some_and(|a| {
             a.split(',')
@@ -307,22 +303,22 @@ pub async fn post_mcp(
         .into()
 }
 
-/// 2026 has no stream to open and no session to end.
-fn modern_refusal(h: &McpHeaders<'_>) -> Option<Reply> {
-    modern::header_is_modern(h.version()).then(|| {
-        refused(
+/// GET and DELETE: the guard, and 2026 has no stream to open and no
+/// session to end.
+fn session_route(mcp: &Mcp, h: &McpHeaders<'_>) -> Result<(), Reply> {
+    admit(mcp, h)?;
+    if modern::header_is_modern(h.facts().version()) {
+        return Err(refused(
             Status::MethodNotAllowed,
             "Method Not Allowed: MCP 2026-07-28 is stateless; POST requests to /mcp",
-        )
-    })
+        ));
+    }
+    Ok(())
 }
 
 #[get("/mcp")]
 pub async fn get_mcp(mcp: &State<Arc<Mcp>>, h: McpHeaders<'_>) -> Reply {
-    if let Err(reply) = admit(mcp, &h) {
-        return reply;
-    }
-    if let Some(reply) = modern_refusal(&h) {
+    if let Err(reply) = session_route(mcp, &h) {
         return reply;
     }
     if !h.accepts("text/event-stream") {
@@ -336,10 +332,7 @@ pub async fn get_mcp(mcp: &State<Arc<Mcp>>, h: McpHeaders<'_>) -> Reply {
 
 #[delete("/mcp")]
 pub async fn delete_mcp(mcp: &State<Arc<Mcp>>, h: McpHeaders<'_>) -> Reply {
-    if let Err(reply) = admit(mcp, &h) {
-        return reply;
-    }
-    if let Some(reply) = modern_refusal(&h) {
+    if let Err(reply) = session_route(mcp, &h) {
         return reply;
     }
     legacy::end(mcp, &h.facts()).await.into()

@@ -218,6 +218,18 @@ pub fn parse_message(body: &[u8]) -> Result<Message, Rejected> {
     }
 }
 
+/// The request a `notifications/cancelled` names, if its params say.
+pub fn cancelled_request(params: Option<&Params>) -> Option<RequestId> {
+    #[derive(Deserialize)]
+    struct Cancelled {
+        #[serde(rename = "requestId")]
+        request_id: RequestId,
+    }
+    params
+        .and_then(|p| serde_json::from_str::<Cancelled>(p.get()).ok())
+        .map(|c| c.request_id)
+}
+
 pub fn success(id: &RequestId, result: Value) -> Value {
     json!({ "jsonrpc": "2.0", "id": id, "result": result })
 }

@@ -134,14 +134,7 @@ pub async fn notification(
             mcp.sessions.put(session).await;
         }
         "notifications/cancelled" => {
-            #[derive(serde::Deserialize)]
-            struct Cancelled {
-                #[serde(rename = "requestId")]
-                request_id: RequestId,
-            }
-            if let Some(Cancelled { request_id: id }) =
-                params.and_then(|p| serde_json::from_str(p.get()).ok())
-            {
+            if let Some(id) = jsonrpc::cancelled_request(params.as_ref()) {
                 mcp.live.cancel(&session.id, &id);
             }
         }

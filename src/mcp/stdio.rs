@@ -217,14 +217,7 @@ impl Shared {
     /// `notifications/cancelled`: the call stops and its response is not
     /// sent; the 2025 lane hears of it too.
     fn cancelled(&self, params: Option<&jsonrpc::Params>) {
-        #[derive(serde::Deserialize)]
-        struct Cancelled {
-            #[serde(rename = "requestId")]
-            request_id: RequestId,
-        }
-        let Some(Cancelled { request_id }) =
-            params.and_then(|p| serde_json::from_str(p.get()).ok())
-        else {
+        let Some(request_id) = jsonrpc::cancelled_request(params) else {
             return;
         };
         if let Some(call) = self.in_flight.lock().remove(&request_id) {
@@ -278,7 +271,9 @@ where
             Err(e) => break Err(e),
             Ok(Some(Line::TooLong(n))) => {
                 let error = RpcError::invalid_request(format!(
-                    "a message of {n} bytes is over the {}-byte limit",
+                    "a message of {n} bytes is over the {}-byte limit and was skipped; \
+                     send less per message (ingest in several calls), or raise the limit \
+                     with ROCKET_LIMITS (json)",
                     options.line_limit
                 ));
                 shared.send(jsonrpc::failure(None, &error)).await;

@@ -17,7 +17,7 @@ pub trait Headers: Sync {
 }
 
 /// What the transport knows about a message besides its body.
-#[derive(Default, Clone)]
+#[derive(Default)]
 pub struct Facts<'a> {
     /// HTTP's headers; `None` over stdio, where there are none, so the
     /// 2026 checks that compare headers with the body do not apply.

@@ -337,19 +337,21 @@ fn a_cancelled_call_is_not_answered_and_the_end_of_input_waits_for_the_rest() {
 }
 
 #[test]
-fn sigterm_ends_the_process_cleanly() {
-    let mut s = Piped::start(&[]);
-    s.initialize();
-    let pid = s.child.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(killed.success());
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = s.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "no exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "{status}");
+fn sigterm_and_sigint_end_the_process_cleanly() {
+    for signal in ["-TERM", "-INT"] {
+        let mut s = Piped::start(&[]);
+        s.initialize();
+        let pid = s.child.id().to_string();
+        let killed = Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(killed.success());
+        let deadline = Instant::now() + WAIT;
+        let status = loop {
+            if let Some(status) = s.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "no exit after {signal}");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "{signal}: {status}");
+    }
 }
