@@ -289,8 +289,9 @@ fn status(conn: &mut PgConnection) -> Result<u8, Failure> {
         println!("edited after they were applied (checksum differs):");
         for e in &state.edited {
             println!(
-                "  {}  recorded {}…  now {}…",
+                "  {} ({})  recorded {}…  now {}…",
                 e.version,
+                e.name,
                 &e.recorded[..12.min(e.recorded.len())],
                 &e.now[..12.min(e.now.len())]
             );

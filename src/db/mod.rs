@@ -46,6 +46,9 @@ pub enum DbError {
     Ahead(String),
     #[error("database error: {0}")]
     Query(#[from] diesel::result::Error),
+    /// Aggregates of the data pass the range of double precision.
+    #[error("values too large to aggregate in double precision")]
+    TooLarge,
     #[error("database task failed: {0}")]
     Task(String),
 }

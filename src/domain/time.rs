@@ -134,6 +134,8 @@ pub struct Bucket {
 }
 
 impl Bucket {
+    pub const HOUR: Bucket = Bucket { seconds: 3600 };
+
     pub fn parse(text: &str) -> Result<Bucket, String> {
         let bad = || {
             format!(

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Double, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Double, Nullable, Text, Timestamptz};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -23,85 +23,46 @@ macro_rules! windowed {
     };
 }
 
-#[derive(Debug, Clone, QueryableByName, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct Summary {
-    #[diesel(sql_type = BigInt)]
     pub count: i64,
-    #[diesel(sql_type = Nullable<Double>)]
     pub mean: Option<f64>,
     /// Sample standard deviation (n − 1).
-    #[diesel(sql_type = Nullable<Double>)]
     pub stddev: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
     pub min: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
     pub max: Option<f64>,
-    /// Percentiles by linear interpolation (`percentile_cont`).
-    #[diesel(sql_type = Nullable<Double>)]
+    /// Percentiles: exact (`percentile_cont`, linear interpolation) or from
+    /// the hourly sketches, as the result says.
     pub p50: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
     pub p95: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
     pub p99: Option<f64>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     pub first_time: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     pub last_time: Option<DateTime<Utc>>,
 }
 
-pub fn summary(
+/// Exact percentiles (`percentile_cont`) of the raw points in `window`.
+pub fn percentiles<const N: usize>(
     conn: &mut PgConnection,
     series: &Series,
     window: Window,
-) -> Result<Summary, DbError> {
+    fractions: [f64; N],
+) -> Result<[Option<f64>; N], DbError> {
+    #[derive(QueryableByName)]
+    struct P {
+        #[diesel(sql_type = Nullable<Array<Nullable<Double>>>)]
+        p: Option<Vec<Option<f64>>>,
+    }
     // One ordered-set aggregate over an array of fractions sorts the values
-    // once; three separate ones cost about 25% more on a million points.
+    // once; separate ones cost about 25% more on a million points.
     let sql = format!(
-        "SELECT count, mean, stddev, min, max, p[1] AS p50, p[2] AS p95, p[3] AS p99,
-                first_time, last_time
-           FROM (SELECT count(*) AS count, avg(value) AS mean, stddev_samp(value) AS stddev,
-                        min(value) AS min, max(value) AS max,
-                        percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY value) AS p,
-                        min(time) AS first_time, max(time) AS last_time
-                   FROM timeseries_data WHERE {WINDOW}) s"
+        "SELECT percentile_cont($4::float8[]) WITHIN GROUP (ORDER BY value) AS p
+           FROM timeseries_data WHERE {WINDOW}"
     );
-    Ok(windowed!(sql, series, window).get_result(conn)?)
-}
-
-#[derive(Debug, Clone, QueryableByName, Serialize, JsonSchema)]
-pub struct Trend {
-    #[diesel(sql_type = BigInt)]
-    pub count: i64,
-    /// Least-squares slope in value units per day.
-    #[diesel(sql_type = Nullable<Double>)]
-    pub slope_per_day: Option<f64>,
-    /// The fitted value at `first_time`.
-    #[diesel(sql_type = Nullable<Double>)]
-    pub intercept: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    pub r2: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    pub mean: Option<f64>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    pub first_time: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    pub last_time: Option<DateTime<Utc>>,
-}
-
-/// `regr_slope`/`regr_intercept`/`regr_r2` against days since the first
-/// point (small x keeps the intercept meaningful and the sums accurate).
-pub fn trend(conn: &mut PgConnection, series: &Series, window: Window) -> Result<Trend, DbError> {
-    let sql = format!(
-        "WITH w AS (SELECT time, value FROM timeseries_data WHERE {WINDOW}),
-              x AS (SELECT value, time,
-                           extract(epoch FROM time - min(time) OVER ())::float8 / 86400.0 AS days
-                      FROM w)
-         SELECT count(*) AS count, regr_slope(value, days) AS slope_per_day,
-                regr_intercept(value, days) AS intercept, regr_r2(value, days) AS r2,
-                avg(value) AS mean, min(time) AS first_time, max(time) AS last_time
-           FROM x"
-    );
-    Ok(windowed!(sql, series, window).get_result(conn)?)
+    let row: P = windowed!(sql, series, window)
+        .bind::<Array<Double>, _>(fractions.to_vec())
+        .get_result(conn)?;
+    let values = row.p.unwrap_or_default();
+    Ok(std::array::from_fn(|i| values.get(i).copied().flatten()))
 }
 
 #[derive(Debug, Clone, QueryableByName)]
@@ -149,37 +110,55 @@ pub struct Outlier {
 }
 
 /// Points outside `[low, high]`, most extreme first, at most `limit`; and
-/// how many there are in all.
+/// how many there are in all. Only the hours starting at `hours` are read:
+/// the caller knows from the rollups that no other hour crosses a bound.
 pub fn outside(
     conn: &mut PgConnection,
-    series: &Series,
-    window: Window,
+    (series, window, hours): (&Series, Window, &[DateTime<Utc>]),
     (low, high): (f64, f64),
     (center, unit): (f64, f64),
     limit: i64,
 ) -> Result<(Vec<Outlier>, i64), DbError> {
+    let candidates = format!(
+        "SELECT time, value FROM unnest($9::timestamptz[]) AS h(b)
+          CROSS JOIN LATERAL (SELECT time, value FROM timeseries_data
+                               WHERE {WINDOW} AND time >= h.b AND time < h.b + interval '1 hour'
+                                 AND (value < $4 OR value > $5)) x"
+    );
+    #[derive(QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = Timestamptz)]
+        time: DateTime<Utc>,
+        #[diesel(sql_type = Double)]
+        value: f64,
+        #[diesel(sql_type = Double)]
+        score: f64,
+        #[diesel(sql_type = BigInt)]
+        total: i64,
+    }
     let sql = format!(
-        "SELECT time, value, (value - $6) / $7 AS score FROM timeseries_data
-          WHERE {WINDOW} AND (value < $4 OR value > $5)
+        "SELECT time, value, (value - $6) / $7 AS score, count(*) OVER () AS total
+           FROM ({candidates}) c
           ORDER BY abs(value - $6) DESC, time LIMIT $8"
     );
-    let rows: Vec<Outlier> = windowed!(sql, series, window)
+    let rows: Vec<Found> = windowed!(sql, series, window)
         .bind::<Double, _>(low)
         .bind::<Double, _>(high)
         .bind::<Double, _>(center)
         .bind::<Double, _>(unit)
         .bind::<BigInt, _>(limit)
+        .bind::<Array<Timestamptz>, _>(hours)
         .load(conn)?;
-    #[derive(QueryableByName)]
-    struct N {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
-    let total: N = windowed!(format!("SELECT count(*) AS n FROM timeseries_data WHERE {WINDOW} AND (value < $4 OR value > $5)"), series, window)
-        .bind::<Double, _>(low)
-        .bind::<Double, _>(high)
-        .get_result(conn)?;
-    Ok((rows, total.n))
+    let total = rows.first().map_or(0, |r| r.total);
+    let outliers = rows
+        .into_iter()
+        .map(|r| Outlier {
+            time: r.time,
+            value: r.value,
+            score: r.score,
+        })
+        .collect();
+    Ok((outliers, total))
 }
 
 #[derive(Debug, Clone, QueryableByName, Serialize, Deserialize, JsonSchema)]
@@ -245,7 +224,8 @@ pub fn buckets(
 }
 
 /// Values in time order for model fitting: the latest `limit` raw points,
-/// or bucket averages when `interval` is given.
+/// or bucket averages when `bucket` is given (from the rollups when it is a
+/// whole number of hours).
 pub fn training_values(
     conn: &mut PgConnection,
     series: &Series,
@@ -253,6 +233,24 @@ pub fn training_values(
     bucket: Option<Bucket>,
     limit: i64,
 ) -> Result<Vec<TimedValue>, DbError> {
+    if let Some(b) = bucket.filter(|b| super::rollups::serves(*b)) {
+        // Whole hours: averages from the rollups, never the raw points.
+        let all = super::rollups::buckets(conn, series, window, b, i64::MAX)?;
+        let skip = all
+            .len()
+            .saturating_sub(usize::try_from(limit).unwrap_or(0));
+        return Ok(all
+            .into_iter()
+            .skip(skip)
+            .filter_map(|(time, m)| {
+                Some(TimedValue {
+                    time,
+                    value: m.moments.mean()?,
+                    count: Some(m.moments.n),
+                })
+            })
+            .collect());
+    }
     let inner = match bucket {
         Some(_) => format!(
             "SELECT date_bin($4::interval, time, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS time,

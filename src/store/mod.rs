@@ -7,6 +7,7 @@ pub mod health;
 pub mod metrics;
 pub mod points;
 pub mod request_log;
+pub mod rollups;
 pub mod runs;
 pub mod series;
 pub mod tasks;

@@ -11,6 +11,7 @@ use diesel::result::{DatabaseErrorKind, Error};
 use diesel::serialize::{self, IsNull, Output, ToSql};
 use diesel::sql_types::{Array, BigInt, Double, Jsonb, Text, Timestamptz};
 
+use super::rollups;
 use crate::db::DbError;
 use crate::domain::Series;
 use crate::schema::timeseries_data;
@@ -45,8 +46,9 @@ struct NewPoint<'a> {
     tags: JsonbText<'a>,
 }
 
-/// Inserts or replaces the points of one series; all or nothing. `points`
-/// are sorted by time, without repeats.
+/// Inserts or replaces the points of one series, and recomputes the hourly
+/// rollups they touch; all or nothing. `points` are sorted by time, without
+/// repeats.
 ///
 /// New points (the usual case: a series grows at its end) go in by binary
 /// `COPY`, as fast as PostgreSQL loads rows. When the call's time range
@@ -91,6 +93,7 @@ pub fn upsert(
             });
             match copied {
                 Ok(n) => {
+                    rollups::refresh(conn, series, &times(points))?;
                     return Ok(Written {
                         written: n,
                         inserted: n,
@@ -100,8 +103,14 @@ pub fn upsert(
                 Err(e) => return Err(e.into()),
             }
         }
-        replace(conn, series, points, tags)
+        let written = replace(conn, series, points, tags)?;
+        rollups::refresh(conn, series, &times(points))?;
+        Ok(written)
     })
+}
+
+fn times(points: &[(DateTime<Utc>, f64)]) -> Vec<DateTime<Utc>> {
+    points.iter().map(|p| p.0).collect()
 }
 
 /// The upsert: one statement over arrays, counting what was new.

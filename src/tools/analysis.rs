@@ -9,8 +9,9 @@ use serde_json::{Value, json};
 
 use super::{Annotations, Output, Spec, ToolContext, ToolError, fmt_num};
 use crate::db::DbError;
-use crate::domain::{AnalysisKind, Bounded, Series, Window};
+use crate::domain::{AnalysisKind, Bounded, Bucket, Series, Window};
 use crate::store::aggregates::{self, Outlier};
+use crate::store::rollups::{self, Merged, Source};
 use crate::store::runs;
 
 /// 0.6745 = Φ⁻¹(0.75): makes the MAD of normal data comparable to σ.
@@ -129,6 +130,13 @@ pub struct AnomalyResult {
     /// How many points are anomalous in all (may exceed the list).
     pub total_anomalies: i64,
     pub truncated: bool,
+    /// Where the bounds came from: the hourly rollups (z-score; IQR past
+    /// 100,000 points, from the sketches) or every raw point.
+    #[serde(default)]
+    pub source: Source,
+    /// Hours read raw: only those whose min or max crosses a bound.
+    #[serde(default)]
+    pub scanned_hours: usize,
     /// The `analysis_results` row of this run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub analysis_id: Option<i64>,
@@ -163,6 +171,9 @@ pub struct TrendResult {
     direction: Direction,
     first_time: DateTime<Utc>,
     last_time: DateTime<Utc>,
+    /// Fitted from the hourly rollups' co-moments (exact least squares).
+    source: Source,
+    resolution: Bucket,
     /// The `analysis_results` row of this run.
     #[serde(skip_serializing_if = "Option::is_none")]
     analysis_id: Option<i64>,
@@ -249,27 +260,54 @@ pub fn find(
     threshold: f64,
     limit: i64,
 ) -> Result<Result<AnomalyResult, String>, DbError> {
-    let sp = aggregates::spread(conn, &s, window)?;
-    let bounds = match method {
-        Method::Zscore => sp
-            .mean
-            .zip(sp.stddev)
-            .map(|(m, sd)| (m, sd, m - threshold * sd, m + threshold * sd)),
-        Method::Iqr => sp.q1.zip(sp.q3).zip(sp.median).map(|((q1, q3), med)| {
-            let iqr = q3 - q1;
-            (med, iqr, q1 - threshold * iqr, q3 + threshold * iqr)
-        }),
-        Method::Mad => sp.median.zip(sp.mad).map(|(med, mad)| {
-            let unit = mad / MAD_SCALE;
-            (med, unit, med - threshold * unit, med + threshold * unit)
-        }),
+    let rows = rollups::read(conn, &s, window, None)?;
+    let merged = Merged::checked(&rows, method == Method::Iqr)?;
+    let count = merged.moments.n;
+    let iqr = |q1: f64, med: f64, q3: f64| {
+        let iqr = q3 - q1;
+        (med, iqr, q1 - threshold * iqr, q3 + threshold * iqr)
+    };
+    // Moments are exact from the rollups; quartiles come from the sketches
+    // past the threshold; the MAD needs every point.
+    let (bounds, source) = match method {
+        Method::Zscore => (
+            merged
+                .moments
+                .mean()
+                .zip(merged.moments.stddev())
+                .map(|(m, sd)| (m, sd, m - threshold * sd, m + threshold * sd)),
+            Source::Rollup,
+        ),
+        Method::Iqr if count > rollups::SKETCH_THRESHOLD => (
+            merged
+                .quantile(0.25)
+                .zip(merged.quantile(0.5))
+                .zip(merged.quantile(0.75))
+                .map(|((q1, med), q3)| iqr(q1, med, q3)),
+            Source::Rollup,
+        ),
+        _ => {
+            let sp = aggregates::spread(conn, &s, window)?;
+            let bounds = match method {
+                Method::Mad => sp.median.zip(sp.mad).map(|(med, mad)| {
+                    let unit = mad / MAD_SCALE;
+                    (med, unit, med - threshold * unit, med + threshold * unit)
+                }),
+                _ => sp
+                    .q1
+                    .zip(sp.median)
+                    .zip(sp.q3)
+                    .map(|((q1, med), q3)| iqr(q1, med, q3)),
+            };
+            (bounds, Source::Raw)
+        }
     };
     let Some((center, unit, low, high)) = bounds.filter(|b| b.1 > 0.0) else {
-        return Ok(Err(if sp.count < 2 {
+        return Ok(Err(if count < 2 {
             format!(
                 "series {:?} has {} point(s) in this range; anomaly detection needs at least 2",
                 s.as_str(),
-                sp.count
+                count
             )
         } else {
             format!(
@@ -279,13 +317,24 @@ pub fn find(
             )
         }));
     };
-    let (anomalies, total) =
-        aggregates::outside(conn, &s, window, (low, high), (center, unit), limit)?;
+    // Only hours whose extremes cross a bound can hold an anomaly.
+    let hours: Vec<DateTime<Utc>> = rows
+        .iter()
+        .filter(|r| r.min_value < low || r.max_value > high)
+        .map(|r| r.bucket)
+        .collect();
+    let (anomalies, total) = aggregates::outside(
+        conn,
+        (&s, window, &hours),
+        (low, high),
+        (center, unit),
+        limit,
+    )?;
     Ok(Ok(AnomalyResult {
         series: s,
         method,
         threshold,
-        count: sp.count,
+        count,
         center,
         unit,
         lower_bound: low,
@@ -293,6 +342,8 @@ pub fn find(
         truncated: total > anomalies.len() as i64,
         anomalies,
         total_anomalies: total,
+        source,
+        scanned_hours: hours.len(),
         analysis_id: None,
     }))
 }
@@ -352,26 +403,22 @@ pub async fn analyze_trend(
     let s = series.clone();
     let t = ctx
         .db
-        .run(move |conn| aggregates::trend(conn, &s, window))
+        .run(move |conn| rollups::trend(conn, &s, window))
         .await?;
-    let outcome = match (
-        t.slope_per_day,
-        t.intercept,
-        t.first_time,
-        t.last_time,
-        t.mean,
-    ) {
-        (Some(slope), Some(intercept), Some(first), Some(last), Some(mean)) if t.count >= 2 => {
+    let outcome = match (t.fit, t.first_time, t.last_time, t.mean) {
+        (Some((slope, intercept, r2)), Some(first), Some(last), Some(mean)) => {
             let span = (last - first).as_seconds_f64() / 86_400.0;
             Ok(TrendResult {
                 series: series.clone(),
                 count: t.count,
                 slope_per_day: slope,
                 intercept,
-                r2: t.r2,
-                direction: direction(slope, span, mean, t.r2),
+                r2,
+                direction: direction(slope, span, mean, r2),
                 first_time: first,
                 last_time: last,
+                source: Source::Rollup,
+                resolution: rollups::RESOLUTION_BUCKET,
                 analysis_id: None,
             })
         }

@@ -25,6 +25,7 @@ use crate::domain::{
     Aggregate, AnalysisKind, Bounded, Bucket, ModelKind, RunStatus, Series, Window,
 };
 use crate::store::aggregates::{self, Outlier};
+use crate::store::rollups;
 use crate::store::runs;
 
 /// Cached chart data lives at most this long even without writes.
@@ -316,6 +317,26 @@ fn shape(
             Err(e) => return Ok(Err(e)),
         },
     };
+    if rollups::serves(bucket) {
+        let rows = rollups::buckets(conn, series, window, bucket, columns)?;
+        return Ok(Ok(Shape {
+            first,
+            last,
+            points: rows.iter().map(|(_, m)| m.moments.n).sum(),
+            bucket: Some(bucket),
+            columns: rows
+                .into_iter()
+                .filter_map(|(time, m)| {
+                    Some(Column {
+                        time,
+                        value: m.aggregate(aggregate)?,
+                        low: m.min?,
+                        high: m.max?,
+                    })
+                })
+                .collect(),
+        }));
+    }
     let rows = aggregates::envelope(
         conn,
         (series, window, (first, last)),

@@ -9,6 +9,7 @@ use super::{Annotations, Output, Spec, ToolContext, ToolError, fmt_num};
 use crate::cache::cache_aside;
 use crate::domain::{Aggregate, Bounded, Bucket, Series, Window};
 use crate::store::aggregates::{self, Summary, TimedValue};
+use crate::store::rollups::{self, Percentiles, Source};
 use crate::store::runs;
 
 /// Cached results live at most this long even without writes.
@@ -51,6 +52,9 @@ pub struct QueryResult {
     pub bucket: Option<Bucket>,
     pub aggregate: Option<Aggregate>,
     pub points: Vec<TimedValue>,
+    /// Buckets of whole hours come from the hourly rollups; finer ones and
+    /// raw points from the raw points.
+    pub source: Source,
     /// More points or buckets match than `max_points`: narrow the window or widen the bucket.
     pub truncated: bool,
     pub cached: bool,
@@ -62,6 +66,9 @@ pub struct StatsArgs {
     pub series: Series,
     #[serde(flatten)]
     pub window: Window,
+    /// Exact percentiles from every raw point (true), or from the hourly
+    /// sketches within 1% (false). Default: exact up to 100,000 points.
+    pub exact: Option<bool>,
 }
 
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
@@ -69,6 +76,15 @@ pub struct StatsResult {
     pub series: Series,
     #[serde(flatten)]
     pub summary: Summary,
+    /// Count, mean, stddev, min and max come from the hourly rollups (with
+    /// the raw points of partial hours at the window's edges): exact.
+    pub source: Source,
+    pub resolution: Bucket,
+    /// Exact (`percentile_cont`) or from the sketches.
+    pub percentiles: Percentiles,
+    /// The sketches' bound on a percentile's relative error, when used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub percentile_relative_error: Option<f64>,
     /// The `statistics_data` row written when these were computed.
     pub statistics_id: Option<i64>,
     pub cached: bool,
@@ -98,6 +114,18 @@ pub async fn query_timeseries(
     let limit = max_points.as_i64() + 1;
     let (mut points, cached) = cache_aside(&ctx.cache, series.as_str(), &rest, TTL, async move {
         db.run(move |conn| match (bucket, aggregate) {
+            (Some(b), Some(a)) if rollups::serves(b) => {
+                Ok(rollups::buckets(conn, &s, window, b, limit)?
+                    .into_iter()
+                    .filter_map(|(time, m)| {
+                        Some(TimedValue {
+                            time,
+                            value: m.aggregate(a)?,
+                            count: Some(m.moments.n),
+                        })
+                    })
+                    .collect())
+            }
             (Some(b), Some(a)) => aggregates::buckets(conn, &s, window, b, a, limit),
             _ => aggregates::points(conn, &s, window, limit),
         })
@@ -126,6 +154,10 @@ pub async fn query_timeseries(
             bucket,
             aggregate,
             points,
+            source: match bucket {
+                Some(b) if rollups::serves(b) => Source::Rollup,
+                _ => Source::Raw,
+            },
             truncated,
             cached,
         },
@@ -137,19 +169,23 @@ pub async fn compute_statistics(
     ctx: ToolContext,
     args: StatsArgs,
 ) -> Result<Output<StatsResult>, ToolError> {
-    let StatsArgs { series, window } = args;
+    let StatsArgs {
+        series,
+        window,
+        exact,
+    } = args;
     let started = Instant::now();
     let (s, db) = (series.clone(), ctx.db.clone());
-    let rest = format!("stats:{}", window.key());
-    let ((summary, statistics_id), cached) =
+    let rest = format!("stats:{}:{exact:?}", window.key());
+    let ((summary, percentiles, statistics_id), cached) =
         cache_aside(&ctx.cache, series.as_str(), &rest, TTL, async move {
             db.run(move |conn| {
-                let summary = aggregates::summary(conn, &s, window)?;
+                let (summary, percentiles) = rollups::statistics(conn, &s, window, exact)?;
                 let id = match summary.count {
                     0 => None,
                     _ => Some(runs::save_statistics(conn, &s, window, &summary)?),
                 };
-                Ok((summary, id))
+                Ok((summary, percentiles, id))
             })
             .await
         })
@@ -161,7 +197,7 @@ pub async fn compute_statistics(
         )));
     }
     let text = format!(
-        "{series}: n={} mean={} sd={} min={} p50={} p95={} p99={} max={} ({}, {:.1} ms)",
+        "{series}: n={} mean={} sd={} min={} p50={} p95={} p99={} max={} ({}, {} percentiles, {:.1} ms)",
         summary.count,
         fmt_num(summary.mean),
         fmt_num(summary.stddev),
@@ -171,12 +207,21 @@ pub async fn compute_statistics(
         fmt_num(summary.p99),
         fmt_num(summary.max),
         if cached { "cached" } else { "computed" },
+        match percentiles {
+            Percentiles::Exact => "exact",
+            Percentiles::Sketch => "sketched (±1%)",
+        },
         started.elapsed().as_secs_f64() * 1e3,
     );
     Ok(Output {
         value: StatsResult {
             series,
             summary,
+            source: Source::Rollup,
+            resolution: rollups::RESOLUTION_BUCKET,
+            percentiles,
+            percentile_relative_error: (percentiles == Percentiles::Sketch)
+                .then_some(rollups::SKETCH_ERROR),
             statistics_id,
             cached,
         },

@@ -134,6 +134,9 @@ impl ToolError {
     }
 }
 
+const TOO_LARGE: &str = "the values are too large to aggregate in double precision (a sum or a sum \
+     of squares passes 1.7e308); rescale the series, or leave the largest values out of the range";
+
 impl From<DbError> for ToolError {
     fn from(e: DbError) -> Self {
         match e {
@@ -142,12 +145,9 @@ impl From<DbError> for ToolError {
             DbError::Query(diesel::result::Error::DatabaseError(_, info))
                 if info.message().starts_with("value out of range") =>
             {
-                ToolError::invalid(
-                    "the values in this range are too large to aggregate in double precision \
-                     (a sum or a sum of squares passes 1.7e308); narrow the range to leave the \
-                     largest values out, or rescale the series",
-                )
+                ToolError::invalid(TOO_LARGE)
             }
+            DbError::TooLarge => ToolError::invalid(TOO_LARGE),
             DbError::Connect(cause) => {
                 // Debug: an outage would otherwise log once per request; /health tells it.
                 log::debug!("database unreachable: {cause}");

@@ -1,7 +1,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{TABLES, TestDatabase, mcp, text};
+use crate::helpers::{MIGRATION_COUNT, NEWEST, PREVIOUS, TABLES, TestDatabase, mcp, text};
 
 #[test]
 fn run_status_revert_and_history_round_trip() {
@@ -24,15 +24,15 @@ fn run_status_revert_and_history_round_trip() {
     );
 
     let status = mcp(&["migrate", "status"], &db.url);
-    assert!(text(&status).contains("current version: 20261125000003"));
+    assert!(text(&status).contains(&format!("current version: {NEWEST}")));
     assert!(text(&status).contains("pending: none"));
 
     let history = mcp(&["migrate", "history"], &db.url);
     assert!(history.status.success());
     assert_eq!(
         String::from_utf8_lossy(&history.stdout).lines().count(),
-        1 + 4,
-        "a header and four migrations"
+        1 + MIGRATION_COUNT as usize,
+        "a header and every migration"
     );
 
     // Destructive without --yes and without a terminal: refused, nothing done.
@@ -45,7 +45,7 @@ fn run_status_revert_and_history_round_trip() {
     assert!(one.status.success(), "{}", text(&one));
     assert_eq!(
         db.count("SELECT count(*) AS n FROM __diesel_schema_migrations"),
-        3
+        MIGRATION_COUNT - 1
     );
 
     let to = mcp(
@@ -71,13 +71,13 @@ fn redo_and_mark_applied() {
     let db = TestDatabase::migrated();
     let redo = mcp(&["migrate", "redo", "--yes"], &db.url);
     assert!(redo.status.success(), "{}", text(&redo));
-    assert!(text(&redo).contains("Running downgrade 20261125000003"));
-    assert!(text(&redo).contains("Running upgrade 20261125000002 -> 20261125000003"));
+    assert!(text(&redo).contains(&format!("Running downgrade {NEWEST}")));
+    assert!(text(&redo).contains(&format!("Running upgrade {PREVIOUS} -> {NEWEST}")));
 
     diesel::RunQueryDsl::execute(
-        diesel::sql_query(
-            "DELETE FROM __diesel_schema_migrations WHERE version = '20261125000003'",
-        ),
+        diesel::sql_query(format!(
+            "DELETE FROM __diesel_schema_migrations WHERE version = '{NEWEST}'"
+        )),
         &mut db.conn(),
     )
     .unwrap();
@@ -87,10 +87,7 @@ fn redo_and_mark_applied() {
     );
     assert_eq!(unknown.status.code(), Some(1));
     assert!(text(&unknown).contains("not one of this binary's migrations"));
-    let stamp = mcp(
-        &["migrate", "mark-applied", "20261125000003", "--yes"],
-        &db.url,
-    );
+    let stamp = mcp(&["migrate", "mark-applied", NEWEST, "--yes"], &db.url);
     assert!(stamp.status.success(), "{}", text(&stamp));
     assert!(text(&mcp(&["migrate", "status"], &db.url)).contains("pending: none"));
 }

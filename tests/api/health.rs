@@ -1,6 +1,6 @@
 use diesel::prelude::*;
 
-use crate::helpers::{OwnRedis, TestApp, TestDatabase, redis_url};
+use crate::helpers::{NEWEST, NEWEST_DIR, OwnRedis, TestApp, TestDatabase, redis_url};
 
 #[rocket::async_test]
 async fn index_names_the_service_and_links() {
@@ -33,7 +33,7 @@ async fn health_is_ok_with_the_database_and_redis_up() {
         latency > 0.0 && latency < 2000.0,
         "a measured round trip: {latency}"
     );
-    assert_eq!(body["database"]["schema_version"], "20261125000003");
+    assert_eq!(body["database"]["schema_version"], NEWEST);
     assert_eq!(body["database"]["pending_count"], 0);
     assert_eq!(body["cache"]["backend"], "redis");
     assert_eq!(body["cache"]["state"], "up");
@@ -140,14 +140,16 @@ async fn a_pending_migration_is_503_with_its_name() {
     let db = TestDatabase::migrated();
     let app = TestApp::spawn(&db, None).await;
     // Someone reverted the last migration behind the running server's back.
-    diesel::sql_query("DELETE FROM __diesel_schema_migrations WHERE version = '20261125000003'")
-        .execute(&mut db.conn())
-        .unwrap();
+    diesel::sql_query(format!(
+        "DELETE FROM __diesel_schema_migrations WHERE version = '{NEWEST}'"
+    ))
+    .execute(&mut db.conn())
+    .unwrap();
     let (status, body) = app.health_until(|s, _| s != 200).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["database"]["pending_count"], 1);
     assert_eq!(
         body["database"]["pending_migrations"][0]["name"],
-        "2026-11-25-000003_mcp_tasks"
+        NEWEST_DIR
     );
 }

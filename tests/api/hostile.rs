@@ -51,16 +51,32 @@ async fn nul_characters_and_huge_values_are_the_callers_to_fix() {
             "NUL",
         );
     }
+    // Three in one hour: their sum passes 1.7e308 in the hour's rollup, so
+    // the write is refused whole.
     let huge = json!([
         { "time": "2026-01-01T00:00:00Z", "value": 1.7e308 },
         { "time": "2026-01-01T00:01:00Z", "value": 1.7e308 },
         { "time": "2026-01-01T00:02:00Z", "value": 1.7e308 },
     ]);
-    let ingested = app
+    let refused = app
         .call_tool(
             &session,
             "ingest_timeseries",
             json!({ "series": "huge", "points": huge }),
+        )
+        .await;
+    invalid_argument(&refused, "too large");
+    // One an hour: each hour's rollup holds, the window's sum does not.
+    let apart = json!([
+        { "time": "2026-01-01T00:00:00Z", "value": 1.7e308 },
+        { "time": "2026-01-01T01:00:00Z", "value": 1.7e308 },
+        { "time": "2026-01-01T02:00:00Z", "value": 1.7e308 },
+    ]);
+    let ingested = app
+        .call_tool(
+            &session,
+            "ingest_timeseries",
+            json!({ "series": "huge", "points": apart }),
         )
         .await;
     assert_ne!(ingested["isError"], true, "{ingested}");

@@ -18,6 +18,7 @@ mod modern;
 mod operator;
 mod pool;
 mod properties;
+mod rollups;
 mod startup;
 mod stdio;
 mod tasks;

@@ -3,7 +3,9 @@
 
 use diesel::RunQueryDsl;
 
-use crate::helpers::{TABLES, TestApp, TestDatabase, figment, mcp, text};
+use crate::helpers::{
+    MIGRATION_COUNT, NEWEST_DIR, TABLES, TestApp, TestDatabase, figment, mcp, text,
+};
 
 /// Start-up is refused (the error is inspected: an unhandled Rocket error
 /// aborts the process when dropped).
@@ -51,7 +53,11 @@ async fn a_database_ahead_is_served_reported_and_never_reverted_around() {
         "{}",
         text(&revert)
     );
-    assert_eq!(db.count(APPLIED), 5, "nothing was reverted");
+    assert_eq!(
+        db.count(APPLIED),
+        MIGRATION_COUNT + 1,
+        "nothing was reverted"
+    );
 
     // A pending migration older than what is applied would run out of order.
     sql(
@@ -65,7 +71,7 @@ async fn a_database_ahead_is_served_reported_and_never_reverted_around() {
         "{}",
         text(&run)
     );
-    assert_eq!(db.count(APPLIED), 4, "nothing was applied");
+    assert_eq!(db.count(APPLIED), MIGRATION_COUNT, "nothing was applied");
     assert!(start_is_refused(&db).await, "start-up refuses too");
 }
 
@@ -76,7 +82,7 @@ async fn an_edited_migration_stops_start_up_until_restored_or_repaired() {
     // records them (trust on first use).
     drop(TestApp::spawn(&db, None).await);
     let checksums = "SELECT count(*) AS n FROM __diesel_schema_migrations_checksums";
-    assert_eq!(db.count(checksums), 4);
+    assert_eq!(db.count(checksums), MIGRATION_COUNT);
 
     // What an edit of 2026-11-25-000001's file looks like from here.
     sql(
@@ -86,7 +92,13 @@ async fn an_edited_migration_stops_start_up_until_restored_or_repaired() {
     assert!(start_is_refused(&db).await, "start-up stops");
     let status = mcp(&["migrate", "status"], &db.url);
     assert_eq!(status.status.code(), Some(4), "{}", text(&status));
-    assert!(text(&status).contains("20261125000001") && text(&status).contains("repair"));
+    assert!(
+        text(&status).contains("20261125000001")
+            && text(&status).contains("2026-11-25-000001_create_tables")
+            && text(&status).contains("repair"),
+        "{}",
+        text(&status)
+    );
 
     let repair = mcp(&["migrate", "repair", "--yes"], &db.url);
     assert!(repair.status.success(), "{}", text(&repair));
@@ -96,7 +108,7 @@ async fn an_edited_migration_stops_start_up_until_restored_or_repaired() {
     // Reverting clears the record with the row it belongs to.
     let revert = mcp(&["migrate", "revert", "--yes"], &db.url);
     assert!(revert.status.success(), "{}", text(&revert));
-    assert_eq!(db.count(checksums), 3);
+    assert_eq!(db.count(checksums), MIGRATION_COUNT - 1);
 }
 
 #[test]
@@ -117,7 +129,7 @@ fn mark_applied_all_refuses_gaps_and_takes_either_spelling() {
     let head = mcp(&["migrate", "mark-applied", "--all", "--yes"], &db.url);
     assert!(head.status.success(), "{}", text(&head));
     assert!(
-        text(&head).contains("marked 4 migration(s)"),
+        text(&head).contains(&format!("marked {MIGRATION_COUNT} migration(s)")),
         "{}",
         text(&head)
     );
@@ -125,7 +137,9 @@ fn mark_applied_all_refuses_gaps_and_takes_either_spelling() {
     assert!(text(&status).contains("pending: none"), "{}", text(&status));
     let again = mcp(&["migrate", "mark-applied", "head", "--yes"], &db.url);
     assert!(
-        text(&again).contains("marked 0 migration(s); 4 already applied"),
+        text(&again).contains(&format!(
+            "marked 0 migration(s); {MIGRATION_COUNT} already applied"
+        )),
         "{}",
         text(&again)
     );
@@ -136,7 +150,7 @@ fn mark_applied_all_refuses_gaps_and_takes_either_spelling() {
     );
     assert!(to.status.success(), "{}", text(&to));
     assert!(
-        text(&to).contains("reverted 2 migration(s)"),
+        text(&to).contains(&format!("reverted {} migration(s)", MIGRATION_COUNT - 2)),
         "{}",
         text(&to)
     );
@@ -147,7 +161,7 @@ fn redo_re_applies_only_what_it_reverted_and_says_so() {
     let db = TestDatabase::migrated();
     sql(
         &db,
-        "DELETE FROM __diesel_schema_migrations WHERE version IN ('20261125000002', '20261125000003')",
+        "DELETE FROM __diesel_schema_migrations WHERE version > '20261125000001'",
     );
     let redo = mcp(&["migrate", "redo", "--yes"], &db.url);
     assert!(redo.status.success(), "{}", text(&redo));
@@ -161,7 +175,10 @@ fn redo_re_applies_only_what_it_reverted_and_says_so() {
         "{out}"
     );
     assert!(
-        out.contains("2 other pending migration(s) left pending"),
+        out.contains(&format!(
+            "{} other pending migration(s) left pending",
+            MIGRATION_COUNT - 2
+        )),
         "{out}"
     );
     assert!(
@@ -179,16 +196,17 @@ fn the_revert_plan_names_what_is_dropped_and_changes_nothing() {
         "INSERT INTO timeseries_data (series_name, time, value)
          SELECT 'plan', t, 1 FROM generate_series(now() - interval '4 hours', now(), interval '1 hour') t",
     );
-    let plan = mcp(&["migrate", "revert", "--steps", "3", "--plan"], &db.url);
+    let plan = mcp(&["migrate", "revert", "--steps", "4", "--plan"], &db.url);
     assert!(plan.status.success(), "{}", text(&plan));
     let out = String::from_utf8_lossy(&plan.stdout);
-    let tasks = out.find("2026-11-25-000003_mcp_tasks").expect("step 1");
+    let rollups = out.find(NEWEST_DIR).expect("step 1");
+    let tasks = out.find("2026-11-25-000003_mcp_tasks").expect("step 2");
     let hypertable = out
         .find("2026-11-25-000002_timescale_hypertable")
-        .expect("step 2");
-    let tables = out.find("2026-11-25-000001_create_tables").expect("step 3");
+        .expect("step 3");
+    let tables = out.find("2026-11-25-000001_create_tables").expect("step 4");
     assert!(
-        tasks < hypertable && hypertable < tables,
+        rollups < tasks && tasks < hypertable && hypertable < tables,
         "newest first: {out}"
     );
     assert!(

@@ -21,14 +21,24 @@ pub const TABLE: &str = "__diesel_schema_migrations_checksums";
 pub fn embedded(version: &str) -> Option<&'static str> {
     CHECKSUMS
         .iter()
-        .find(|(v, _)| *v == version)
-        .map(|(_, sum)| *sum)
+        .find(|(v, ..)| *v == version)
+        .map(|(.., sum)| *sum)
+}
+
+/// The directory of the migration `version` in this binary.
+fn directory(version: &str) -> &'static str {
+    CHECKSUMS
+        .iter()
+        .find(|(v, ..)| *v == version)
+        .map_or("", |(_, dir, _)| *dir)
 }
 
 /// An applied migration whose file changed after it was applied.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Edited {
     pub version: String,
+    /// Its directory, e.g. `2026-11-25-000001_create_tables`.
+    pub name: &'static str,
     pub recorded: String,
     pub now: String,
 }
@@ -80,6 +90,7 @@ pub fn edited(conn: &mut PgConnection) -> Result<Vec<Edited>, DbError> {
         .filter_map(|r| {
             let now = embedded(&r.version)?;
             (now != r.checksum).then(|| Edited {
+                name: directory(&r.version),
                 version: r.version,
                 recorded: r.checksum,
                 now: now.to_owned(),

@@ -88,7 +88,7 @@ impl State {
             let names = self
                 .edited
                 .iter()
-                .map(|e| e.version.as_str())
+                .map(|e| format!("{} ({})", e.version, e.name))
                 .collect::<Vec<_>>()
                 .join(", ");
             return Some(DbError::Edited(format!(

@@ -266,7 +266,14 @@ impl Drop for TestDatabase {
     }
 }
 
-pub const TABLES: [&str; 7] = [
+/// The newest migration, the one before it, and how many there are: tests
+/// that walk the history name them through these.
+pub const NEWEST: &str = "20261202000001";
+pub const NEWEST_DIR: &str = "2026-12-02-000001_rollups";
+pub const PREVIOUS: &str = "20261125000003";
+pub const MIGRATION_COUNT: i64 = 5;
+
+pub const TABLES: [&str; 8] = [
     "analysis_results",
     "mcp_request_logs",
     "mcp_tasks",
@@ -274,4 +281,5 @@ pub const TABLES: [&str; 7] = [
     "performance_metrics",
     "statistics_data",
     "timeseries_data",
+    "timeseries_rollups",
 ];

@@ -1,0 +1,536 @@
+//! Hourly rollups (`timeseries_rollups`): kept in the ingest transaction,
+//! read by the analytics so that their cost follows the number of hours in
+//! a range, not the number of points.
+//!
+//! A window's whole hours come from the table; its partial hours at either
+//! edge are summarised from the raw points by the same SQL function that
+//! maintains the table (`mcp_rollups_from_raw`), so both halves agree.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Text, Timestamptz};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::aggregates::Summary;
+use crate::db::DbError;
+use crate::domain::{Aggregate, Bucket, Series, Window};
+
+/// The rollups' width.
+pub const RESOLUTION_BUCKET: Bucket = Bucket::HOUR;
+/// The same, in seconds.
+pub const RESOLUTION: i64 = 3600;
+
+/// The sketches' relative accuracy: a percentile read from them is within
+/// this fraction of a value of the right rank.
+pub const SKETCH_ERROR: f64 = 0.01;
+
+/// Where an answer came from, stated in the tools' results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Hourly rollups for whole hours, raw points for the partial hours at the edges.
+    Rollup,
+    /// Every raw point of the range (and what was stored before rollups).
+    #[default]
+    Raw,
+}
+
+/// One hour of one series (or the part of it inside a window).
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Row {
+    #[diesel(sql_type = Timestamptz)]
+    pub bucket: DateTime<Utc>,
+    #[diesel(sql_type = BigInt)]
+    pub count: i64,
+    #[diesel(sql_type = Double)]
+    pub sum: f64,
+    #[diesel(sql_type = Double)]
+    pub m2: f64,
+    #[diesel(sql_type = Double)]
+    pub min_value: f64,
+    #[diesel(sql_type = Double)]
+    pub max_value: f64,
+    #[diesel(sql_type = Timestamptz)]
+    pub first_time: DateTime<Utc>,
+    #[diesel(sql_type = Double)]
+    pub first_value: f64,
+    #[diesel(sql_type = Timestamptz)]
+    pub last_time: DateTime<Utc>,
+    #[diesel(sql_type = Double)]
+    pub last_value: f64,
+    #[diesel(sql_type = Double)]
+    pub mean_t: f64,
+    #[diesel(sql_type = Double)]
+    pub sxx: f64,
+    #[diesel(sql_type = Double)]
+    pub sxy: f64,
+    #[diesel(sql_type = Array<Integer>)]
+    pub sketch_keys: Vec<i32>,
+    #[diesel(sql_type = Array<Integer>)]
+    pub sketch_counts: Vec<i32>,
+}
+
+fn hour_floor(t: DateTime<Utc>) -> DateTime<Utc> {
+    let s = t.timestamp().div_euclid(RESOLUTION) * RESOLUTION;
+    DateTime::from_timestamp(s, 0).unwrap_or(t)
+}
+
+fn hour_ceil(t: DateTime<Utc>) -> DateTime<Utc> {
+    let floor = hour_floor(t);
+    if floor == t {
+        t
+    } else {
+        floor + TimeDelta::seconds(RESOLUTION)
+    }
+}
+
+/// Recomputes the hours that `times` (sorted) fall in, after a write in the
+/// same transaction. A per-series advisory lock orders concurrent writers:
+/// the second recomputes after the first commits, so it sees both writes.
+pub fn refresh(
+    conn: &mut PgConnection,
+    series: &Series,
+    times: &[DateTime<Utc>],
+) -> Result<(), DbError> {
+    // Runs of consecutive hours, one [from, to) range each.
+    let (mut from, mut to): (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) = (vec![], vec![]);
+    for &t in times {
+        let hour = hour_floor(t);
+        match to.last_mut() {
+            Some(end) if hour < *end => {}
+            Some(end) if hour == *end => *end = hour + TimeDelta::seconds(RESOLUTION),
+            _ => {
+                from.push(hour);
+                to.push(hour + TimeDelta::seconds(RESOLUTION));
+            }
+        }
+    }
+    if from.is_empty() {
+        return Ok(());
+    }
+    diesel::sql_query(
+        "SELECT pg_advisory_xact_lock(hashtext('timeseries_rollups'), hashtext($1))::text",
+    )
+    .bind::<Text, _>(series.as_str())
+    .execute(conn)?;
+    diesel::sql_query(
+        "DELETE FROM timeseries_rollups r USING unnest($2::timestamptz[], $3::timestamptz[]) AS u(f, t)
+          WHERE r.series_name = $1 AND r.bucket >= u.f AND r.bucket < u.t",
+    )
+    .bind::<Text, _>(series.as_str())
+    .bind::<Array<Timestamptz>, _>(&from)
+    .bind::<Array<Timestamptz>, _>(&to)
+    .execute(conn)?;
+    diesel::sql_query(
+        "INSERT INTO timeseries_rollups
+         SELECT r.* FROM unnest($2::timestamptz[], $3::timestamptz[]) AS u(f, t)
+          CROSS JOIN LATERAL mcp_rollups_from_raw($1, u.f, u.t) r",
+    )
+    .bind::<Text, _>(series.as_str())
+    .bind::<Array<Timestamptz>, _>(&from)
+    .bind::<Array<Timestamptz>, _>(&to)
+    .execute(conn)?;
+    Ok(())
+}
+
+/// The hours of `series` in `window`, in time order: whole hours from the
+/// table, the partial hours at the edges from the raw points.
+/// At most `max_hours` rows when given.
+pub fn read(
+    conn: &mut PgConnection,
+    series: &Series,
+    window: Window,
+    max_hours: Option<i64>,
+) -> Result<Vec<Row>, DbError> {
+    // Whole hours are [lo, hi); NULL stands for ±infinity.
+    let (mut lo, mut hi) = (window.start.map(hour_ceil), window.end.map(hour_floor));
+    if let (Some(l), Some(h)) = (lo, hi)
+        && l >= h
+    {
+        // No whole hour: all of it is the left edge.
+        (lo, hi) = (window.end, window.end);
+    }
+    let columns = "bucket, count, sum, m2, min_value, max_value, first_time, first_value, \
+                   last_time, last_value, mean_t, sxx, sxy, sketch_keys, sketch_counts";
+    let sql = format!(
+        "SELECT {columns} FROM timeseries_rollups
+          WHERE series_name = $1 AND bucket >= COALESCE($4, '-infinity'::timestamptz)
+            AND bucket < COALESCE($5, 'infinity'::timestamptz)
+         UNION ALL
+         SELECT {columns} FROM mcp_rollups_from_raw($1, $2, $4) WHERE $4 > $2
+         UNION ALL
+         SELECT {columns} FROM mcp_rollups_from_raw($1, $5, $3) WHERE $3 > $5
+         ORDER BY bucket LIMIT $6"
+    );
+    Ok(diesel::sql_query(sql)
+        .bind::<Text, _>(series.as_str())
+        .bind::<Nullable<Timestamptz>, _>(window.start)
+        .bind::<Nullable<Timestamptz>, _>(window.end)
+        .bind::<Nullable<Timestamptz>, _>(lo)
+        .bind::<Nullable<Timestamptz>, _>(hi)
+        .bind::<Nullable<BigInt>, _>(max_hours)
+        .load(conn)?)
+}
+
+/// Whether buckets of this width are whole numbers of rollup hours (they
+/// all align to 2000-01-01T00:00Z, an hour boundary).
+pub fn serves(bucket: Bucket) -> bool {
+    bucket.seconds() >= RESOLUTION && bucket.seconds() % RESOLUTION == 0
+}
+
+/// Moments of a set of points, mergeable exactly (Chan, Golub and LeVeque):
+/// means and co-moments about the means, with x in seconds from an origin.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Moments {
+    pub n: i64,
+    pub sum: f64,
+    mean_v: f64,
+    m2: f64,
+    mean_x: f64,
+    sxx: f64,
+    sxy: f64,
+}
+
+impl Moments {
+    fn of(row: &Row, origin: DateTime<Utc>) -> Moments {
+        let n = row.count;
+        Moments {
+            n,
+            sum: row.sum,
+            mean_v: row.sum / n as f64,
+            m2: row.m2,
+            mean_x: (row.bucket - origin).as_seconds_f64() + row.mean_t,
+            sxx: row.sxx,
+            sxy: row.sxy,
+        }
+    }
+
+    fn merge(&mut self, o: &Moments) {
+        if o.n == 0 {
+            return;
+        }
+        if self.n == 0 {
+            *self = *o;
+            return;
+        }
+        let (na, nb) = (self.n as f64, o.n as f64);
+        let n = na + nb;
+        let f = na * nb / n;
+        let (dx, dy) = (o.mean_x - self.mean_x, o.mean_v - self.mean_v);
+        self.m2 += o.m2 + dy * dy * f;
+        self.sxx += o.sxx + dx * dx * f;
+        self.sxy += o.sxy + dx * dy * f;
+        self.mean_x += dx * nb / n;
+        self.mean_v += dy * nb / n;
+        self.n += o.n;
+        self.sum += o.sum;
+    }
+
+    pub fn mean(&self) -> Option<f64> {
+        (self.n > 0).then_some(self.mean_v)
+    }
+
+    /// Sample standard deviation, as `stddev_samp`.
+    pub fn stddev(&self) -> Option<f64> {
+        (self.n > 1).then(|| (self.m2.max(0.0) / (self.n - 1) as f64).sqrt())
+    }
+
+    /// Least squares of value on time, as `regr_slope`, `regr_intercept`
+    /// and `regr_r2` with x in days since `first`: (slope per day,
+    /// intercept at `first`, r²).
+    pub fn fit(
+        &self,
+        origin: DateTime<Utc>,
+        first: DateTime<Utc>,
+    ) -> Option<(f64, f64, Option<f64>)> {
+        if self.n < 2 || self.sxx <= 0.0 {
+            return None;
+        }
+        let slope_per_second = self.sxy / self.sxx;
+        let slope = slope_per_second * 86_400.0;
+        let mean_days = (self.mean_x - (first - origin).as_seconds_f64()) / 86_400.0;
+        let intercept = self.mean_v - slope * mean_days;
+        // regr_r2: 1 when every value is equal.
+        let r2 = if self.m2 == 0.0 {
+            Some(1.0)
+        } else {
+            Some(self.sxy * self.sxy / (self.sxx * self.m2))
+        };
+        Some((slope, intercept, r2))
+    }
+}
+
+/// A DDSketch: counts by logarithmic key (see `mcp_sketch_key`), merged by
+/// adding counts.
+#[derive(Debug, Clone, Default)]
+pub struct Sketch {
+    counts: BTreeMap<i32, u64>,
+    total: u64,
+}
+
+/// Keys are offset by this much so that their sign can carry the value's.
+const KEY_OFFSET: i32 = 40_000;
+
+impl Sketch {
+    fn add(&mut self, keys: &[i32], counts: &[i32]) {
+        for (&k, &c) in keys.iter().zip(counts) {
+            let c = u64::try_from(c).unwrap_or(0);
+            *self.counts.entry(k).or_default() += c;
+            self.total += c;
+        }
+    }
+
+    /// The value a key stands for: within [`SKETCH_ERROR`] of every value
+    /// mapped to it.
+    fn value(key: i32) -> f64 {
+        if key == 0 {
+            return 0.0;
+        }
+        let gamma = (1.0 + SKETCH_ERROR) / (1.0 - SKETCH_ERROR);
+        let k = key.abs() - KEY_OFFSET;
+        let v = 2.0 * gamma.powi(k) / (gamma + 1.0);
+        if key < 0 { -v } else { v }
+    }
+
+    /// The `q` quantile (0..=1) at rank q·(n − 1), interpolated between the
+    /// two nearest ranks as `percentile_cont` does (so the bound holds for
+    /// the interpolated value too), clamped to the exact [min, max].
+    pub fn quantile(&self, q: f64, (min, max): (f64, f64)) -> Option<f64> {
+        if self.total == 0 {
+            return None;
+        }
+        let rank = q.clamp(0.0, 1.0) * (self.total - 1) as f64;
+        let (lo, frac) = (rank.floor() as u64, rank.fract());
+        let at = |index: u64| {
+            let mut seen = 0;
+            for (&k, &c) in &self.counts {
+                seen += c;
+                if seen > index {
+                    return Sketch::value(k).clamp(min, max);
+                }
+            }
+            max
+        };
+        let low = at(lo);
+        Some(if frac > 0.0 {
+            low + frac * (at(lo + 1) - low)
+        } else {
+            low
+        })
+    }
+}
+
+/// Rows merged into one summary of the whole window.
+#[derive(Debug, Clone, Default)]
+pub struct Merged {
+    pub moments: Moments,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub first: Option<(DateTime<Utc>, f64)>,
+    pub last: Option<(DateTime<Utc>, f64)>,
+    pub sketch: Sketch,
+    /// x of the moments is in seconds from here.
+    pub origin: Option<DateTime<Utc>>,
+}
+
+impl Merged {
+    /// The rows merged; [`DbError::TooLarge`] when a sum passes the range
+    /// of double precision (SQL would have said "value out of range").
+    pub fn checked<'a>(
+        rows: impl IntoIterator<Item = &'a Row>,
+        with_sketch: bool,
+    ) -> Result<Merged, DbError> {
+        let m = Merged::of(rows, with_sketch);
+        let Moments { sum, m2, sxy, .. } = m.moments;
+        if [sum, m2, sxy].iter().all(|v| v.is_finite()) {
+            Ok(m)
+        } else {
+            Err(DbError::TooLarge)
+        }
+    }
+
+    pub fn of<'a>(rows: impl IntoIterator<Item = &'a Row>, with_sketch: bool) -> Merged {
+        let mut m = Merged::default();
+        for row in rows {
+            let origin = *m.origin.get_or_insert(row.bucket);
+            m.moments.merge(&Moments::of(row, origin));
+            m.min = Some(m.min.map_or(row.min_value, |v| v.min(row.min_value)));
+            m.max = Some(m.max.map_or(row.max_value, |v| v.max(row.max_value)));
+            if m.first.is_none_or(|(t, _)| row.first_time < t) {
+                m.first = Some((row.first_time, row.first_value));
+            }
+            if m.last.is_none_or(|(t, _)| row.last_time > t) {
+                m.last = Some((row.last_time, row.last_value));
+            }
+            if with_sketch {
+                m.sketch.add(&row.sketch_keys, &row.sketch_counts);
+            }
+        }
+        m
+    }
+
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        self.sketch.quantile(q, (self.min?, self.max?))
+    }
+
+    /// The window's statistics; percentiles from the sketch.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            count: self.moments.n,
+            mean: self.moments.mean(),
+            stddev: self.moments.stddev(),
+            min: self.min,
+            max: self.max,
+            p50: self.quantile(0.5),
+            p95: self.quantile(0.95),
+            p99: self.quantile(0.99),
+            first_time: self.first.map(|f| f.0),
+            last_time: self.last.map(|l| l.0),
+        }
+    }
+
+    /// One bucket's aggregate.
+    pub fn aggregate(&self, aggregate: Aggregate) -> Option<f64> {
+        match aggregate {
+            Aggregate::Avg => self.moments.mean(),
+            Aggregate::Min => self.min,
+            Aggregate::Max => self.max,
+            Aggregate::Sum => Some(self.moments.sum),
+            Aggregate::Count => Some(self.moments.n as f64),
+            Aggregate::First => self.first.map(|f| f.1),
+            Aggregate::Last => self.last.map(|l| l.1),
+        }
+    }
+}
+
+/// The hours grouped into buckets of `bucket` (a whole number of hours), in
+/// time order, at most `limit`.
+pub fn group(rows: &[Row], bucket: Bucket, limit: usize) -> Vec<(DateTime<Utc>, Merged)> {
+    let width = bucket.seconds();
+    // date_bin's origin, 2000-01-01T00:00Z.
+    const ORIGIN: i64 = 946_684_800;
+    let mut out: Vec<(DateTime<Utc>, Merged)> = Vec::new();
+    let mut start = 0;
+    while start < rows.len() && out.len() < limit {
+        let key = |r: &Row| (r.bucket.timestamp() - ORIGIN).div_euclid(width);
+        let k = key(&rows[start]);
+        let end = rows[start..]
+            .iter()
+            .position(|r| key(r) != k)
+            .map_or(rows.len(), |p| start + p);
+        let time = DateTime::from_timestamp(ORIGIN + k * width, 0).unwrap_or(rows[start].bucket);
+        out.push((time, Merged::of(&rows[start..end], false)));
+        start = end;
+    }
+    out
+}
+
+/// Above this many points, percentiles come from the sketches unless exact
+/// ones are asked for; at or below it `percentile_cont` is cheap.
+pub const SKETCH_THRESHOLD: i64 = 100_000;
+
+/// How a result's percentiles were found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Percentiles {
+    /// `percentile_cont` over the raw points.
+    Exact,
+    /// Merged hourly sketches, within `percentile_relative_error`.
+    Sketch,
+}
+
+/// The statistics of a window: moments, extremes and ends from the
+/// rollups; percentiles from the sketches or, when `exact` (by default
+/// when the window is small), from the raw points.
+pub fn statistics(
+    conn: &mut PgConnection,
+    series: &Series,
+    window: Window,
+    exact: Option<bool>,
+) -> Result<(Summary, Percentiles), DbError> {
+    let merged = Merged::checked(&read(conn, series, window, None)?, true)?;
+    let mut summary = merged.summary();
+    if summary.count > 0 && exact.unwrap_or(summary.count <= SKETCH_THRESHOLD) {
+        [summary.p50, summary.p95, summary.p99] =
+            super::aggregates::percentiles(conn, series, window, [0.5, 0.95, 0.99])?;
+        return Ok((summary, Percentiles::Exact));
+    }
+    Ok((summary, Percentiles::Sketch))
+}
+
+/// A least-squares fit of value on time.
+#[derive(Debug, Clone)]
+pub struct Trend {
+    pub count: i64,
+    /// Slope per day, intercept at `first_time`, r².
+    pub fit: Option<(f64, f64, Option<f64>)>,
+    pub mean: Option<f64>,
+    pub first_time: Option<DateTime<Utc>>,
+    pub last_time: Option<DateTime<Utc>>,
+}
+
+/// The exact least-squares fit of the window from the rollups' co-moments.
+pub fn trend(conn: &mut PgConnection, series: &Series, window: Window) -> Result<Trend, DbError> {
+    let m = Merged::checked(&read(conn, series, window, None)?, false)?;
+    let first = m.first.map(|f| f.0);
+    Ok(Trend {
+        count: m.moments.n,
+        fit: m.origin.zip(first).and_then(|(o, f)| m.moments.fit(o, f)),
+        mean: m.moments.mean(),
+        first_time: first,
+        last_time: m.last.map(|l| l.0),
+    })
+}
+
+/// Buckets of a whole number of hours, from the rollups, at most `limit`.
+pub fn buckets(
+    conn: &mut PgConnection,
+    series: &Series,
+    window: Window,
+    bucket: Bucket,
+    limit: i64,
+) -> Result<Vec<(DateTime<Utc>, Merged)>, DbError> {
+    // `limit` buckets span at most this many hours: all but the last bucket
+    // read are whole.
+    let hours = limit.saturating_mul(bucket.seconds() / RESOLUTION);
+    let rows = read(conn, series, window, Some(hours))?;
+    Ok(group(
+        &rows,
+        bucket,
+        usize::try_from(limit).unwrap_or(usize::MAX),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sketch_values_are_within_the_stated_error() {
+        // The key function of the migration, in Rust, for the check.
+        let gamma: f64 = (1.0 + SKETCH_ERROR) / (1.0 - SKETCH_ERROR);
+        for v in [1e-12, 0.5, 1.0, 3.7, 99.9, 1e6, 1.7e300, -2.5, -1e-3] {
+            let k = (f64::ln(f64::abs(v)) / gamma.ln()).ceil() as i32 + KEY_OFFSET;
+            let key = if v < 0.0 { -k } else { k };
+            let est = Sketch::value(key);
+            assert!(
+                ((est - v) / v).abs() <= SKETCH_ERROR + 1e-12,
+                "{v} -> {est}"
+            );
+        }
+    }
+
+    #[test]
+    fn hours_round_both_ways() {
+        let t = DateTime::parse_from_rfc3339("2026-01-01T10:20:00Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(hour_floor(t).to_rfc3339(), "2026-01-01T10:00:00+00:00");
+        assert_eq!(hour_ceil(t).to_rfc3339(), "2026-01-01T11:00:00+00:00");
+        let h = hour_floor(t);
+        assert_eq!(hour_ceil(h), h);
+    }
+}

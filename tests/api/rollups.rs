@@ -1,0 +1,350 @@
+//! The hourly rollups: they agree with the raw points after every kind of
+//! write, the migration fills them, and the tools that read them agree with
+//! plain SQL over the raw points (exact fields to 1e-9, sketched
+//! percentiles within their stated 1%).
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Double, Nullable};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, TestDatabase, mcp, text};
+
+/// Rollup rows that differ from a recomputation from the raw points, either
+/// way: counts, extremes and ends exactly, sums to 1e-9.
+pub const MISMATCHES: &str = "
+    WITH fresh AS (
+        SELECT r.* FROM (SELECT DISTINCT series_name FROM timeseries_data) s
+         CROSS JOIN LATERAL mcp_rollups_from_raw(s.series_name, '-infinity', 'infinity') r)
+    SELECT count(*) AS n FROM fresh f FULL JOIN timeseries_rollups r USING (series_name, bucket)
+     WHERE f.count IS DISTINCT FROM r.count OR f.min_value IS DISTINCT FROM r.min_value
+        OR f.max_value IS DISTINCT FROM r.max_value OR f.first_time IS DISTINCT FROM r.first_time
+        OR f.last_value IS DISTINCT FROM r.last_value
+        OR f.sketch_counts IS DISTINCT FROM r.sketch_counts
+        OR abs(f.sum - r.sum) > 1e-9 * greatest(abs(f.sum), 1)";
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap()
+}
+
+/// A deterministic generator in [0, 1).
+fn uniform(seed: &mut u64) -> f64 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (*seed >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn normal(seed: &mut u64) -> f64 {
+    let (u, v) = (uniform(seed).max(1e-300), uniform(seed));
+    (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+}
+
+fn points(values: &[f64], start: DateTime<Utc>, step: Duration) -> Value {
+    Value::Array(
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| json!({ "time": (start + step * i as i32).to_rfc3339(), "value": v }))
+            .collect(),
+    )
+}
+
+async fn ingest(app: &TestApp, session: &str, series: &str, points: Value) {
+    let r = app
+        .call_tool(
+            session,
+            "ingest_timeseries",
+            json!({ "series": series, "points": points }),
+        )
+        .await;
+    assert_ne!(r["isError"], true, "{r}");
+}
+
+fn close(got: &Value, want: f64, what: &str) {
+    let got = got.as_f64().unwrap_or_else(|| panic!("{what}: {got}"));
+    let rel = (got - want).abs() / want.abs().max(1e-300);
+    assert!(
+        rel <= 1e-9 || (got - want).abs() <= 1e-12,
+        "{what}: got {got}, want {want} ({rel:e})"
+    );
+}
+
+#[derive(QueryableByName, Debug)]
+struct Reference {
+    #[diesel(sql_type = Nullable<Double>)]
+    mean: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    sd: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    lo: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    hi: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    p50: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    p95: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    p99: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    slope: Option<f64>,
+}
+
+/// The same statistics in plain SQL over the raw points.
+fn reference(
+    db: &TestDatabase,
+    series: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Reference {
+    diesel::sql_query(format!(
+        "SELECT avg(value) AS mean, stddev_samp(value) AS sd, min(value) AS lo, max(value) AS hi,
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY value) AS p50,
+                percentile_cont(0.95) WITHIN GROUP (ORDER BY value) AS p95,
+                percentile_cont(0.99) WITHIN GROUP (ORDER BY value) AS p99,
+                regr_slope(value, date_part('epoch', time) / 86400) AS slope
+           FROM timeseries_data
+          WHERE series_name = '{series}' AND time >= '{}' AND time < '{}'",
+        start.to_rfc3339(),
+        end.to_rfc3339()
+    ))
+    .get_result(&mut db.conn())
+    .unwrap()
+}
+
+#[rocket::async_test]
+async fn rollups_follow_every_write_and_the_tools_agree_with_sql() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    let session = app.session().await;
+    let mut seed = 7;
+    // Ten hours, a point every 10 s, values around 1000 with a small spread
+    // (where Σv² would lose the variance) and a trend.
+    let values: Vec<f64> = (0..3600)
+        .map(|i| 1000.0 + i as f64 * 1e-3 + normal(&mut seed))
+        .collect();
+    ingest(
+        &app,
+        &session,
+        "r.cpu",
+        points(&values, t0(), Duration::seconds(10)),
+    )
+    .await;
+    assert_eq!(db.count(MISMATCHES), 0, "after COPY");
+
+    // Replace a stretch across an hour boundary, with new extremes.
+    let replaced: Vec<f64> = (0..500)
+        .map(|i| if i == 250 { 5000.0 } else { -3.0 })
+        .collect();
+    ingest(
+        &app,
+        &session,
+        "r.cpu",
+        points(
+            &replaced,
+            t0() + Duration::minutes(50),
+            Duration::seconds(10),
+        ),
+    )
+    .await;
+    assert_eq!(db.count(MISMATCHES), 0, "after a replacing upsert");
+
+    // Concurrent writers into the same hours: the lock orders their refreshes.
+    // (Two: the test client sends no Content-Length, so each body reserves
+    // the whole 32 MiB limit of the 64 MiB budget.)
+    let writes = (0..2).map(|w| {
+        let (app, session) = (&app, &session);
+        let vals: Vec<f64> = (0..200).map(|i| (w * 1000 + i) as f64).collect();
+        async move {
+            ingest(
+                app,
+                session,
+                "r.cpu",
+                points(
+                    &vals,
+                    t0() + Duration::seconds(w * 3 + 1),
+                    Duration::seconds(13),
+                ),
+            )
+            .await
+        }
+    });
+    rocket::futures::future::join_all(writes).await;
+    assert_eq!(db.count(MISMATCHES), 0, "after concurrent writes");
+
+    // An unaligned window: whole hours from the table, raw edges.
+    let (start, end) = (
+        t0() + Duration::seconds(1234),
+        t0() + Duration::seconds(31_111),
+    );
+    let window = json!({ "series": "r.cpu", "start": start.to_rfc3339(), "end": end.to_rfc3339() });
+    let want = reference(&db, "r.cpu", start, end);
+    let stats = app
+        .call_tool(&session, "compute_statistics", window.clone())
+        .await;
+    let s = &stats["structuredContent"];
+    assert_eq!(s["source"], "rollup", "{stats}");
+    assert_eq!(s["resolution"], "1h");
+    assert_eq!(s["percentiles"], "exact", "small windows stay exact");
+    close(&s["mean"], want.mean.unwrap(), "mean");
+    close(&s["stddev"], want.sd.unwrap(), "stddev");
+    close(&s["min"], want.lo.unwrap(), "min");
+    close(&s["max"], want.hi.unwrap(), "max");
+    close(&s["p95"], want.p95.unwrap(), "p95");
+    let trend = app
+        .call_tool(&session, "analyze_trend", window.clone())
+        .await;
+    close(
+        &trend["structuredContent"]["slope_per_day"],
+        want.slope.unwrap(),
+        "slope",
+    );
+    assert_eq!(trend["structuredContent"]["source"], "rollup");
+
+    // Hourly buckets against GROUP BY date_bin, every aggregate.
+    for aggregate in ["avg", "min", "max", "sum", "count", "first", "last"] {
+        let sql_agg = match aggregate {
+            "count" => "count(*)::float8".to_owned(),
+            "first" => "(array_agg(value ORDER BY time))[1]".to_owned(),
+            "last" => "(array_agg(value ORDER BY time DESC))[1]".to_owned(),
+            a => format!("{a}(value)"),
+        };
+        #[derive(QueryableByName)]
+        struct V {
+            #[diesel(sql_type = Double)]
+            v: f64,
+        }
+        let want: Vec<V> = diesel::sql_query(format!(
+            "SELECT {sql_agg} AS v FROM timeseries_data
+              WHERE series_name = 'r.cpu' AND time >= '{}' AND time < '{}'
+              GROUP BY date_bin('2 hours', time, TIMESTAMPTZ '2000-01-01Z')
+              ORDER BY date_bin('2 hours', time, TIMESTAMPTZ '2000-01-01Z')",
+            start.to_rfc3339(),
+            end.to_rfc3339()
+        ))
+        .load(&mut db.conn())
+        .unwrap();
+        let mut args = window.clone();
+        args["bucket"] = json!("2h");
+        args["aggregate"] = json!(aggregate);
+        let got = app.call_tool(&session, "query_timeseries", args).await;
+        let got = &got["structuredContent"];
+        assert_eq!(got["source"], "rollup");
+        let rows = got["points"].as_array().unwrap();
+        assert_eq!(rows.len(), want.len(), "{aggregate}");
+        for (g, w) in rows.iter().zip(&want) {
+            close(&g["value"], w.v, aggregate);
+        }
+    }
+
+    // z-score anomalies: the spike, found by reading only the hours whose
+    // extremes cross a bound.
+    let found = app
+        .call_tool(&session, "detect_anomalies", json!({ "series": "r.cpu" }))
+        .await;
+    let f = &found["structuredContent"];
+    assert_eq!(f["source"], "rollup", "{found}");
+    let (lo, hi) = (
+        f["lower_bound"].as_f64().unwrap(),
+        f["upper_bound"].as_f64().unwrap(),
+    );
+    let outside = db.count(&format!(
+        "SELECT count(*) AS n FROM timeseries_data WHERE series_name = 'r.cpu' AND (value < {lo} OR value > {hi})"
+    ));
+    assert_eq!(f["total_anomalies"], outside);
+    assert!(f["scanned_hours"].as_i64().unwrap() < 10, "{found}");
+}
+
+#[rocket::async_test]
+async fn sketched_percentiles_are_within_their_stated_error() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    let session = app.session().await;
+    let n = 30_000;
+    let mut seed = 99;
+    let distributions: [(&str, Vec<f64>); 4] = [
+        (
+            "skewed",
+            (0..n)
+                .map(|_| (2.0 + 1.5 * normal(&mut seed)).exp())
+                .collect(),
+        ),
+        (
+            "bimodal",
+            (0..n)
+                .map(|i| if i % 3 == 0 { 10.0 } else { 500.0 } + normal(&mut seed))
+                .collect(),
+        ),
+        (
+            "signed",
+            (0..n).map(|_| 100.0 * normal(&mut seed)).collect(),
+        ),
+        (
+            "heavy",
+            (0..n).map(|_| 1.0 / uniform(&mut seed).max(1e-9)).collect(),
+        ),
+    ];
+    let end = t0() + Duration::seconds(n as i64);
+    for (name, values) in &distributions {
+        let series = format!("sk.{name}");
+        ingest(
+            &app,
+            &session,
+            &series,
+            points(values, t0(), Duration::seconds(1)),
+        )
+        .await;
+        let want = reference(&db, &series, t0(), end);
+        let r = app
+            .call_tool(
+                &session,
+                "compute_statistics",
+                json!({ "series": series, "exact": false }),
+            )
+            .await;
+        let s = &r["structuredContent"];
+        assert_eq!(s["percentiles"], "sketch", "{r}");
+        let bound = s["percentile_relative_error"].as_f64().unwrap();
+        assert_eq!(bound, 0.01);
+        for (field, want) in [("p50", want.p50), ("p95", want.p95), ("p99", want.p99)] {
+            let (got, want) = (s[field].as_f64().unwrap(), want.unwrap());
+            let rel = ((got - want) / want).abs();
+            eprintln!("sketch {name} {field}: {got} vs {want} ({rel:.5})");
+            assert!(rel <= bound, "{name} {field}: {got} vs {want} ({rel})");
+        }
+        let exact = app
+            .call_tool(
+                &session,
+                "compute_statistics",
+                json!({ "series": series, "exact": true }),
+            )
+            .await;
+        assert_eq!(exact["structuredContent"]["percentiles"], "exact");
+        close(
+            &exact["structuredContent"]["p99"],
+            want.p99.unwrap(),
+            "exact p99",
+        );
+    }
+}
+
+#[test]
+fn the_migration_fills_rollups_for_points_already_there() {
+    let db = TestDatabase::migrated();
+    // Points written behind the server's back: no rollups for them yet.
+    diesel::sql_query(
+        "INSERT INTO timeseries_data (series_name, time, value)
+         SELECT 'm.' || (g % 3), TIMESTAMPTZ '2026-01-01Z' + g * interval '7 seconds', sin(g)
+           FROM generate_series(1, 20000) g",
+    )
+    .execute(&mut db.conn())
+    .unwrap();
+    assert!(db.count(MISMATCHES) > 0);
+    let redo = mcp(&["migrate", "redo", "--yes"], &db.url);
+    assert!(redo.status.success(), "{}", text(&redo));
+    assert_eq!(db.count(MISMATCHES), 0);
+    assert_eq!(
+        db.count("SELECT sum(count)::bigint AS n FROM timeseries_rollups"),
+        20_000
+    );
+}
