@@ -23,6 +23,8 @@ pub const ENV_VARS: &[&str] = &[
     "DB_CONNECT_TIMEOUT_SECS",
     "DB_CHECKOUT_TIMEOUT_SECS",
     "DB_STARTUP_TIMEOUT_SECS",
+    "DB_STATEMENT_TIMEOUT_SECS",
+    "DB_TASK_STATEMENT_TIMEOUT_SECS",
     "MIGRATION_LOCK_TIMEOUT_SECS",
     "REDIS_TIMEOUT_MS",
     "MCP_AUTH_TOKEN",
@@ -55,6 +57,11 @@ pub struct Settings {
     pub db_checkout_timeout_secs: u64,
     /// How long start-up keeps retrying an unreachable database.
     pub db_startup_timeout_secs: u64,
+    /// `statement_timeout` of every pooled connection: a tool call's SQL
+    /// statement that runs longer is cancelled and told what to do instead.
+    pub db_statement_timeout_secs: u64,
+    /// The same for calls run as MCP tasks, which nobody waits on.
+    pub db_task_statement_timeout_secs: u64,
     /// How long a replica waits for another one's migration run.
     pub migration_lock_timeout_secs: u64,
     pub redis_timeout_ms: u64,
@@ -109,6 +116,8 @@ impl Default for Settings {
             db_connect_timeout_secs: 5,
             db_checkout_timeout_secs: 5,
             db_startup_timeout_secs: 60,
+            db_statement_timeout_secs: 30,
+            db_task_statement_timeout_secs: 600,
             migration_lock_timeout_secs: 300,
             redis_timeout_ms: 500,
             mcp_auth_token: None,
@@ -204,6 +213,12 @@ impl Settings {
     }
     pub fn checkout_timeout(&self) -> Duration {
         Duration::from_secs(self.db_checkout_timeout_secs.max(1))
+    }
+    pub fn statement_timeout(&self) -> Duration {
+        Duration::from_secs(self.db_statement_timeout_secs.max(1))
+    }
+    pub fn task_statement_timeout(&self) -> Duration {
+        Duration::from_secs(self.db_task_statement_timeout_secs.max(1))
     }
     pub fn startup_timeout(&self) -> Duration {
         Duration::from_secs(self.db_startup_timeout_secs)

@@ -98,8 +98,10 @@ pub fn build(figment: Figment) -> Rocket<Build> {
                 };
                 match spawn_blocking(move || db::prepare(&settings)).await {
                     Ok(Ok((pool, report))) => {
-                        let timeout = rocket.state::<Settings>().map(Settings::checkout_timeout);
-                        let db = Db::new(pool, timeout.unwrap_or_default());
+                        let Some(settings) = rocket.state::<Settings>() else {
+                            return Err(rocket);
+                        };
+                        let db = Db::from_settings(pool, settings);
                         Ok(rocket.manage(db).manage(report))
                     }
                     Ok(Err(e)) => {

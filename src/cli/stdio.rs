@@ -55,7 +55,7 @@ async fn run() -> Result<(), String> {
         .await
         .map_err(|e| format!("start-up aborted: database task failed: {e}"))?
         .map_err(|e| format!("start-up aborted: {e}"))?;
-    let db = Db::new(pool, settings.checkout_timeout());
+    let db = Db::from_settings(pool, &settings);
     let cache =
         Arc::new(Cache::from_settings(&settings).map_err(|e| format!("start-up aborted: {e}"))?);
     let metrics = Arc::new(Metrics::new());

@@ -75,6 +75,9 @@ pub struct Db {
     permits: Arc<Semaphore>,
     checkout_timeout: Duration,
     watch: Option<Arc<Watch>>,
+    /// (the pool's `statement_timeout`, a task's): work on a watched pool
+    /// (a task) runs under the second, and the first is restored after.
+    statement_timeouts: Option<(Duration, Duration)>,
 }
 
 /// The server process a watched [`Db`] is running SQL on, so that work can
@@ -108,6 +111,19 @@ impl Db {
             permits,
             checkout_timeout,
             watch: None,
+            statement_timeouts: None,
+        }
+    }
+
+    /// The pool of a running server: its checkout wait and the longer
+    /// statement limit of tasks.
+    pub fn from_settings(pool: PgPool, settings: &Settings) -> Self {
+        Db {
+            statement_timeouts: Some((
+                settings.statement_timeout(),
+                settings.task_statement_timeout(),
+            )),
+            ..Db::new(pool, settings.checkout_timeout())
         }
     }
 
@@ -173,6 +189,7 @@ impl Db {
             .max(Duration::from_millis(100));
         let pool = self.pool.clone();
         let watch = self.watch.clone();
+        let longer = self.statement_timeouts.filter(|_| watch.is_some());
         spawn_blocking(move || {
             let _permit = permit;
             let mut conn = pool
@@ -189,10 +206,97 @@ impl Db {
                 }
                 None => None,
             };
-            f(&mut conn)
+            let Some((usual, task)) = longer else {
+                return f(&mut conn);
+            };
+            set_statement_timeout(&mut conn, task)?;
+            let result = f(&mut conn);
+            // Failing here means the connection is broken, and the pool's
+            // check on the next checkout drops it.
+            let _ = set_statement_timeout(&mut conn, usual);
+            result
         })
         .await
         .map_err(|e| DbError::Task(e.to_string()))?
+    }
+}
+
+fn set_statement_timeout(conn: &mut PgConnection, limit: Duration) -> diesel::QueryResult<()> {
+    use diesel::connection::SimpleConnection;
+    conn.batch_execute(&format!("SET statement_timeout = {}", limit.as_millis()))
+}
+
+/// Sets each new pooled connection up (its `statement_timeout`), and keeps
+/// the pool's connection errors to one line per change of state plus a
+/// summary a minute: r2d2 would log every failed attempt.
+#[derive(Debug, Clone)]
+struct Connections {
+    statement_timeout: Duration,
+    failing: Arc<std::sync::Mutex<Option<Failing>>>,
+}
+
+#[derive(Debug)]
+struct Failing {
+    since: Instant,
+    summarised: Instant,
+    attempts: u64,
+}
+
+/// How often a database that stays away is reported.
+const FAILING_SUMMARY: Duration = Duration::from_secs(60);
+
+impl diesel::r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for Connections {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        set_statement_timeout(conn, self.statement_timeout)
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        let recovered = self.failing.lock().ok().and_then(|mut f| f.take());
+        if let Some(f) = recovered {
+            log::warn!(
+                "database connections work again after {:.0?} ({} failed attempts)",
+                f.since.elapsed(),
+                f.attempts
+            );
+        }
+        Ok(())
+    }
+}
+
+impl diesel::r2d2::HandleError<diesel::r2d2::Error> for Connections {
+    fn handle_error(&self, error: diesel::r2d2::Error) {
+        let Ok(mut failing) = self.failing.lock() else {
+            return;
+        };
+        // libpq's messages span lines; a log line is one line.
+        let one_line = || {
+            error
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        match failing.as_mut() {
+            None => {
+                log::error!("database connections failing: {}", one_line());
+                let now = Instant::now();
+                *failing = Some(Failing {
+                    since: now,
+                    summarised: now,
+                    attempts: 1,
+                });
+            }
+            Some(f) => {
+                f.attempts += 1;
+                if f.summarised.elapsed() >= FAILING_SUMMARY {
+                    f.summarised = Instant::now();
+                    log::error!(
+                        "database connections still failing after {:.0?} ({} attempts): {}",
+                        f.since.elapsed(),
+                        f.attempts,
+                        one_line()
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -207,7 +311,13 @@ pub fn prepare(settings: &Settings) -> Result<(PgPool, StartupReport), DbError> 
         migrations::upgrade(conn, &migrations::MIGRATIONS)
     })?;
     drop(conn);
+    let connections = Connections {
+        statement_timeout: settings.statement_timeout(),
+        failing: Arc::default(),
+    };
     let pool = Pool::builder()
+        .connection_customizer(Box::new(connections.clone()))
+        .error_handler(Box::new(connections))
         .max_size(settings.db_pool_size)
         .min_idle(Some(settings.db_min_idle))
         .connection_timeout(settings.checkout_timeout())

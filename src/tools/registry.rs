@@ -148,6 +148,15 @@ impl From<DbError> for ToolError {
                 ToolError::invalid(TOO_LARGE)
             }
             DbError::TooLarge => ToolError::invalid(TOO_LARGE),
+            DbError::Query(diesel::result::Error::DatabaseError(_, info))
+                if info.message().contains("statement timeout") =>
+            {
+                ToolError::invalid(
+                    "the query ran past the statement timeout (DB_STATEMENT_TIMEOUT_SECS): \
+                     narrow the window, use a bucket of an hour or more, or run the call as a \
+                     task, where DB_TASK_STATEMENT_TIMEOUT_SECS applies",
+                )
+            }
             DbError::Connect(cause) => {
                 // Debug: an outage would otherwise log once per request; /health tells it.
                 log::debug!("database unreachable: {cause}");

@@ -153,3 +153,54 @@ async fn a_pending_migration_is_503_with_its_name() {
         NEWEST_DIR
     );
 }
+
+#[test]
+fn an_outage_logs_its_start_and_end_not_every_attempt() {
+    let db = TestDatabase::migrated();
+    let server =
+        crate::helpers::ServerProcess::start(&db, &[("DB_MIN_IDLE", "4"), ("RUST_LOG", "info")]);
+    let health = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mcp-server"))
+            .args([
+                "healthcheck",
+                "--url",
+                &format!("http://127.0.0.1:{}/health", server.port),
+            ])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !health() {
+        assert!(std::time::Instant::now() < deadline, "never healthy");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    db.allow_connections(false);
+    // The pool keeps trying to refill its idle connections meanwhile.
+    for _ in 0..30 {
+        health();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    db.allow_connections(true);
+    while !health() {
+        assert!(
+            std::time::Instant::now() < deadline + std::time::Duration::from_secs(30),
+            "never recovered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let logs = server.stop();
+    let failing = logs
+        .lines()
+        .filter(|l| l.contains("database connections failing"))
+        .count();
+    let again = logs
+        .lines()
+        .filter(|l| l.contains("database connections work again"))
+        .count();
+    let errors = logs.lines().filter(|l| l.contains("ERROR")).count();
+    assert_eq!(failing, 1, "{logs}");
+    assert_eq!(again, 1, "{logs}");
+    assert!(errors <= 3, "{errors} error lines: {logs}");
+}

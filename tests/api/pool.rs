@@ -51,3 +51,44 @@ async fn an_exhausted_pool_answers_busy_within_the_checkout_timeout() {
     let ok = app.call_tool(&session, "list_series", json!({})).await;
     assert!(ok.get("isError").is_none(), "{ok}");
 }
+
+#[rocket::async_test]
+async fn a_statement_past_the_timeout_is_cancelled_and_says_what_to_do() {
+    use diesel::connection::SimpleConnection;
+    let db = TestDatabase::migrated();
+    let settings = figment(&db.url, None).merge(("db_statement_timeout_secs", 1));
+    let app = TestApp::try_spawn(settings).await.unwrap();
+    let session = app.session().await;
+    let ingest =
+        json!({ "series": "slow", "points": [{ "time": "2026-01-01T00:00:00Z", "value": 1.0 }] });
+    let r = app.call_tool(&session, "ingest_timeseries", ingest).await;
+    assert_ne!(r["isError"], true, "{r}");
+    // A lock held elsewhere stands in for a long scan: the wait counts.
+    let mut holder = db.conn();
+    holder
+        .batch_execute("BEGIN; LOCK TABLE timeseries_rollups IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let started = std::time::Instant::now();
+    let r = app
+        .call_tool(&session, "compute_statistics", json!({ "series": "slow" }))
+        .await;
+    let waited = started.elapsed();
+    holder.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(r["isError"], true, "{r}");
+    let text = r["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("statement timeout")
+            && text.contains("narrow the window")
+            && text.contains("task"),
+        "{text}"
+    );
+    assert!(
+        waited < Duration::from_secs(5),
+        "cancelled after {waited:?}"
+    );
+    // The connection is fine afterwards.
+    let r = app
+        .call_tool(&session, "compute_statistics", json!({ "series": "slow" }))
+        .await;
+    assert_ne!(r["isError"], true, "{r}");
+}
