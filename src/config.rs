@@ -25,6 +25,7 @@ pub const ENV_VARS: &[&str] = &[
     "DB_STARTUP_TIMEOUT_SECS",
     "DB_STATEMENT_TIMEOUT_SECS",
     "DB_TASK_STATEMENT_TIMEOUT_SECS",
+    "TIMESCALE_COMPRESS_AFTER_DAYS",
     "MIGRATION_LOCK_TIMEOUT_SECS",
     "REDIS_TIMEOUT_MS",
     "MCP_AUTH_TOKEN",
@@ -62,6 +63,9 @@ pub struct Settings {
     pub db_statement_timeout_secs: u64,
     /// The same for calls run as MCP tasks, which nobody waits on.
     pub db_task_statement_timeout_secs: u64,
+    /// On TimescaleDB's TSL edition: chunks older than this many days are
+    /// moved to the columnstore by its compression policy.
+    pub timescale_compress_after_days: u32,
     /// How long a replica waits for another one's migration run.
     pub migration_lock_timeout_secs: u64,
     pub redis_timeout_ms: u64,
@@ -118,6 +122,7 @@ impl Default for Settings {
             db_startup_timeout_secs: 60,
             db_statement_timeout_secs: 30,
             db_task_statement_timeout_secs: 600,
+            timescale_compress_after_days: 7,
             migration_lock_timeout_secs: 300,
             redis_timeout_ms: 500,
             mcp_auth_token: None,

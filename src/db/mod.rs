@@ -300,6 +300,35 @@ impl diesel::r2d2::HandleError<diesel::r2d2::Error> for Connections {
     }
 }
 
+/// Sets the age of the columnstore policy's chunks (TimescaleDB TSL, where
+/// the columnstore migration added one), when it differs.
+fn compression_policy(conn: &mut PgConnection, days: u32) -> Result<(), DbError> {
+    #[derive(diesel::QueryableByName)]
+    struct Present {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        jobs: bool,
+    }
+    let present: Present =
+        diesel::sql_query("SELECT to_regclass('timescaledb_information.jobs') IS NOT NULL AS jobs")
+            .get_result(conn)?;
+    if !present.jobs {
+        return Ok(());
+    }
+    let changed = diesel::sql_query(
+        "SELECT alter_job(j.job_id, config => jsonb_set(j.config, '{compress_after}',
+                          to_jsonb(make_interval(days => $1)::text)))::text
+           FROM timescaledb_information.jobs j
+          WHERE j.proc_name = 'policy_compression' AND j.hypertable_name = 'timeseries_data'
+            AND j.config->>'compress_after' IS DISTINCT FROM make_interval(days => $1)::text",
+    )
+    .bind::<diesel::sql_types::Integer, _>(i32::try_from(days).unwrap_or(i32::MAX))
+    .execute(conn)?;
+    if changed > 0 {
+        info!("columnstore policy: chunks older than {days} days are compressed");
+    }
+    Ok(())
+}
+
 /// Start-up, blocking: connect (creating the database, retrying while it
 /// boots), apply pending migrations under the advisory lock, build the pool.
 pub fn prepare(settings: &Settings) -> Result<(PgPool, StartupReport), DbError> {
@@ -308,7 +337,9 @@ pub fn prepare(settings: &Settings) -> Result<(PgPool, StartupReport), DbError> 
     let mut conn =
         connect::connect_with_retry(&url, settings.startup_timeout(), "DB_STARTUP_TIMEOUT_SECS")?;
     let applied = migrations::with_lock(&mut conn, settings.migration_lock_timeout(), |conn| {
-        migrations::upgrade(conn, &migrations::MIGRATIONS)
+        let applied = migrations::upgrade(conn, &migrations::MIGRATIONS)?;
+        compression_policy(conn, settings.timescale_compress_after_days)?;
+        Ok(applied)
     })?;
     drop(conn);
     let connections = Connections {

@@ -87,3 +87,82 @@ async fn revert_keeps_every_row_in_a_plain_table_and_reapplying_makes_a_hypertab
     assert_eq!(db.count(rows), n);
     assert!(chunks(&db) >= 3);
 }
+
+fn tsl(db: &TestDatabase) -> bool {
+    db.count("SELECT count(*) AS n FROM pg_settings WHERE name = 'timescaledb.license' AND setting = 'timescale'") == 1
+}
+
+#[rocket::async_test]
+#[ignore = "needs TimescaleDB"]
+async fn a_backfill_into_compressed_chunks_replaces_values_and_revert_decompresses() {
+    let db = TestDatabase::migrated();
+    assert_eq!(hypertables(&db), 1, "{NEEDS}");
+    if !tsl(&db) {
+        eprintln!("Apache edition: no columnstore, the migration is a no-op");
+        assert_eq!(db.count("SELECT count(*) AS n FROM timescaledb_information.hypertables WHERE compression_enabled"), 0);
+        return;
+    }
+    let n = three_weeks(&db).await as i64;
+    let policy = "SELECT count(*) AS n FROM timescaledb_information.jobs \
+                  WHERE proc_name = 'policy_compression' AND hypertable_name = 'timeseries_data' \
+                  AND config->>'compress_after' = '7 days'";
+    assert_eq!(db.count(policy), 1, "the policy, at the default age");
+    db.count("SELECT count(compress_chunk(c)) AS n FROM show_chunks('timeseries_data') c");
+    let compressed = "SELECT count(*) AS n FROM timescaledb_information.chunks \
+                      WHERE hypertable_name = 'timeseries_data' AND is_compressed";
+    assert!(db.count(compressed) >= 3);
+
+    // Replace a day inside a compressed chunk, through the tool.
+    let app = TestApp::spawn(&db, None).await;
+    let session = app.session().await;
+    let day: Vec<_> = (0..24)
+        .map(|h| json!({ "time": format!("2026-01-02T{h:02}:00:00Z"), "value": -1 }))
+        .collect();
+    let r = app
+        .call_tool(
+            &session,
+            "ingest_timeseries",
+            json!({ "series": "ts.weeks", "points": day }),
+        )
+        .await;
+    assert_ne!(r["isError"], true, "{r}");
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM timeseries_data"),
+        n,
+        "replaced, not added"
+    );
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM timeseries_data WHERE value = -1"),
+        24
+    );
+    assert_eq!(
+        db.count(crate::rollups::MISMATCHES),
+        0,
+        "the rollups follow"
+    );
+    let stats = app
+        .call_tool(
+            &session,
+            "compute_statistics",
+            json!({ "series": "ts.weeks" }),
+        )
+        .await;
+    assert_eq!(stats["structuredContent"]["min"], -1.0, "{stats}");
+    assert_eq!(stats["structuredContent"]["count"], n);
+
+    // Revert decompresses first and turns the columnstore off.
+    let mut conn = db.conn();
+    let reverted = m::revert_while(&mut conn, &MIGRATIONS, |version, _| {
+        version >= "20261202000002"
+    })
+    .unwrap();
+    assert!(
+        reverted.iter().any(|r| r.name.contains("columnstore")),
+        "{reverted:?}"
+    );
+    assert_eq!(db.count(compressed), 0);
+    assert_eq!(db.count("SELECT count(*) AS n FROM timescaledb_information.hypertables WHERE compression_enabled"), 0);
+    assert_eq!(db.count("SELECT count(*) AS n FROM timeseries_data"), n);
+    conn.run_next_migration(MIGRATIONS).unwrap();
+    assert_eq!(db.count(policy), 1, "re-applied");
+}
