@@ -133,6 +133,27 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    timeseries_rollups_daily (series_name, bucket) {
+        series_name -> Text,
+        bucket -> Timestamptz,
+        count -> Int8,
+        sum -> Float8,
+        m2 -> Float8,
+        min_value -> Float8,
+        max_value -> Float8,
+        first_time -> Timestamptz,
+        first_value -> Float8,
+        last_time -> Timestamptz,
+        last_value -> Float8,
+        mean_t -> Float8,
+        sxx -> Float8,
+        sxy -> Float8,
+        sketch_keys -> Array<Nullable<Int4>>,
+        sketch_counts -> Array<Nullable<Int4>>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     analysis_results,
     mcp_request_logs,
@@ -142,4 +163,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     statistics_data,
     timeseries_data,
     timeseries_rollups,
+    timeseries_rollups_daily,
 );

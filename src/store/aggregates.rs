@@ -109,20 +109,23 @@ pub struct Outlier {
     pub score: f64,
 }
 
+/// Time ranges [from, to), as two columns.
+pub type Ranges<'a> = (&'a [DateTime<Utc>], &'a [DateTime<Utc>]);
+
 /// Points outside `[low, high]`, most extreme first, at most `limit`; and
-/// how many there are in all. Only the hours starting at `hours` are read:
-/// the caller knows from the rollups that no other hour crosses a bound.
+/// how many there are in all. Only the ranges [from, to) are read: the
+/// caller knows from the rollups that nothing else crosses a bound.
 pub fn outside(
     conn: &mut PgConnection,
-    (series, window, hours): (&Series, Window, &[DateTime<Utc>]),
+    (series, window, (from, to)): (&Series, Window, Ranges),
     (low, high): (f64, f64),
     (center, unit): (f64, f64),
     limit: i64,
 ) -> Result<(Vec<Outlier>, i64), DbError> {
     let candidates = format!(
-        "SELECT time, value FROM unnest($9::timestamptz[]) AS h(b)
+        "SELECT time, value FROM unnest($9::timestamptz[], $10::timestamptz[]) AS h(f, t)
           CROSS JOIN LATERAL (SELECT time, value FROM timeseries_data
-                               WHERE {WINDOW} AND time >= h.b AND time < h.b + interval '1 hour'
+                               WHERE {WINDOW} AND time >= h.f AND time < h.t
                                  AND (value < $4 OR value > $5)) x"
     );
     #[derive(QueryableByName)]
@@ -147,7 +150,8 @@ pub fn outside(
         .bind::<Double, _>(center)
         .bind::<Double, _>(unit)
         .bind::<BigInt, _>(limit)
-        .bind::<Array<Timestamptz>, _>(hours)
+        .bind::<Array<Timestamptz>, _>(from)
+        .bind::<Array<Timestamptz>, _>(to)
         .load(conn)?;
     let total = rows.first().map_or(0, |r| r.total);
     let outliers = rows

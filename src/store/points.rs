@@ -3,13 +3,12 @@
 use std::io::Write;
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::exists;
 use diesel::expression::AsExpression;
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error};
 use diesel::serialize::{self, IsNull, Output, ToSql};
-use diesel::sql_types::{Array, BigInt, Double, Jsonb, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Bool, Double, Jsonb, Text, Timestamptz};
 
 use super::rollups;
 use crate::db::DbError;
@@ -68,13 +67,25 @@ pub fn upsert(
         });
     };
     conn.transaction(|conn| {
-        use timeseries_data::dsl as t;
-        let overlaps: bool = diesel::select(exists(
-            t::timeseries_data
-                .filter(t::series_name.eq(series.as_str()))
-                .filter(t::time.between(first.0, last.0)),
+        // The series lock, and whether the range holds points already, in
+        // one round trip. The check's snapshot predates the lock: a writer
+        // that committed meanwhile makes the COPY fail on the key, and the
+        // upsert takes over.
+        #[derive(QueryableByName)]
+        struct Overlap {
+            #[diesel(sql_type = Bool)]
+            overlaps: bool,
+        }
+        let overlaps = diesel::sql_query(format!(
+            "SELECT {}::text AS locked, EXISTS (SELECT 1 FROM timeseries_data
+                     WHERE series_name = $1 AND time BETWEEN $2 AND $3) AS overlaps",
+            rollups::SERIES_LOCK
         ))
-        .get_result(conn)?;
+        .bind::<Text, _>(series.as_str())
+        .bind::<Timestamptz, _>(first.0)
+        .bind::<Timestamptz, _>(last.0)
+        .get_result::<Overlap>(conn)?
+        .overlaps;
         if !overlaps {
             let tags = tags.to_string();
             let rows: Vec<NewPoint> = points
@@ -93,7 +104,8 @@ pub fn upsert(
             });
             match copied {
                 Ok(n) => {
-                    rollups::refresh(conn, series, &times(points))?;
+                    // All new: merged into their hours, no hour read again.
+                    rollups::add(conn, series, points)?;
                     return Ok(Written {
                         written: n,
                         inserted: n,

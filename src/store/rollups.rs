@@ -71,108 +71,372 @@ pub struct Row {
     pub sketch_keys: Vec<i32>,
     #[diesel(sql_type = Array<Integer>)]
     pub sketch_counts: Vec<i32>,
+    /// Seconds the row covers: a day, or an hour (or part of one, at a
+    /// window's edge).
+    #[diesel(sql_type = BigInt)]
+    pub span: i64,
 }
 
-fn hour_floor(t: DateTime<Utc>) -> DateTime<Utc> {
-    let s = t.timestamp().div_euclid(RESOLUTION) * RESOLUTION;
+/// The daily level's width, in seconds.
+pub const DAY: i64 = 86_400;
+
+/// The start of `t`'s `width`-second bucket (hours and days align with
+/// date_bin's 2000-01-01T00:00Z origin, as they do with the epoch).
+fn floor_to(t: DateTime<Utc>, width: i64) -> DateTime<Utc> {
+    let s = t.timestamp().div_euclid(width) * width;
     DateTime::from_timestamp(s, 0).unwrap_or(t)
 }
 
-fn hour_ceil(t: DateTime<Utc>) -> DateTime<Utc> {
-    let floor = hour_floor(t);
+fn ceil_to(t: DateTime<Utc>, width: i64) -> DateTime<Utc> {
+    let floor = floor_to(t, width);
     if floor == t {
         t
     } else {
-        floor + TimeDelta::seconds(RESOLUTION)
+        floor + TimeDelta::seconds(width)
     }
 }
 
+fn hour_floor(t: DateTime<Utc>) -> DateTime<Utc> {
+    floor_to(t, RESOLUTION)
+}
+
+/// The per-series lock every writer takes first in its transaction (`$1`
+/// the series): writers of one series go one at a time, so each refresh sees
+/// the points of every write committed before it.
+pub const SERIES_LOCK: &str = "pg_advisory_xact_lock(hashtext('timeseries_rollups'), hashtext($1))";
+
 /// Recomputes the hours that `times` (sorted) fall in, after a write in the
-/// same transaction. A per-series advisory lock orders concurrent writers:
-/// the second recomputes after the first commits, so it sees both writes.
+/// same transaction, which holds [`SERIES_LOCK`]. Hours only ever gain
+/// points (nothing deletes them), so an upsert of each touched hour is the
+/// whole refresh.
 pub fn refresh(
     conn: &mut PgConnection,
     series: &Series,
     times: &[DateTime<Utc>],
 ) -> Result<(), DbError> {
-    // Runs of consecutive hours, one [from, to) range each.
-    let (mut from, mut to): (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) = (vec![], vec![]);
-    for &t in times {
-        let hour = hour_floor(t);
-        match to.last_mut() {
-            Some(end) if hour < *end => {}
-            Some(end) if hour == *end => *end = hour + TimeDelta::seconds(RESOLUTION),
-            _ => {
-                from.push(hour);
-                to.push(hour + TimeDelta::seconds(RESOLUTION));
-            }
-        }
-    }
+    recompute(
+        conn,
+        series,
+        "timeseries_rollups",
+        "mcp_rollups_from_raw",
+        &runs(times, RESOLUTION),
+    )?;
+    refresh_days(conn, series, times)
+}
+
+/// Recomputes the days that `times` (sorted) fall in from their hours.
+fn refresh_days(
+    conn: &mut PgConnection,
+    series: &Series,
+    times: &[DateTime<Utc>],
+) -> Result<(), DbError> {
+    recompute(
+        conn,
+        series,
+        "timeseries_rollups_daily",
+        "mcp_days_from_hours",
+        &runs(times, DAY),
+    )
+}
+
+/// The columns a recomputation replaces.
+const VALUES: [&str; 14] = [
+    "count",
+    "sum",
+    "m2",
+    "min_value",
+    "max_value",
+    "first_time",
+    "first_value",
+    "last_time",
+    "last_value",
+    "mean_t",
+    "sxx",
+    "sxy",
+    "sketch_keys",
+    "sketch_counts",
+];
+
+/// Upserts the rows `function` computes over each [from, to) range into `table`.
+fn recompute(
+    conn: &mut PgConnection,
+    series: &Series,
+    table: &str,
+    function: &str,
+    (from, to): &(Vec<DateTime<Utc>>, Vec<DateTime<Utc>>),
+) -> Result<(), DbError> {
     if from.is_empty() {
         return Ok(());
     }
-    diesel::sql_query(
-        "SELECT pg_advisory_xact_lock(hashtext('timeseries_rollups'), hashtext($1))::text",
-    )
-    .bind::<Text, _>(series.as_str())
-    .execute(conn)?;
-    diesel::sql_query(
-        "DELETE FROM timeseries_rollups r USING unnest($2::timestamptz[], $3::timestamptz[]) AS u(f, t)
-          WHERE r.series_name = $1 AND r.bucket >= u.f AND r.bucket < u.t",
-    )
-    .bind::<Text, _>(series.as_str())
-    .bind::<Array<Timestamptz>, _>(&from)
-    .bind::<Array<Timestamptz>, _>(&to)
-    .execute(conn)?;
-    diesel::sql_query(
-        "INSERT INTO timeseries_rollups
+    let set = VALUES.map(|c| format!("{c} = EXCLUDED.{c}")).join(", ");
+    diesel::sql_query(format!(
+        "INSERT INTO {table}
          SELECT r.* FROM unnest($2::timestamptz[], $3::timestamptz[]) AS u(f, t)
-          CROSS JOIN LATERAL mcp_rollups_from_raw($1, u.f, u.t) r",
-    )
+          CROSS JOIN LATERAL {function}($1, u.f, u.t) r
+         ON CONFLICT (series_name, bucket) DO UPDATE SET {set}"
+    ))
     .bind::<Text, _>(series.as_str())
-    .bind::<Array<Timestamptz>, _>(&from)
-    .bind::<Array<Timestamptz>, _>(&to)
+    .bind::<Array<Timestamptz>, _>(from)
+    .bind::<Array<Timestamptz>, _>(to)
     .execute(conn)?;
     Ok(())
 }
 
-/// The hours of `series` in `window`, in time order: whole hours from the
-/// table, the partial hours at the edges from the raw points.
-/// At most `max_hours` rows when given.
+/// Runs of consecutive `width`-second buckets that sorted `times` fall in,
+/// one [from, to) range each.
+fn runs(times: &[DateTime<Utc>], width: i64) -> (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) {
+    let (mut from, mut to): (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) = (vec![], vec![]);
+    for &t in times {
+        let start = floor_to(t, width);
+        match to.last_mut() {
+            Some(end) if start < *end => {}
+            Some(end) if start == *end => *end = start + TimeDelta::seconds(width),
+            _ => {
+                from.push(start);
+                to.push(start + TimeDelta::seconds(width));
+            }
+        }
+    }
+    (from, to)
+}
+
+/// Adds points that were all new (the `COPY` path: none replaced) to their
+/// hours without reading the hours' other points again: each hour's summary
+/// of the batch is merged into its row (the same pairwise update as
+/// [`Moments`], sketches by adding counts). The transaction holds
+/// [`SERIES_LOCK`]. `points` are sorted by time.
+pub fn add(
+    conn: &mut PgConnection,
+    series: &Series,
+    points: &[(DateTime<Utc>, f64)],
+) -> Result<(), DbError> {
+    let mut h = Hours::default();
+    for hour in points.chunk_by(|a, b| hour_floor(a.0) == hour_floor(b.0)) {
+        h.push(hour);
+    }
+    // As SQL's sum would: past the range of double precision is an error.
+    if !h
+        .sum
+        .iter()
+        .chain(&h.m2)
+        .chain(&h.sxy)
+        .all(|v| v.is_finite())
+    {
+        return Err(DbError::TooLarge);
+    }
+    let sql = "WITH h AS (
+            SELECT * FROM unnest($2::timestamptz[], $3::int8[], $4::float8[], $5::float8[],
+                                 $6::float8[], $7::float8[], $8::timestamptz[], $9::float8[],
+                                 $10::timestamptz[], $11::float8[], $12::float8[], $13::float8[],
+                                 $14::float8[])
+                WITH ORDINALITY AS h(bucket, count, sum, m2, min_value, max_value, first_time,
+                                     first_value, last_time, last_value, mean_t, sxx, sxy, i)),
+          k AS (
+            SELECT i, array_agg(key ORDER BY key) AS keys, array_agg(n ORDER BY key) AS counts
+              FROM unnest($15::int8[], $16::int4[], $17::int4[]) AS k(i, key, n) GROUP BY i)
+        INSERT INTO timeseries_rollups AS r
+        SELECT $1, h.bucket, h.count, h.sum, h.m2, h.min_value, h.max_value, h.first_time,
+               h.first_value, h.last_time, h.last_value, h.mean_t, h.sxx, h.sxy, k.keys, k.counts
+          FROM h JOIN k USING (i)
+        ON CONFLICT (series_name, bucket) DO UPDATE SET
+            count = r.count + EXCLUDED.count,
+            sum = r.sum + EXCLUDED.sum,
+            m2 = r.m2 + EXCLUDED.m2 + (EXCLUDED.sum / EXCLUDED.count - r.sum / r.count) ^ 2
+                 * r.count * EXCLUDED.count / (r.count + EXCLUDED.count),
+            min_value = least(r.min_value, EXCLUDED.min_value),
+            max_value = greatest(r.max_value, EXCLUDED.max_value),
+            first_time = least(r.first_time, EXCLUDED.first_time),
+            first_value = CASE WHEN EXCLUDED.first_time < r.first_time
+                               THEN EXCLUDED.first_value ELSE r.first_value END,
+            last_time = greatest(r.last_time, EXCLUDED.last_time),
+            last_value = CASE WHEN EXCLUDED.last_time > r.last_time
+                              THEN EXCLUDED.last_value ELSE r.last_value END,
+            mean_t = (r.mean_t * r.count + EXCLUDED.mean_t * EXCLUDED.count)
+                     / (r.count + EXCLUDED.count),
+            sxx = r.sxx + EXCLUDED.sxx + (EXCLUDED.mean_t - r.mean_t) ^ 2
+                  * r.count * EXCLUDED.count / (r.count + EXCLUDED.count),
+            sxy = r.sxy + EXCLUDED.sxy + (EXCLUDED.mean_t - r.mean_t)
+                  * (EXCLUDED.sum / EXCLUDED.count - r.sum / r.count)
+                  * r.count * EXCLUDED.count / (r.count + EXCLUDED.count),
+            sketch_keys = (SELECT array_agg(key ORDER BY key) FROM (
+                SELECT key FROM unnest(r.sketch_keys || EXCLUDED.sketch_keys) AS u(key)
+                 GROUP BY key) m),
+            sketch_counts = (SELECT array_agg(n ORDER BY key) FROM (
+                SELECT key, sum(n)::int4 AS n
+                  FROM unnest(r.sketch_keys || EXCLUDED.sketch_keys,
+                              r.sketch_counts || EXCLUDED.sketch_counts) AS u(key, n)
+                 GROUP BY key) m)";
+    diesel::sql_query(sql)
+        .bind::<Text, _>(series.as_str())
+        .bind::<Array<Timestamptz>, _>(&h.bucket)
+        .bind::<Array<BigInt>, _>(&h.count)
+        .bind::<Array<Double>, _>(&h.sum)
+        .bind::<Array<Double>, _>(&h.m2)
+        .bind::<Array<Double>, _>(&h.min)
+        .bind::<Array<Double>, _>(&h.max)
+        .bind::<Array<Timestamptz>, _>(&h.first_time)
+        .bind::<Array<Double>, _>(&h.first_value)
+        .bind::<Array<Timestamptz>, _>(&h.last_time)
+        .bind::<Array<Double>, _>(&h.last_value)
+        .bind::<Array<Double>, _>(&h.mean_t)
+        .bind::<Array<Double>, _>(&h.sxx)
+        .bind::<Array<Double>, _>(&h.sxy)
+        .bind::<Array<BigInt>, _>(&h.key_hour)
+        .bind::<Array<Integer>, _>(&h.key)
+        .bind::<Array<Integer>, _>(&h.key_count)
+        .execute(conn)?;
+    let times: Vec<DateTime<Utc>> = points.iter().map(|p| p.0).collect();
+    refresh_days(conn, series, &times)
+}
+
+/// A batch's hours, column by column, for [`add`].
+#[derive(Default)]
+struct Hours {
+    bucket: Vec<DateTime<Utc>>,
+    count: Vec<i64>,
+    sum: Vec<f64>,
+    m2: Vec<f64>,
+    min: Vec<f64>,
+    max: Vec<f64>,
+    first_time: Vec<DateTime<Utc>>,
+    first_value: Vec<f64>,
+    last_time: Vec<DateTime<Utc>>,
+    last_value: Vec<f64>,
+    mean_t: Vec<f64>,
+    sxx: Vec<f64>,
+    sxy: Vec<f64>,
+    /// Sketch entries: the hour's ordinal (from 1, as `WITH ORDINALITY`), key, count.
+    key_hour: Vec<i64>,
+    key: Vec<i32>,
+    key_count: Vec<i32>,
+}
+
+impl Hours {
+    /// One hour's points (non-empty, sorted), summarised as
+    /// `mcp_rollups_from_raw` does; moments by two passes.
+    fn push(&mut self, points: &[(DateTime<Utc>, f64)]) {
+        let (Some(first), Some(last)) = (points.first(), points.last()) else {
+            return;
+        };
+        let bucket = hour_floor(first.0);
+        let n = points.len() as f64;
+        let t = |p: &(DateTime<Utc>, f64)| (p.0 - bucket).as_seconds_f64();
+        let sum: f64 = points.iter().map(|p| p.1).sum();
+        let (mean_v, mean_t) = (sum / n, points.iter().map(t).sum::<f64>() / n);
+        let (mut m2, mut sxx, mut sxy) = (0.0, 0.0, 0.0);
+        let mut keys: BTreeMap<i32, i32> = BTreeMap::new();
+        for p in points {
+            let (dt, dv) = (t(p) - mean_t, p.1 - mean_v);
+            m2 += dv * dv;
+            sxx += dt * dt;
+            sxy += dt * dv;
+            *keys.entry(sketch_key(p.1)).or_default() += 1;
+        }
+        self.bucket.push(bucket);
+        self.count.push(points.len() as i64);
+        self.sum.push(sum);
+        self.m2.push(m2);
+        self.min
+            .push(points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min));
+        self.max
+            .push(points.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max));
+        self.first_time.push(first.0);
+        self.first_value.push(first.1);
+        self.last_time.push(last.0);
+        self.last_value.push(last.1);
+        self.mean_t.push(mean_t);
+        self.sxx.push(sxx);
+        self.sxy.push(sxy);
+        let ordinal = self.bucket.len() as i64;
+        for (k, c) in keys {
+            self.key_hour.push(ordinal);
+            self.key.push(k);
+            self.key_count.push(c);
+        }
+    }
+}
+
+/// The rows of `series` in `window`, in time order: whole days from the
+/// daily table when `days`, whole hours from the hourly one, and the partial
+/// hours at the edges from the raw points. At most `max_rows` when given.
 pub fn read(
     conn: &mut PgConnection,
     series: &Series,
     window: Window,
-    max_hours: Option<i64>,
+    days: bool,
+    max_rows: Option<i64>,
 ) -> Result<Vec<Row>, DbError> {
-    // Whole hours are [lo, hi); NULL stands for ±infinity.
-    let (mut lo, mut hi) = (window.start.map(hour_ceil), window.end.map(hour_floor));
-    if let (Some(l), Some(h)) = (lo, hi)
+    // Whole hours are [hlo, hhi), whole days [dlo, dhi) inside them; NULL
+    // stands for -infinity in a lower bound and +infinity in an upper one.
+    let (mut hlo, mut hhi) = (
+        window.start.map(|t| ceil_to(t, RESOLUTION)),
+        window.end.map(hour_floor),
+    );
+    if let (Some(l), Some(h)) = (hlo, hhi)
         && l >= h
     {
         // No whole hour: all of it is the left edge.
-        (lo, hi) = (window.end, window.end);
+        (hlo, hhi) = (window.end, window.end);
+    }
+    let (mut dlo, mut dhi) = (hlo.map(|t| ceil_to(t, DAY)), hhi.map(|t| floor_to(t, DAY)));
+    if let (Some(l), Some(h)) = (dlo, dhi)
+        && l >= h
+    {
+        (dlo, dhi) = (hhi, hhi);
     }
     let columns = "bucket, count, sum, m2, min_value, max_value, first_time, first_value, \
                    last_time, last_value, mean_t, sxx, sxy, sketch_keys, sketch_counts";
     let sql = format!(
-        "SELECT {columns} FROM timeseries_rollups
+        "SELECT {columns}, 86400::int8 AS span FROM timeseries_rollups_daily
+          WHERE $9 AND series_name = $1 AND bucket >= COALESCE($6, '-infinity'::timestamptz)
+            AND bucket < COALESCE($7, 'infinity'::timestamptz)
+         UNION ALL
+         SELECT {columns}, 3600 FROM timeseries_rollups
           WHERE series_name = $1 AND bucket >= COALESCE($4, '-infinity'::timestamptz)
+            AND bucket < CASE WHEN $9 THEN COALESCE($6, '-infinity'::timestamptz)
+                              ELSE COALESCE($5, 'infinity'::timestamptz) END
+         UNION ALL
+         SELECT {columns}, 3600 FROM timeseries_rollups
+          WHERE $9 AND series_name = $1 AND bucket >= COALESCE($7, 'infinity'::timestamptz)
             AND bucket < COALESCE($5, 'infinity'::timestamptz)
          UNION ALL
-         SELECT {columns} FROM mcp_rollups_from_raw($1, $2, $4) WHERE $4 > $2
+         SELECT {columns}, 3600 FROM mcp_rollups_from_raw($1, $2, $4) WHERE $4 > $2
          UNION ALL
-         SELECT {columns} FROM mcp_rollups_from_raw($1, $5, $3) WHERE $3 > $5
-         ORDER BY bucket LIMIT $6"
+         SELECT {columns}, 3600 FROM mcp_rollups_from_raw($1, $5, $3) WHERE $3 > $5
+         ORDER BY bucket LIMIT $8"
     );
     Ok(diesel::sql_query(sql)
         .bind::<Text, _>(series.as_str())
         .bind::<Nullable<Timestamptz>, _>(window.start)
         .bind::<Nullable<Timestamptz>, _>(window.end)
-        .bind::<Nullable<Timestamptz>, _>(lo)
-        .bind::<Nullable<Timestamptz>, _>(hi)
-        .bind::<Nullable<BigInt>, _>(max_hours)
+        .bind::<Nullable<Timestamptz>, _>(hlo)
+        .bind::<Nullable<Timestamptz>, _>(hhi)
+        .bind::<Nullable<Timestamptz>, _>(dlo)
+        .bind::<Nullable<Timestamptz>, _>(dhi)
+        .bind::<Nullable<BigInt>, _>(max_rows)
+        .bind::<diesel::sql_types::Bool, _>(days)
         .load(conn)?)
+}
+
+/// The hour rows of `series` in the ranges [from, to), in time order: the
+/// hours of days whose summary is not fine enough.
+pub fn hours_in(
+    conn: &mut PgConnection,
+    series: &Series,
+    (from, to): super::aggregates::Ranges,
+) -> Result<Vec<Row>, DbError> {
+    Ok(diesel::sql_query(
+        "SELECT r.bucket, r.count, r.sum, r.m2, r.min_value, r.max_value, r.first_time,
+                r.first_value, r.last_time, r.last_value, r.mean_t, r.sxx, r.sxy,
+                r.sketch_keys, r.sketch_counts, 3600::int8 AS span
+           FROM unnest($2::timestamptz[], $3::timestamptz[]) AS u(f, t)
+           JOIN timeseries_rollups r ON r.series_name = $1 AND r.bucket >= u.f AND r.bucket < u.t
+          ORDER BY r.bucket",
+    )
+    .bind::<Text, _>(series.as_str())
+    .bind::<Array<Timestamptz>, _>(from)
+    .bind::<Array<Timestamptz>, _>(to)
+    .load(conn)?)
 }
 
 /// Whether buckets of this width are whole numbers of rollup hours (they
@@ -274,6 +538,19 @@ pub struct Sketch {
 /// Keys are offset by this much so that their sign can carry the value's.
 const KEY_OFFSET: i32 = 40_000;
 
+/// ln γ with γ = (1 + α) / (1 − α), as `mcp_sketch_key` writes it: the two
+/// must compute the very same keys.
+const LN_GAMMA: f64 = 0.020000666706669522;
+
+/// `mcp_sketch_key(v)`.
+fn sketch_key(v: f64) -> i32 {
+    if v.abs() < 1e-300 {
+        return 0;
+    }
+    let k = (v.abs().ln() / LN_GAMMA).ceil() as i32 + KEY_OFFSET;
+    if v < 0.0 { -k } else { k }
+}
+
 impl Sketch {
     fn add(&mut self, keys: &[i32], counts: &[i32]) {
         for (&k, &c) in keys.iter().zip(counts) {
@@ -289,7 +566,7 @@ impl Sketch {
         if key == 0 {
             return 0.0;
         }
-        let gamma = (1.0 + SKETCH_ERROR) / (1.0 - SKETCH_ERROR);
+        let gamma = LN_GAMMA.exp();
         let k = key.abs() - KEY_OFFSET;
         let v = 2.0 * gamma.powi(k) / (gamma + 1.0);
         if key < 0 { -v } else { v }
@@ -451,7 +728,7 @@ pub fn statistics(
     window: Window,
     exact: Option<bool>,
 ) -> Result<(Summary, Percentiles), DbError> {
-    let merged = Merged::checked(&read(conn, series, window, None)?, true)?;
+    let merged = Merged::checked(&read(conn, series, window, true, None)?, true)?;
     let mut summary = merged.summary();
     if summary.count > 0 && exact.unwrap_or(summary.count <= SKETCH_THRESHOLD) {
         [summary.p50, summary.p95, summary.p99] =
@@ -474,7 +751,7 @@ pub struct Trend {
 
 /// The exact least-squares fit of the window from the rollups' co-moments.
 pub fn trend(conn: &mut PgConnection, series: &Series, window: Window) -> Result<Trend, DbError> {
-    let m = Merged::checked(&read(conn, series, window, None)?, false)?;
+    let m = Merged::checked(&read(conn, series, window, true, None)?, false)?;
     let first = m.first.map(|f| f.0);
     Ok(Trend {
         count: m.moments.n,
@@ -496,7 +773,14 @@ pub fn buckets(
     // `limit` buckets span at most this many hours: all but the last bucket
     // read are whole.
     let hours = limit.saturating_mul(bucket.seconds() / RESOLUTION);
-    let rows = read(conn, series, window, Some(hours))?;
+    // Day rows only fit buckets of whole days.
+    let rows = read(
+        conn,
+        series,
+        window,
+        bucket.seconds() % DAY == 0,
+        Some(hours),
+    )?;
     Ok(group(
         &rows,
         bucket,
@@ -510,12 +794,8 @@ mod tests {
 
     #[test]
     fn sketch_values_are_within_the_stated_error() {
-        // The key function of the migration, in Rust, for the check.
-        let gamma: f64 = (1.0 + SKETCH_ERROR) / (1.0 - SKETCH_ERROR);
         for v in [1e-12, 0.5, 1.0, 3.7, 99.9, 1e6, 1.7e300, -2.5, -1e-3] {
-            let k = (f64::ln(f64::abs(v)) / gamma.ln()).ceil() as i32 + KEY_OFFSET;
-            let key = if v < 0.0 { -k } else { k };
-            let est = Sketch::value(key);
+            let est = Sketch::value(sketch_key(v));
             assert!(
                 ((est - v) / v).abs() <= SKETCH_ERROR + 1e-12,
                 "{v} -> {est}"
@@ -529,8 +809,12 @@ mod tests {
             .unwrap()
             .to_utc();
         assert_eq!(hour_floor(t).to_rfc3339(), "2026-01-01T10:00:00+00:00");
-        assert_eq!(hour_ceil(t).to_rfc3339(), "2026-01-01T11:00:00+00:00");
+        assert_eq!(
+            ceil_to(t, RESOLUTION).to_rfc3339(),
+            "2026-01-01T11:00:00+00:00"
+        );
+        assert_eq!(floor_to(t, DAY).to_rfc3339(), "2026-01-01T00:00:00+00:00");
         let h = hour_floor(t);
-        assert_eq!(hour_ceil(h), h);
+        assert_eq!(ceil_to(h, RESOLUTION), h);
     }
 }

@@ -28,7 +28,7 @@ pub const ANOMALIES: Spec = Spec {
 pub const TREND: Spec = Spec {
     name: "analyze_trend",
     title: "Analyze trend",
-    description: "Least-squares trend of a series (regr_slope/regr_intercept/regr_r2 in PostgreSQL): slope per day, \
+    description: "Exact least-squares trend of a series, from hourly rollups (as regr_slope/regr_intercept/regr_r2): slope per day, \
                   intercept at the first point, r², and a direction (flat when the fitted change is under 1% of the mean \
                   or r² < 0.05). Stored in analysis_results.",
     annotations: Annotations::additive(false),
@@ -134,9 +134,9 @@ pub struct AnomalyResult {
     /// 100,000 points, from the sketches) or every raw point.
     #[serde(default)]
     pub source: Source,
-    /// Hours read raw: only those whose min or max crosses a bound.
+    /// Hours read raw: only the days and hours whose min or max crosses a bound.
     #[serde(default)]
-    pub scanned_hours: usize,
+    pub scanned_hours: i64,
     /// The `analysis_results` row of this run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub analysis_id: Option<i64>,
@@ -260,7 +260,7 @@ pub fn find(
     threshold: f64,
     limit: i64,
 ) -> Result<Result<AnomalyResult, String>, DbError> {
-    let rows = rollups::read(conn, &s, window, None)?;
+    let rows = rollups::read(conn, &s, window, true, None)?;
     let merged = Merged::checked(&rows, method == Method::Iqr)?;
     let count = merged.moments.n;
     let iqr = |q1: f64, med: f64, q3: f64| {
@@ -317,15 +317,26 @@ pub fn find(
             )
         }));
     };
-    // Only hours whose extremes cross a bound can hold an anomaly.
-    let hours: Vec<DateTime<Utc>> = rows
+    // Only hours whose extremes cross a bound can hold an anomaly; a day
+    // that crosses one is looked into hour by hour.
+    let crosses = |r: &&rollups::Row| r.min_value < low || r.max_value > high;
+    let (days, hours): (Vec<&rollups::Row>, Vec<&rollups::Row>) = rows
         .iter()
-        .filter(|r| r.min_value < low || r.max_value > high)
-        .map(|r| r.bucket)
-        .collect();
+        .filter(crosses)
+        .partition(|r| r.span == rollups::DAY);
+    let span = |r: &rollups::Row| (r.bucket, r.bucket + chrono::TimeDelta::seconds(r.span));
+    let (day_from, day_to): (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) =
+        days.iter().map(|r| span(r)).unzip();
+    let inner = rollups::hours_in(conn, &s, (&day_from, &day_to))?;
+    let (from, to): (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) = hours
+        .into_iter()
+        .chain(inner.iter().filter(crosses))
+        .map(span)
+        .unzip();
+    let scanned_hours = from.len() as i64;
     let (anomalies, total) = aggregates::outside(
         conn,
-        (&s, window, &hours),
+        (&s, window, (&from, &to)),
         (low, high),
         (center, unit),
         limit,
@@ -343,7 +354,7 @@ pub fn find(
         anomalies,
         total_anomalies: total,
         source,
-        scanned_hours: hours.len(),
+        scanned_hours,
         analysis_id: None,
     }))
 }

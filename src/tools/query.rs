@@ -26,8 +26,10 @@ pub const QUERY: Spec = Spec {
 pub const STATISTICS: Spec = Spec {
     name: "compute_statistics",
     title: "Compute statistics",
-    description: "Count, mean, sample stddev, min, max and p50/p95/p99 of a series over a time range, \
-                  computed in PostgreSQL, stored in statistics_data, and cached until the series changes.",
+    description: "Count, mean, sample stddev, min, max and p50/p95/p99 of a series over a time range. \
+                  Exact moments from hourly rollups whatever the range; percentiles exact up to 100,000 points \
+                  (or with exact: true), else from hourly sketches within 1%. Stored in statistics_data, and \
+                  cached until the series changes.",
     annotations: Annotations::additive(true),
 };
 

@@ -66,11 +66,11 @@ async fn nul_characters_and_huge_values_are_the_callers_to_fix() {
         )
         .await;
     invalid_argument(&refused, "too large");
-    // One an hour: each hour's rollup holds, the window's sum does not.
+    // One a day: each hour's and day's rollup holds, the window's sum does not.
     let apart = json!([
         { "time": "2026-01-01T00:00:00Z", "value": 1.7e308 },
-        { "time": "2026-01-01T01:00:00Z", "value": 1.7e308 },
-        { "time": "2026-01-01T02:00:00Z", "value": 1.7e308 },
+        { "time": "2026-01-02T00:00:00Z", "value": 1.7e308 },
+        { "time": "2026-01-03T00:00:00Z", "value": 1.7e308 },
     ]);
     let ingested = app
         .call_tool(

@@ -76,6 +76,7 @@ fn the_tables_exist_with_their_keys() {
         ("statistics_data", "id"),
         ("timeseries_data", "series_name,time"),
         ("timeseries_rollups", "series_name,bucket"),
+        ("timeseries_rollups_daily", "series_name,bucket"),
     ]
     .iter()
     .map(|(t, c)| (t.to_string(), c.to_string()))

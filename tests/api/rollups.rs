@@ -10,18 +10,27 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestDatabase, mcp, text};
 
-/// Rollup rows that differ from a recomputation from the raw points, either
-/// way: counts, extremes and ends exactly, sums to 1e-9.
+/// Rollup rows that differ from a recomputation, either way: hours from the
+/// raw points, days from the hours; counts, extremes and ends exactly, sums
+/// to 1e-9.
 pub const MISMATCHES: &str = "
     WITH fresh AS (
         SELECT r.* FROM (SELECT DISTINCT series_name FROM timeseries_data) s
-         CROSS JOIN LATERAL mcp_rollups_from_raw(s.series_name, '-infinity', 'infinity') r)
-    SELECT count(*) AS n FROM fresh f FULL JOIN timeseries_rollups r USING (series_name, bucket)
-     WHERE f.count IS DISTINCT FROM r.count OR f.min_value IS DISTINCT FROM r.min_value
-        OR f.max_value IS DISTINCT FROM r.max_value OR f.first_time IS DISTINCT FROM r.first_time
-        OR f.last_value IS DISTINCT FROM r.last_value
-        OR f.sketch_counts IS DISTINCT FROM r.sketch_counts
-        OR abs(f.sum - r.sum) > 1e-9 * greatest(abs(f.sum), 1)";
+         CROSS JOIN LATERAL mcp_rollups_from_raw(s.series_name, '-infinity', 'infinity') r),
+    days AS (
+        SELECT d.* FROM (SELECT DISTINCT series_name FROM timeseries_data) s
+         CROSS JOIN LATERAL mcp_days_from_hours(s.series_name, '-infinity', 'infinity') d)
+    SELECT (SELECT count(*) FROM fresh f FULL JOIN timeseries_rollups r USING (series_name, bucket)
+             WHERE f.count IS DISTINCT FROM r.count OR f.min_value IS DISTINCT FROM r.min_value
+                OR f.max_value IS DISTINCT FROM r.max_value OR f.first_time IS DISTINCT FROM r.first_time
+                OR f.last_value IS DISTINCT FROM r.last_value
+                OR f.sketch_counts IS DISTINCT FROM r.sketch_counts
+                OR abs(f.sum - r.sum) > 1e-9 * greatest(abs(f.sum), 1))
+         + (SELECT count(*) FROM days f FULL JOIN timeseries_rollups_daily r USING (series_name, bucket)
+             WHERE f.count IS DISTINCT FROM r.count OR f.min_value IS DISTINCT FROM r.min_value
+                OR f.max_value IS DISTINCT FROM r.max_value OR f.last_value IS DISTINCT FROM r.last_value
+                OR f.sketch_counts IS DISTINCT FROM r.sketch_counts
+                OR abs(f.m2 - r.m2) > 1e-9 * greatest(abs(f.m2), 1)) AS n";
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap()
@@ -253,6 +262,21 @@ async fn rollups_follow_every_write_and_the_tools_agree_with_sql() {
     ));
     assert_eq!(f["total_anomalies"], outside);
     assert!(f["scanned_hours"].as_i64().unwrap() < 10, "{found}");
+
+    // A model on hourly means: ten hours, not 3,600 points.
+    let model = app
+        .call_tool(
+            &session,
+            "train_model",
+            json!({ "series": "r.cpu", "model_type": "linear", "bucket": "1h", "holdout": 2 }),
+        )
+        .await;
+    let m = &model["structuredContent"];
+    assert_eq!(
+        (m["training_points"].as_u64(), m["holdout_points"].as_u64()),
+        (Some(8), Some(2)),
+        "{model}"
+    );
 }
 
 #[rocket::async_test]

@@ -273,7 +273,7 @@ pub const NEWEST_DIR: &str = "2026-12-02-000002_columnstore";
 pub const PREVIOUS: &str = "20261202000001";
 pub const MIGRATION_COUNT: i64 = 6;
 
-pub const TABLES: [&str; 8] = [
+pub const TABLES: [&str; 9] = [
     "analysis_results",
     "mcp_request_logs",
     "mcp_tasks",
@@ -282,4 +282,5 @@ pub const TABLES: [&str; 8] = [
     "statistics_data",
     "timeseries_data",
     "timeseries_rollups",
+    "timeseries_rollups_daily",
 ];
