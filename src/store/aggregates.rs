@@ -122,6 +122,9 @@ pub fn outside(
     (center, unit): (f64, f64),
     limit: i64,
 ) -> Result<(Vec<Outlier>, i64), DbError> {
+    if from.is_empty() {
+        return Ok((Vec::new(), 0));
+    }
     let candidates = format!(
         "SELECT time, value FROM unnest($9::timestamptz[], $10::timestamptz[]) AS h(f, t)
           CROSS JOIN LATERAL (SELECT time, value FROM timeseries_data
