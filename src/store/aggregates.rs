@@ -231,8 +231,8 @@ pub fn buckets(
 }
 
 /// Values in time order for model fitting: the latest `limit` raw points,
-/// or bucket averages when `bucket` is given (from the rollups when it is a
-/// whole number of hours).
+/// or bucket averages when `bucket` is given (buckets of whole hours come
+/// from [`super::rollups::training_values`] instead).
 pub fn training_values(
     conn: &mut PgConnection,
     series: &Series,
@@ -240,24 +240,6 @@ pub fn training_values(
     bucket: Option<Bucket>,
     limit: i64,
 ) -> Result<Vec<TimedValue>, DbError> {
-    if let Some(b) = bucket.filter(|b| super::rollups::serves(*b)) {
-        // Whole hours: averages from the rollups, never the raw points.
-        let all = super::rollups::buckets(conn, series, window, b, i64::MAX)?;
-        let skip = all
-            .len()
-            .saturating_sub(usize::try_from(limit).unwrap_or(0));
-        return Ok(all
-            .into_iter()
-            .skip(skip)
-            .filter_map(|(time, m)| {
-                Some(TimedValue {
-                    time,
-                    value: m.moments.mean()?,
-                    count: Some(m.moments.n),
-                })
-            })
-            .collect());
-    }
     let inner = match bucket {
         Some(_) => format!(
             "SELECT date_bin($4::interval, time, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS time,

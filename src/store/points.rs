@@ -1,6 +1,7 @@
 //! Writing points.
 
 use std::io::Write;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use diesel::expression::AsExpression;
@@ -45,6 +46,15 @@ struct NewPoint<'a> {
     tags: JsonbText<'a>,
 }
 
+/// The series lock, and whether `[$2, $3]` holds points of series `$1`.
+static LOCK_AND_OVERLAP: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {}::text AS locked, EXISTS (SELECT 1 FROM timeseries_data
+                 WHERE series_name = $1 AND time BETWEEN $2 AND $3) AS overlaps",
+        rollups::SERIES_LOCK
+    )
+});
+
 /// Inserts or replaces the points of one series, and recomputes the hourly
 /// rollups they touch; all or nothing. `points` are sorted by time, without
 /// repeats.
@@ -76,16 +86,12 @@ pub fn upsert(
             #[diesel(sql_type = Bool)]
             overlaps: bool,
         }
-        let overlaps = diesel::sql_query(format!(
-            "SELECT {}::text AS locked, EXISTS (SELECT 1 FROM timeseries_data
-                     WHERE series_name = $1 AND time BETWEEN $2 AND $3) AS overlaps",
-            rollups::SERIES_LOCK
-        ))
-        .bind::<Text, _>(series.as_str())
-        .bind::<Timestamptz, _>(first.0)
-        .bind::<Timestamptz, _>(last.0)
-        .get_result::<Overlap>(conn)?
-        .overlaps;
+        let overlaps = diesel::sql_query(LOCK_AND_OVERLAP.as_str())
+            .bind::<Text, _>(series.as_str())
+            .bind::<Timestamptz, _>(first.0)
+            .bind::<Timestamptz, _>(last.0)
+            .get_result::<Overlap>(conn)?
+            .overlaps;
         if !overlaps {
             let tags = tags.to_string();
             let rows: Vec<NewPoint> = points
@@ -116,13 +122,9 @@ pub fn upsert(
             }
         }
         let written = replace(conn, series, points, tags)?;
-        rollups::refresh(conn, series, &times(points))?;
+        rollups::refresh(conn, series, points)?;
         Ok(written)
     })
-}
-
-fn times(points: &[(DateTime<Utc>, f64)]) -> Vec<DateTime<Utc>> {
-    points.iter().map(|p| p.0).collect()
 }
 
 /// The upsert: one statement over arrays, counting what was new.

@@ -7,6 +7,7 @@
 //! maintains the table (`mcp_rollups_from_raw`), so both halves agree.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel::prelude::*;
@@ -14,7 +15,7 @@ use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Text, Timestam
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::aggregates::Summary;
+use super::aggregates::{Summary, TimedValue};
 use crate::db::DbError;
 use crate::domain::{Aggregate, Bucket, Series, Window};
 
@@ -105,38 +106,45 @@ fn hour_floor(t: DateTime<Utc>) -> DateTime<Utc> {
 /// the points of every write committed before it.
 pub const SERIES_LOCK: &str = "pg_advisory_xact_lock(hashtext('timeseries_rollups'), hashtext($1))";
 
-/// Recomputes the hours that `times` (sorted) fall in, after a write in the
-/// same transaction, which holds [`SERIES_LOCK`]. Hours only ever gain
-/// points (nothing deletes them), so an upsert of each touched hour is the
-/// whole refresh.
+/// A rollup level: its width in seconds, and the statement that upserts
+/// its rows over [from, to) ranges, built once.
+struct Level {
+    width: i64,
+    upsert: LazyLock<String>,
+}
+
+static HOURS: Level = Level {
+    width: RESOLUTION,
+    upsert: LazyLock::new(|| upsert("timeseries_rollups", "mcp_rollups_from_raw")),
+};
+
+static DAYS: Level = Level {
+    width: DAY,
+    upsert: LazyLock::new(|| upsert("timeseries_rollups_daily", "mcp_days_from_hours")),
+};
+
+/// Upserts into `table` the rows `function` computes over each range.
+fn upsert(table: &str, function: &str) -> String {
+    let set = VALUES.map(|c| format!("{c} = EXCLUDED.{c}")).join(", ");
+    format!(
+        "INSERT INTO {table}
+         SELECT r.* FROM unnest($2::timestamptz[], $3::timestamptz[]) AS u(f, t)
+          CROSS JOIN LATERAL {function}($1, u.f, u.t) r
+         ON CONFLICT (series_name, bucket) DO UPDATE SET {set}"
+    )
+}
+
+/// Recomputes the hours and then the days that `points` (sorted) fall in,
+/// after a write in the same transaction, which holds [`SERIES_LOCK`].
+/// Rows only ever gain points (nothing deletes them), so an upsert of each
+/// touched row is the whole refresh.
 pub fn refresh(
     conn: &mut PgConnection,
     series: &Series,
-    times: &[DateTime<Utc>],
+    points: &[(DateTime<Utc>, f64)],
 ) -> Result<(), DbError> {
-    recompute(
-        conn,
-        series,
-        "timeseries_rollups",
-        "mcp_rollups_from_raw",
-        &runs(times, RESOLUTION),
-    )?;
-    refresh_days(conn, series, times)
-}
-
-/// Recomputes the days that `times` (sorted) fall in from their hours.
-fn refresh_days(
-    conn: &mut PgConnection,
-    series: &Series,
-    times: &[DateTime<Utc>],
-) -> Result<(), DbError> {
-    recompute(
-        conn,
-        series,
-        "timeseries_rollups_daily",
-        "mcp_days_from_hours",
-        &runs(times, DAY),
-    )
+    recompute(conn, series, &HOURS, points)?;
+    recompute(conn, series, &DAYS, points)
 }
 
 /// The columns a recomputation replaces.
@@ -157,36 +165,31 @@ const VALUES: [&str; 14] = [
     "sketch_counts",
 ];
 
-/// Upserts the rows `function` computes over each [from, to) range into `table`.
+/// Upserts the rows of `level` that `points` fall in, each run of
+/// consecutive rows computed by one call of its function.
 fn recompute(
     conn: &mut PgConnection,
     series: &Series,
-    table: &str,
-    function: &str,
-    (from, to): &(Vec<DateTime<Utc>>, Vec<DateTime<Utc>>),
+    level: &Level,
+    points: &[(DateTime<Utc>, f64)],
 ) -> Result<(), DbError> {
+    let (from, to) = runs(points, level.width);
     if from.is_empty() {
         return Ok(());
     }
-    let set = VALUES.map(|c| format!("{c} = EXCLUDED.{c}")).join(", ");
-    diesel::sql_query(format!(
-        "INSERT INTO {table}
-         SELECT r.* FROM unnest($2::timestamptz[], $3::timestamptz[]) AS u(f, t)
-          CROSS JOIN LATERAL {function}($1, u.f, u.t) r
-         ON CONFLICT (series_name, bucket) DO UPDATE SET {set}"
-    ))
-    .bind::<Text, _>(series.as_str())
-    .bind::<Array<Timestamptz>, _>(from)
-    .bind::<Array<Timestamptz>, _>(to)
-    .execute(conn)?;
+    diesel::sql_query(level.upsert.as_str())
+        .bind::<Text, _>(series.as_str())
+        .bind::<Array<Timestamptz>, _>(&from)
+        .bind::<Array<Timestamptz>, _>(&to)
+        .execute(conn)?;
     Ok(())
 }
 
-/// Runs of consecutive `width`-second buckets that sorted `times` fall in,
+/// Runs of consecutive `width`-second buckets that sorted `points` fall in,
 /// one [from, to) range each.
-fn runs(times: &[DateTime<Utc>], width: i64) -> (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) {
+fn runs(points: &[(DateTime<Utc>, f64)], width: i64) -> (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) {
     let (mut from, mut to): (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) = (vec![], vec![]);
-    for &t in times {
+    for &(t, _) in points {
         let start = floor_to(t, width);
         match to.last_mut() {
             Some(end) if start < *end => {}
@@ -285,8 +288,7 @@ pub fn add(
         .bind::<Array<Integer>, _>(&h.key)
         .bind::<Array<Integer>, _>(&h.key_count)
         .execute(conn)?;
-    let times: Vec<DateTime<Utc>> = points.iter().map(|p| p.0).collect();
-    refresh_days(conn, series, &times)
+    recompute(conn, series, &DAYS, points)
 }
 
 /// A batch's hours, column by column, for [`add`].
@@ -786,6 +788,42 @@ pub fn buckets(
         bucket,
         usize::try_from(limit).unwrap_or(usize::MAX),
     ))
+}
+
+/// [`buckets`] as values of `aggregate`, with each bucket's count.
+pub fn bucket_values(
+    conn: &mut PgConnection,
+    (series, window): (&Series, Window),
+    bucket: Bucket,
+    aggregate: Aggregate,
+    limit: i64,
+) -> Result<Vec<TimedValue>, DbError> {
+    Ok(buckets(conn, series, window, bucket, limit)?
+        .into_iter()
+        .filter_map(|(time, m)| {
+            Some(TimedValue {
+                time,
+                value: m.aggregate(aggregate)?,
+                count: Some(m.moments.n),
+            })
+        })
+        .collect())
+}
+
+/// [`super::aggregates::training_values`] for buckets of whole hours: the
+/// latest `limit` bucket means, from the rollups, never the raw points.
+pub fn training_values(
+    conn: &mut PgConnection,
+    (series, window): (&Series, Window),
+    bucket: Bucket,
+    limit: i64,
+) -> Result<Vec<TimedValue>, DbError> {
+    let mut all = bucket_values(conn, (series, window), bucket, Aggregate::Avg, i64::MAX)?;
+    let skip = all
+        .len()
+        .saturating_sub(usize::try_from(limit).unwrap_or(0));
+    all.drain(..skip);
+    Ok(all)
 }
 
 #[cfg(test)]

@@ -11,8 +11,8 @@ use super::{Annotations, Output, Spec, ToolContext, ToolError, fmt_num};
 use crate::analytics::{FittedModel, HoldoutMetrics, ModelParams, evaluate};
 use crate::domain::{AnalysisKind, Bounded, Bucket, ModelKind, RunStatus, Series, Window};
 use crate::models::ModelTrainingLog;
-use crate::store::aggregates;
 use crate::store::runs::{self, Trained};
+use crate::store::{aggregates, rollups};
 
 pub const TRAIN: Spec = Spec {
     name: "train_model",
@@ -185,7 +185,12 @@ pub async fn train_model(
     let s = series.clone();
     let rows = ctx
         .db
-        .run(move |conn| aggregates::training_values(conn, &s, window, bucket, max_points.as_i64()))
+        .run(move |conn| match bucket {
+            Some(b) if rollups::serves(b) => {
+                rollups::training_values(conn, (&s, window), b, max_points.as_i64())
+            }
+            _ => aggregates::training_values(conn, &s, window, bucket, max_points.as_i64()),
+        })
         .await?;
     let outcome = if ctx.client.is_cancelled() {
         Err("cancelled by the client".to_owned())

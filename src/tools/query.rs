@@ -117,16 +117,7 @@ pub async fn query_timeseries(
     let (mut points, cached) = cache_aside(&ctx.cache, series.as_str(), &rest, TTL, async move {
         db.run(move |conn| match (bucket, aggregate) {
             (Some(b), Some(a)) if rollups::serves(b) => {
-                Ok(rollups::buckets(conn, &s, window, b, limit)?
-                    .into_iter()
-                    .filter_map(|(time, m)| {
-                        Some(TimedValue {
-                            time,
-                            value: m.aggregate(a)?,
-                            count: Some(m.moments.n),
-                        })
-                    })
-                    .collect())
+                rollups::bucket_values(conn, (&s, window), b, a, limit)
             }
             (Some(b), Some(a)) => aggregates::buckets(conn, &s, window, b, a, limit),
             _ => aggregates::points(conn, &s, window, limit),

@@ -87,21 +87,6 @@ fn clusters(xs: &[i64]) -> Vec<f64> {
         .collect()
 }
 
-async fn ingest(app: &TestApp, session: &str, series: &str, points: &[(DateTime<Utc>, f64)]) {
-    let points: Vec<Value> = points
-        .iter()
-        .map(|(t, v)| json!({ "time": t.to_rfc3339(), "value": v }))
-        .collect();
-    let r = app
-        .call_tool(
-            session,
-            "ingest_timeseries",
-            json!({ "series": series, "points": points }),
-        )
-        .await;
-    assert_eq!(r["structuredContent"]["written"], points.len(), "{r}");
-}
-
 /// train_model's structured result.
 async fn train(app: &TestApp, session: &str, series: &str, kind: &str) -> Value {
     let r = app
@@ -145,7 +130,7 @@ async fn the_series_is_drawn_where_its_data_is_and_nowhere_else() {
     // Two stretches of 4 h with 4 h of nothing between.
     let mut points = wave(0..240, &[]);
     points.extend(wave(480..720, &[]));
-    ingest(&app, &session, "gappy", &points).await;
+    app.ingest(&session, "gappy", &points).await;
 
     let r = app
         .call_tool(
@@ -210,7 +195,7 @@ async fn a_long_series_is_bucketed_to_the_pixel_columns_with_its_spikes_ringed()
     let session = app.session().await;
     let spikes = [1000, 3000, 5200];
     let points = wave(0..6000, &spikes);
-    ingest(&app, &session, "spiky", &points).await;
+    app.ingest(&session, "spiky", &points).await;
 
     let r = app
         .call_tool(
@@ -267,7 +252,7 @@ async fn the_forecast_band_lies_after_the_last_point() {
     let app = TestApp::spawn(&db, None).await;
     let session = app.session().await;
     let points = wave(0..600, &[]);
-    ingest(&app, &session, "ahead", &points).await;
+    app.ingest(&session, "ahead", &points).await;
     let trained = app
         .call_tool(
             &session,
@@ -321,8 +306,8 @@ async fn bad_chart_requests_get_clear_tool_errors() {
     let db = TestDatabase::migrated();
     let app = TestApp::spawn(&db, None).await;
     let session = app.session().await;
-    ingest(&app, &session, "short", &wave(0..60, &[])).await;
-    ingest(&app, &session, "other", &wave(0..60, &[])).await;
+    app.ingest(&session, "short", &wave(0..60, &[])).await;
+    app.ingest(&session, "other", &wave(0..60, &[])).await;
     let other_model = train(&app, &session, "other", "linear").await["model_id"]
         .as_i64()
         .unwrap();
@@ -385,7 +370,7 @@ async fn the_series_resource_and_the_prompts_carry_the_chart() {
     let db = TestDatabase::migrated();
     let app = TestApp::spawn(&db, None).await;
     let session = app.session().await;
-    ingest(&app, &session, "shown", &wave(0..300, &[100])).await;
+    app.ingest(&session, "shown", &wave(0..300, &[100])).await;
 
     let templates = app
         .rpc(&session, 2, "resources/templates/list", json!({}))
@@ -482,7 +467,7 @@ async fn the_chart_tool_answers_under_the_2026_revision_too() {
     let db = TestDatabase::migrated();
     let app = TestApp::spawn(&db, None).await;
     let session = app.session().await;
-    ingest(&app, &session, "modern", &wave(0..120, &[])).await;
+    app.ingest(&session, "modern", &wave(0..120, &[])).await;
     let listed = app
         .modern(1, "tools/list", json!({}), json!({}))
         .await

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Double, Nullable};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestDatabase, mcp, text};
+use crate::helpers::{TestApp, TestDatabase, close, mcp, text};
 
 /// Rollup rows that differ from a recomputation, either way: hours from the
 /// raw points, days from the hours; counts, extremes and ends exactly, sums
@@ -49,33 +49,20 @@ fn normal(seed: &mut u64) -> f64 {
     (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
 }
 
-fn points(values: &[f64], start: DateTime<Utc>, step: Duration) -> Value {
-    Value::Array(
-        values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| json!({ "time": (start + step * i as i32).to_rfc3339(), "value": v }))
-            .collect(),
-    )
+fn points(values: &[f64], start: DateTime<Utc>, step: Duration) -> Vec<(DateTime<Utc>, f64)> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (start + step * i as i32, *v))
+        .collect()
 }
 
-async fn ingest(app: &TestApp, session: &str, series: &str, points: Value) {
-    let r = app
-        .call_tool(
-            session,
-            "ingest_timeseries",
-            json!({ "series": series, "points": points }),
-        )
-        .await;
-    assert_ne!(r["isError"], true, "{r}");
-}
-
-fn close(got: &Value, want: f64, what: &str) {
-    let got = got.as_f64().unwrap_or_else(|| panic!("{what}: {got}"));
-    let rel = (got - want).abs() / want.abs().max(1e-300);
-    assert!(
-        rel <= 1e-9 || (got - want).abs() <= 1e-12,
-        "{what}: got {got}, want {want} ({rel:e})"
+/// [`close`] for a JSON number.
+fn near(got: &Value, want: f64, what: &str) {
+    close(
+        got.as_f64().unwrap_or_else(|| panic!("{what}: {got}")),
+        want,
+        what,
     );
 }
 
@@ -132,11 +119,10 @@ async fn rollups_follow_every_write_and_the_tools_agree_with_sql() {
     let values: Vec<f64> = (0..3600)
         .map(|i| 1000.0 + i as f64 * 1e-3 + normal(&mut seed))
         .collect();
-    ingest(
-        &app,
+    app.ingest(
         &session,
         "r.cpu",
-        points(&values, t0(), Duration::seconds(10)),
+        &points(&values, t0(), Duration::seconds(10)),
     )
     .await;
     assert_eq!(db.count(MISMATCHES), 0, "after COPY");
@@ -145,11 +131,10 @@ async fn rollups_follow_every_write_and_the_tools_agree_with_sql() {
     let replaced: Vec<f64> = (0..500)
         .map(|i| if i == 250 { 5000.0 } else { -3.0 })
         .collect();
-    ingest(
-        &app,
+    app.ingest(
         &session,
         "r.cpu",
-        points(
+        &points(
             &replaced,
             t0() + Duration::minutes(50),
             Duration::seconds(10),
@@ -165,11 +150,10 @@ async fn rollups_follow_every_write_and_the_tools_agree_with_sql() {
         let (app, session) = (&app, &session);
         let vals: Vec<f64> = (0..200).map(|i| (w * 1000 + i) as f64).collect();
         async move {
-            ingest(
-                app,
+            app.ingest(
                 session,
                 "r.cpu",
-                points(
+                &points(
                     &vals,
                     t0() + Duration::seconds(w * 3 + 1),
                     Duration::seconds(13),
@@ -195,15 +179,15 @@ async fn rollups_follow_every_write_and_the_tools_agree_with_sql() {
     assert_eq!(s["source"], "rollup", "{stats}");
     assert_eq!(s["resolution"], "1h");
     assert_eq!(s["percentiles"], "exact", "small windows stay exact");
-    close(&s["mean"], want.mean.unwrap(), "mean");
-    close(&s["stddev"], want.sd.unwrap(), "stddev");
-    close(&s["min"], want.lo.unwrap(), "min");
-    close(&s["max"], want.hi.unwrap(), "max");
-    close(&s["p95"], want.p95.unwrap(), "p95");
+    near(&s["mean"], want.mean.unwrap(), "mean");
+    near(&s["stddev"], want.sd.unwrap(), "stddev");
+    near(&s["min"], want.lo.unwrap(), "min");
+    near(&s["max"], want.hi.unwrap(), "max");
+    near(&s["p95"], want.p95.unwrap(), "p95");
     let trend = app
         .call_tool(&session, "analyze_trend", window.clone())
         .await;
-    close(
+    near(
         &trend["structuredContent"]["slope_per_day"],
         want.slope.unwrap(),
         "slope",
@@ -242,7 +226,7 @@ async fn rollups_follow_every_write_and_the_tools_agree_with_sql() {
         let rows = got["points"].as_array().unwrap();
         assert_eq!(rows.len(), want.len(), "{aggregate}");
         for (g, w) in rows.iter().zip(&want) {
-            close(&g["value"], w.v, aggregate);
+            near(&g["value"], w.v, aggregate);
         }
     }
 
@@ -311,11 +295,10 @@ async fn sketched_percentiles_are_within_their_stated_error() {
     let end = t0() + Duration::seconds(n as i64);
     for (name, values) in &distributions {
         let series = format!("sk.{name}");
-        ingest(
-            &app,
+        app.ingest(
             &session,
             &series,
-            points(values, t0(), Duration::seconds(1)),
+            &points(values, t0(), Duration::seconds(1)),
         )
         .await;
         let want = reference(&db, &series, t0(), end);
@@ -344,7 +327,7 @@ async fn sketched_percentiles_are_within_their_stated_error() {
             )
             .await;
         assert_eq!(exact["structuredContent"]["percentiles"], "exact");
-        close(
+        near(
             &exact["structuredContent"]["p99"],
             want.p99.unwrap(),
             "exact p99",

@@ -107,6 +107,14 @@ async fn a_backfill_into_compressed_chunks_replaces_values_and_revert_decompress
                   WHERE proc_name = 'policy_compression' AND hypertable_name = 'timeseries_data' \
                   AND config->>'compress_after' = '7 days'";
     assert_eq!(db.count(policy), 1, "the policy, at the default age");
+    // Start-up sets the age from TIMESCALE_COMPRESS_AFTER_DAYS.
+    let thirty =
+        crate::helpers::figment(&db.url, None).merge(("timescale_compress_after_days", 30));
+    drop(TestApp::try_spawn(thirty).await.unwrap());
+    let aged = "SELECT count(*) AS n FROM timescaledb_information.jobs \
+                WHERE proc_name = 'policy_compression' AND hypertable_name = 'timeseries_data' \
+                AND config->>'compress_after' = '30 days'";
+    assert_eq!(db.count(aged), 1, "the age a setting gave");
     db.count("SELECT count(compress_chunk(c)) AS n FROM show_chunks('timeseries_data') c");
     let compressed = "SELECT count(*) AS n FROM timescaledb_information.chunks \
                       WHERE hypertable_name = 'timeseries_data' AND is_compressed";

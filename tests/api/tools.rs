@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{Value, json};
 
-use crate::helpers::{CutProxy, OwnRedis, TestApp, TestDatabase};
+use crate::helpers::{CutProxy, OwnRedis, TestApp, TestDatabase, close};
 
 const N: usize = 2000;
 const SPIKES: [usize; 3] = [300, 900, 1500];
@@ -40,14 +40,6 @@ fn points_json(points: &[(DateTime<Utc>, f64)]) -> Value {
             .map(|(t, v)| json!({ "time": t.to_rfc3339(), "value": v }))
             .collect(),
     )
-}
-
-fn close(got: f64, want: f64, what: &str) {
-    let rel = (got - want).abs() / want.abs().max(1e-300);
-    assert!(
-        rel <= 1e-9 || (got - want).abs() <= 1e-12,
-        "{what}: got {got}, want {want} (relative error {rel:e})"
-    );
 }
 
 fn mean(v: &[f64]) -> f64 {

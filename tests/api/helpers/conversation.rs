@@ -134,6 +134,27 @@ impl TestApp {
         response["result"].clone()
     }
 
+    /// `ingest_timeseries` of `points`, asserting that every one was written.
+    pub async fn ingest(
+        &self,
+        session: &str,
+        series: &str,
+        points: &[(chrono::DateTime<chrono::Utc>, f64)],
+    ) {
+        let points: Vec<serde_json::Value> = points
+            .iter()
+            .map(|(t, v)| serde_json::json!({ "time": t.to_rfc3339(), "value": v }))
+            .collect();
+        let r = self
+            .call_tool(
+                session,
+                "ingest_timeseries",
+                serde_json::json!({ "series": series, "points": points }),
+            )
+            .await;
+        assert_eq!(r["structuredContent"]["written"], points.len(), "{r}");
+    }
+
     /// A 2026-07-28 request: `_meta` with the revision, `capabilities` and
     /// a client name, and the headers that repeat the method and target.
     pub async fn modern(
@@ -194,4 +215,13 @@ pub async fn read_until(
         }
     }
     seen
+}
+
+/// `got` equals `want` to 1e-9 relative (or 1e-12 absolute near zero).
+pub fn close(got: f64, want: f64, what: &str) {
+    let rel = (got - want).abs() / want.abs().max(1e-300);
+    assert!(
+        rel <= 1e-9 || (got - want).abs() <= 1e-12,
+        "{what}: got {got}, want {want} (relative error {rel:e})"
+    );
 }
