@@ -29,6 +29,12 @@ pub const ENV_VARS: &[&str] = &[
     "MIGRATION_LOCK_TIMEOUT_SECS",
     "REDIS_TIMEOUT_MS",
     "MCP_AUTH_TOKEN",
+    "MCP_AUTH_TOKENS_FILE",
+    "MCP_OAUTH_ISSUER",
+    "MCP_OAUTH_AUDIENCE",
+    "MCP_OAUTH_JWKS_URL",
+    "MCP_OAUTH_JWKS_MIN_REFETCH_SECS",
+    "MCP_READ_ONLY",
     "MCP_STATE_SECRET",
     "MCP_ALLOWED_HOSTS",
     "MCP_ALLOWED_ORIGINS",
@@ -69,8 +75,24 @@ pub struct Settings {
     /// How long a replica waits for another one's migration run.
     pub migration_lock_timeout_secs: u64,
     pub redis_timeout_ms: u64,
-    /// Bearer token required on `/mcp` when set. Never logged.
+    /// Bearer token required on `/mcp` when set, with every scope. Never logged.
     pub mcp_auth_token: Option<String>,
+    /// Lines of `sha256-of-token scope… name`: more static tokens, each
+    /// with its scopes.
+    pub mcp_auth_tokens_file: Option<String>,
+    /// An OAuth 2.1 authorization server whose JWT access tokens are taken.
+    pub mcp_oauth_issuer: Option<String>,
+    /// This server's canonical URI, which tokens must name in `aud`.
+    pub mcp_oauth_audience: Option<String>,
+    /// The issuer's JWKS, when its metadata cannot be discovered.
+    pub mcp_oauth_jwks_url: Option<String>,
+    /// A token signed by an unknown key fetches the JWKS again at most
+    /// once per this many seconds.
+    pub mcp_oauth_jwks_min_refetch_secs: u64,
+    /// Serve only the tools that read: ingest and the analytics that write
+    /// run records are not registered at all.
+    #[serde(deserialize_with = "flag")]
+    pub mcp_read_only: bool,
     /// Key that seals MCP 2026 `requestState` (at least 32 bytes), the same on
     /// every replica so a retry may land on any of them. Unset: a random key
     /// per process. Never logged.
@@ -126,6 +148,12 @@ impl Default for Settings {
             migration_lock_timeout_secs: 300,
             redis_timeout_ms: 500,
             mcp_auth_token: None,
+            mcp_auth_tokens_file: None,
+            mcp_oauth_issuer: None,
+            mcp_oauth_audience: None,
+            mcp_oauth_jwks_url: None,
+            mcp_oauth_jwks_min_refetch_secs: 30,
+            mcp_read_only: false,
             mcp_state_secret: None,
             mcp_allowed_hosts: String::new(),
             mcp_allowed_origins: String::new(),
@@ -184,12 +212,17 @@ impl Settings {
         let mut settings: Settings = figment
             .extract()
             .map_err(|e| format!("invalid configuration: {e}"))?;
-        if settings
-            .redis_url
-            .as_deref()
-            .is_some_and(|u| u.trim().is_empty())
-        {
-            settings.redis_url = None;
+        // Empty means unset (compose passes `${VAR:-}`).
+        for optional in [
+            &mut settings.redis_url,
+            &mut settings.mcp_auth_tokens_file,
+            &mut settings.mcp_oauth_issuer,
+            &mut settings.mcp_oauth_audience,
+            &mut settings.mcp_oauth_jwks_url,
+        ] {
+            if optional.as_deref().is_some_and(|u| u.trim().is_empty()) {
+                *optional = None;
+            }
         }
         if settings.db_pool_size == 0 {
             return Err("invalid configuration: db_pool_size must be at least 1".into());
@@ -211,6 +244,15 @@ impl Settings {
             ));
         }
         Ok(settings)
+    }
+
+    /// Some credential is asked of HTTP clients.
+    pub fn requires_auth(&self) -> bool {
+        self.mcp_auth_token
+            .as_deref()
+            .is_some_and(|t| !t.is_empty())
+            || self.mcp_auth_tokens_file.is_some()
+            || self.mcp_oauth_issuer.is_some()
     }
 
     pub fn connect_timeout(&self) -> Duration {

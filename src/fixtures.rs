@@ -13,7 +13,9 @@ use serde_json::{Value, json};
 use crate::mcp::prompts::{Arg, Prompt, PromptRegistry};
 use crate::mcp::resources::{Complete, Source, Template};
 use crate::mcp::server::Catalog;
-use crate::tools::{Annotations, Ask, Spec, TaskSupport, ToolContext, ToolError, ToolRegistry};
+use crate::tools::{
+    Annotations, Ask, Scopes, Spec, TaskSupport, ToolContext, ToolError, ToolRegistry,
+};
 
 /// A 1×1 PNG.
 pub const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
@@ -47,6 +49,7 @@ fn spec(name: &'static str, description: &'static str) -> Spec {
         title: name,
         description,
         annotations: Annotations::READ_ONLY,
+        scope: Scopes::READ,
     }
 }
 

@@ -8,6 +8,7 @@
 )]
 
 pub mod analytics;
+pub mod auth;
 pub mod cache;
 pub mod chart;
 pub mod cli;
@@ -46,6 +47,14 @@ pub fn served() -> Result<Rocket<Build>, String> {
     let config =
         rocket::Config::try_from(&figment).map_err(|e| format!("invalid configuration: {e}"))?;
     let public = std::net::SocketAddr::new(config.address, config.port);
+    if !public.ip().is_loopback()
+        && Settings::from_figment(&figment).is_ok_and(|s| !s.requires_auth())
+    {
+        log::warn!(
+            "listening on {public} with no authentication: anyone who reaches it may read and write \
+             every series; set MCP_OAUTH_ISSUER, MCP_AUTH_TOKENS_FILE or MCP_AUTH_TOKEN (docs/auth.md)"
+        );
+    }
     let inner = figment.merge(("address", "127.0.0.1")).merge(("port", 0));
     Ok(
         build(inner).attach(AdHoc::on_liftoff("Public listener", move |rocket| {
@@ -137,7 +146,13 @@ pub fn build(figment: Figment) -> Rocket<Build> {
             let (Some(settings), Some(db), Some(cache), Some(metrics)) = parts else {
                 return Err(rocket);
             };
-            let mcp = Arc::new(protocol(settings, db, cache, metrics));
+            let mcp = match protocol(settings, db, cache, metrics) {
+                Ok(mcp) => Arc::new(mcp),
+                Err(e) => {
+                    log::error!("start-up aborted: {e}");
+                    return Err(rocket);
+                }
+            };
             let readiness = Arc::new(routes::health::Readiness::new(
                 db.clone(),
                 Arc::clone(cache),
@@ -199,17 +214,28 @@ pub fn build(figment: Figment) -> Rocket<Build> {
 
 /// The protocol core with every tool, prompt and resource (and the
 /// conformance fixtures when configured), as both transports serve it.
-pub fn protocol(settings: &Settings, db: &Db, cache: &Arc<Cache>, metrics: &Arc<Metrics>) -> Mcp {
+pub fn protocol(
+    settings: &Settings,
+    db: &Db,
+    cache: &Arc<Cache>,
+    metrics: &Arc<Metrics>,
+) -> Result<Mcp, String> {
+    let auth = auth::Auth::from_settings(settings, Arc::clone(metrics))?;
     let mut catalog = mcp::server::Catalog::new(tools::all(), db.clone());
     if settings.mcp_conformance_fixtures {
         log::warn!("MCP_CONFORMANCE_FIXTURES is on: test tools, resources and prompts are exposed");
         fixtures::register(&mut catalog);
     }
-    Mcp::new(
+    if settings.mcp_read_only {
+        catalog.tools.retain(auth::Scopes::READ);
+        log::info!("MCP_READ_ONLY is on: only the tools that read are served");
+    }
+    Ok(Mcp::new(
         settings,
+        auth,
         catalog,
         db.clone(),
         Arc::clone(cache),
         Arc::clone(metrics),
-    )
+    ))
 }

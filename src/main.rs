@@ -10,7 +10,8 @@ fn main() -> ExitCode {
     mcp_server::logging::init();
     match Cli::parse().command.unwrap_or(Command::Serve) {
         Command::Serve => serve(),
-        Command::Stdio => cli::stdio(),
+        Command::Stdio { scopes } => cli::stdio(cli::scopes_or_all(&scopes)),
+        Command::Token { action } => cli::token(action),
         Command::Migrate(cmd) => cli::migrate(cmd),
         Command::Config => cli::config(),
         Command::Healthcheck { url } => cli::healthcheck(url),

@@ -40,6 +40,8 @@ pub struct Metrics {
     log_dropped: IntCounter,
     log_failed: IntCounter,
     gate_client_aborts: IntCounter,
+    auth_outcomes: IntCounterVec,
+    jwks_fetches: IntCounterVec,
     /// Durations (ms) per method or tool since the last snapshot.
     window: Mutex<HashMap<String, Vec<f64>>>,
     started: Instant,
@@ -171,6 +173,26 @@ impl Metrics {
                     "Requests whose client hung up before its body was sent"
                 )
             ),
+            auth_outcomes: register!(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "auth_requests_total",
+                        "Authenticated requests by outcome (static, jwt, cached, or why refused)"
+                    ),
+                    &["outcome"]
+                )
+            ),
+            jwks_fetches: register!(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "auth_jwks_fetches_total",
+                        "Fetches of the issuer's metadata and JWKS by outcome"
+                    ),
+                    &["outcome"]
+                )
+            ),
             registry: r,
             window: Mutex::new(HashMap::new()),
             started: Instant::now(),
@@ -180,6 +202,18 @@ impl Metrics {
     /// A client hung up mid-body: its doing, counted rather than logged.
     pub fn client_aborted(&self) {
         self.gate_client_aborts.inc();
+    }
+
+    /// How one request's credentials fared; `outcome` is one of a fixed set.
+    pub fn auth(&self, outcome: &'static str) {
+        self.auth_outcomes.with_label_values(&[outcome]).inc();
+    }
+
+    /// A fetch of the issuer's metadata or keys.
+    pub fn jwks_fetch(&self, ok: bool) {
+        self.jwks_fetches
+            .with_label_values(&[if ok { "ok" } else { "failed" }])
+            .inc();
     }
 
     pub fn uptime(&self) -> Duration {

@@ -29,6 +29,8 @@ diesel::table! {
         duration_ms -> Float8,
         client_name -> Nullable<Text>,
         created_at -> Timestamptz,
+        auth_subject -> Nullable<Text>,
+        auth_client_id -> Nullable<Text>,
     }
 }
 

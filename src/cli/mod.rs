@@ -7,6 +7,8 @@ mod stdio;
 pub use migrate::{Migrate, MigrateAction, migrate};
 pub use stdio::stdio;
 
+use crate::auth::Scopes;
+
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -33,7 +35,16 @@ pub enum Command {
     Serve,
     /// Apply pending migrations, then serve one client on stdin and stdout
     /// (newline-delimited JSON-RPC; logs on stderr).
-    Stdio,
+    Stdio {
+        /// Only these scopes (comma-separated); by default every scope.
+        #[arg(long, value_delimiter = ',', value_parser = scope_arg)]
+        scopes: Vec<Scopes>,
+    },
+    /// Static bearer tokens for MCP_AUTH_TOKENS_FILE.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
     /// Manage the database schema.
     Migrate(Migrate),
     /// Print the configuration in effect, secrets redacted, as JSON.
@@ -44,6 +55,55 @@ pub enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Print a fresh token on the first line and its MCP_AUTH_TOKENS_FILE
+    /// line (its SHA-256, scopes and name: no secret) on the second.
+    New {
+        /// Comma-separated: timeseries:read, timeseries:write, analytics:run.
+        #[arg(long, value_delimiter = ',', required = true, value_parser = scope_arg)]
+        scopes: Vec<Scopes>,
+        /// Who holds it; the request log records this name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+fn scope_arg(text: &str) -> Result<Scopes, String> {
+    Scopes::named(text.trim()).ok_or_else(|| {
+        format!(
+            "unknown scope {text:?}; use {}",
+            Scopes::all_names().join(", ")
+        )
+    })
+}
+
+/// The union of `--scopes`; every scope when none was given.
+pub fn scopes_or_all(scopes: &[Scopes]) -> Scopes {
+    if scopes.is_empty() {
+        Scopes::all()
+    } else {
+        scopes.iter().copied().collect()
+    }
+}
+
+/// `mcp-server token new`.
+pub fn token(action: TokenAction) -> ExitCode {
+    let TokenAction::New { scopes, name } = action;
+    if name.is_empty() || name.contains(char::is_whitespace) || Scopes::named(&name).is_some() {
+        eprintln!("error: --name must be one word that is not a scope, like grafana-agent");
+        return ExitCode::from(2);
+    }
+    let (token, line) = crate::auth::tokens::new_token(scopes_or_all(&scopes), &name);
+    println!("{token}");
+    println!("{line}");
+    eprintln!(
+        "The first line is the token: give it to the client; it is not stored anywhere. \
+         Append the second line to MCP_AUTH_TOKENS_FILE and restart the server."
+    );
+    ExitCode::SUCCESS
 }
 
 /// A failure with its one-line reason and exit code.

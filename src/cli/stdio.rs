@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::{Grant, Scopes};
 use crate::cache::Cache;
 use crate::config::Settings;
 use crate::db::{self, Db};
@@ -15,7 +16,7 @@ use crate::metrics::Metrics;
 /// How long calls in flight may run on once input ends or SIGTERM comes.
 const DRAIN: Duration = Duration::from_secs(30);
 
-pub fn stdio() -> ExitCode {
+pub fn stdio(scopes: Scopes) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -26,7 +27,7 @@ pub fn stdio() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let served = runtime.block_on(run());
+    let served = runtime.block_on(run(scopes));
     // Background work (the request-log writer was flushed) stops here.
     runtime.shutdown_timeout(Duration::from_secs(2));
     match served {
@@ -38,7 +39,7 @@ pub fn stdio() -> ExitCode {
     }
 }
 
-async fn run() -> Result<(), String> {
+async fn run(scopes: Scopes) -> Result<(), String> {
     let figment = Settings::figment();
     let settings = Settings::from_figment(&figment)?;
     let rocket =
@@ -59,11 +60,18 @@ async fn run() -> Result<(), String> {
     let cache =
         Arc::new(Cache::from_settings(&settings).map_err(|e| format!("start-up aborted: {e}"))?);
     let metrics = Arc::new(Metrics::new());
-    let mcp = Arc::new(crate::protocol(&settings, &db, &cache, &metrics));
+    let mcp = Arc::new(
+        crate::protocol(&settings, &db, &cache, &metrics)
+            .map_err(|e| format!("start-up aborted: {e}"))?,
+    );
     log::info!("serving MCP on stdin and stdout");
     let options = Options {
         line_limit,
         drain: DRAIN,
+        grant: Arc::new(Grant {
+            scopes,
+            ..Grant::local()
+        }),
     };
     let input = tokio::io::BufReader::new(tokio::io::stdin());
     serve(mcp, input, tokio::io::stdout(), options, terminated())

@@ -22,6 +22,7 @@ use super::server::Mcp;
 use super::session::Session;
 use super::tasks::{self, TaskSlot};
 use super::wire::{Answer, Era, Messages};
+use crate::auth::Grant;
 use crate::db::Watch;
 use crate::tools::TaskSupport;
 use crate::tools::ToolContext;
@@ -110,6 +111,7 @@ pub struct Incoming {
     pub peek: Peek,
     pub started: Instant,
     pub body: Received,
+    pub grant: Arc<Grant>,
 }
 
 /// A request as the lane hands it over.
@@ -122,6 +124,7 @@ pub struct Request {
     pub name: Option<String>,
     pub started: Instant,
     pub body: Received,
+    pub grant: Arc<Grant>,
 }
 
 pub async fn run(mcp: Arc<Mcp>, caller: Caller, request: Request) -> Answer {
@@ -133,6 +136,7 @@ pub async fn run(mcp: Arc<Mcp>, caller: Caller, request: Request) -> Answer {
         name,
         started,
         body,
+        grant,
     } = request;
     let (out, mut rx) = mpsc::channel::<Value>(64);
     // What the log keeps is taken before the params move into the call.
@@ -214,6 +218,7 @@ pub async fn run(mcp: Arc<Mcp>, caller: Caller, request: Request) -> Answer {
                 started,
                 body,
                 client_name,
+                grant,
             };
             return as_task(mcp, call, ctx, support, round, slot, watch).await;
         }
@@ -235,6 +240,7 @@ pub async fn run(mcp: Arc<Mcp>, caller: Caller, request: Request) -> Answer {
                     &method,
                     params.as_deref(),
                     ctx,
+                    grant.scopes,
                 )
                 .await;
                 mcp.live.end_call(&session.id, &task_id);
@@ -248,8 +254,15 @@ pub async fn run(mcp: Arc<Mcp>, caller: Caller, request: Request) -> Answer {
             Caller::Stateless {
                 client_name, round, ..
             } => {
-                let outcome =
-                    dispatch::dispatch(&mcp, Lane::Modern, &method, params.as_deref(), ctx).await;
+                let outcome = dispatch::dispatch(
+                    &mcp,
+                    Lane::Modern,
+                    &method,
+                    params.as_deref(),
+                    ctx,
+                    grant.scopes,
+                )
+                .await;
                 let outcome =
                     outcome::conclude(&mcp.sealer, &method, params.as_deref(), outcome, round);
                 (outcome, None, client_name)
@@ -263,6 +276,7 @@ pub async fn run(mcp: Arc<Mcp>, caller: Caller, request: Request) -> Answer {
                 method: &method,
                 logged,
                 started,
+                grant: &grant,
             },
             &outcome,
         );
@@ -305,6 +319,7 @@ struct Call {
     started: Instant,
     body: Received,
     client_name: Option<String>,
+    grant: Arc<Grant>,
 }
 
 /// A call that may run as a task: answered directly if it ends (or asks
@@ -326,6 +341,7 @@ async fn as_task(
     let params: Option<Arc<Params>> = call.params.map(Arc::new);
     let own = params.clone();
     let (body, method) = (call.body, call.method);
+    let scopes = call.grant.scopes;
     let mut handle = rocket::tokio::spawn(async move {
         let _body = body;
         dispatch::dispatch(
@@ -334,6 +350,7 @@ async fn as_task(
             &method,
             own.as_deref().map(|p| &**p),
             ctx,
+            scopes,
         )
         .await
     });
@@ -382,6 +399,7 @@ async fn as_task(
             method: "tools/call",
             logged: call.logged,
             started: call.started,
+            grant: &call.grant,
         },
         &reply,
     );

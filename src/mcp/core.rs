@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::call::{Incoming, Peek, Received};
-use super::jsonrpc::Message;
+use super::jsonrpc::{self, Message, RpcError};
+use super::request_log::{Entry, Logged, capped};
 use super::server::Mcp;
-use super::wire::{Answer, Facts};
-use super::{legacy, modern};
+use super::wire::{Answer, Facts, Refusal};
+use super::{dispatch, legacy, modern};
 
 pub async fn handle(
     mcp: Arc<Mcp>,
@@ -21,6 +22,31 @@ pub async fn handle(
     match message {
         Message::Request { id, method, params } => {
             let peek = Peek::of(params.as_ref());
+            if let Some(scope) = dispatch::needs(&mcp, &method, peek.name.as_deref())
+                && !facts.grant.scopes.contains(scope)
+            {
+                let message = format!(
+                    "Forbidden: {method} {} needs the {scope} scope, which this token does not grant",
+                    peek.name.as_deref().unwrap_or("")
+                );
+                // Who tried what is worth keeping: the caller is known here.
+                mcp.audit(
+                    Entry {
+                        session: facts.session.map(str::to_owned),
+                        client_name: None,
+                        id: &id,
+                        method: &method,
+                        logged: Logged {
+                            tool_name: peek.name.clone().filter(|_| method == "tools/call"),
+                            params: params.as_deref().map(|p| capped(p, body.bytes)),
+                        },
+                        started,
+                        grant: &facts.grant,
+                    },
+                    &Err(RpcError::new(jsonrpc::FORBIDDEN, message.clone())),
+                );
+                return Answer::refused(Refusal::InsufficientScope(scope), message);
+            }
             let modern = modern::is_modern(
                 facts.version(),
                 peek.meta().protocol_version.is_some(),
@@ -33,6 +59,7 @@ pub async fn handle(
                 peek,
                 started,
                 body,
+                grant: Arc::clone(&facts.grant),
             };
             if modern {
                 modern::serve(mcp, facts, incoming).await

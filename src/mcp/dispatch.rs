@@ -14,6 +14,7 @@ use super::outcome::{Stop, pending};
 use super::protocol::{self, log_rank};
 use super::server::Mcp;
 use super::session::Session;
+use crate::auth::Scopes;
 use crate::tools::{CallError, ToolContext, ToolError};
 
 /// The revision a request came under, with what only that lane has.
@@ -83,12 +84,29 @@ pub const MODERN_ONLY: [&str; 5] = [
     "tasks/cancel",
 ];
 
+/// The scope a request needs before any lane runs it: a tool's own, and
+/// reading for what shows stored data. Listing, the handshake and tasks
+/// (whose ids only their creator holds) need none; `tools/list` shows only
+/// what the caller's scopes allow.
+pub fn needs(mcp: &Mcp, method: &str, tool: Option<&str>) -> Option<Scopes> {
+    match method {
+        "tools/call" => tool.and_then(|t| mcp.tools.scope(t)),
+        "resources/list"
+        | "resources/read"
+        | "resources/subscribe"
+        | "prompts/get"
+        | "completion/complete" => Some(Scopes::READ),
+        _ => None,
+    }
+}
+
 pub async fn dispatch(
     mcp: &Mcp,
     lane: Lane<'_>,
     method: &str,
     params: Option<&RawValue>,
     ctx: ToolContext,
+    granted: Scopes,
 ) -> Result<Value, Stop> {
     if method == "tools/call" {
         let call: CallParams = serde_json::from_str(params.map_or("{}", RawValue::get))
@@ -112,7 +130,7 @@ pub async fn dispatch(
             let with_tasks = matches!(lane, Lane::Modern);
             paged(
                 "tools",
-                &mcp.tools.listings(with_tasks),
+                &mcp.tools.listings(with_tasks, granted),
                 cursor(&p)?,
                 mcp.page_size,
             )?

@@ -20,10 +20,11 @@ use super::call::Received;
 use super::jsonrpc::{self, METHOD_NOT_FOUND, RpcError};
 use super::modern::{self, HEADER_MISMATCH, UNSUPPORTED_VERSION};
 use super::outcome::MISSING_CAPABILITY;
-use super::security::Refusal;
+use super::security::Forbidden;
 use super::server::Mcp;
 use super::wire::{self, Answer, Era, Facts};
 use super::{core, legacy};
+use crate::auth::Grant;
 
 pub fn routes() -> Vec<Route> {
     routes![post_mcp, get_mcp, delete_mcp]
@@ -72,11 +73,12 @@ impl<'r> FromRequest<'r> for McpHeaders<'r> {
 }
 
 impl McpHeaders<'_> {
-    fn facts(&self) -> Facts<'_> {
+    fn facts(&self, grant: Arc<Grant>) -> Facts<'_> {
         Facts {
             headers: Some(self),
             session: self.session,
             cancel: None,
+            grant,
         }
     }
 
@@ -102,6 +104,8 @@ pub enum Reply {
     Refused {
         status: Status,
         message: String,
+        /// `WWW-Authenticate` of a 401 or 403.
+        challenge: Option<String>,
     },
 }
 
@@ -123,18 +127,22 @@ impl<'r> Responder<'r, 'r> for Reply {
             }
             Reply::Sse(stream) => stream.respond_to(req),
             Reply::Empty(status) => Response::build().status(status).ok(),
-            Reply::Refused { status, message } => {
-                let code = if status == Status::NotFound {
-                    wire::Refusal::SessionNotFound.code()
-                } else {
-                    wire::Refusal::BadRequest.code()
+            Reply::Refused {
+                status,
+                message,
+                challenge,
+            } => {
+                let code = match status {
+                    Status::NotFound => wire::Refusal::SessionNotFound.code(),
+                    Status::Forbidden if challenge.is_some() => jsonrpc::FORBIDDEN,
+                    _ => wire::Refusal::BadRequest.code(),
                 };
                 let body = jsonrpc::failure(None, &RpcError::new(code, message));
                 let mut res =
                     Response::build_from(rocket::serde::json::Json(body).respond_to(req)?);
                 res.status(status);
-                if status == Status::Unauthorized {
-                    res.header(Header::new("WWW-Authenticate", "Bearer"));
+                if let Some(challenge) = challenge {
+                    res.header(Header::new("WWW-Authenticate", challenge));
                 }
                 if status == Status::ServiceUnavailable {
                     res.header(Header::new("Retry-After", "1"));
@@ -149,6 +157,7 @@ fn refused(status: Status, message: impl Into<String>) -> Reply {
     Reply::Refused {
         status,
         message: message.into(),
+        challenge: None,
     }
 }
 
@@ -184,6 +193,7 @@ impl From<Answer> for Reply {
                 match why {
                     wire::Refusal::BadRequest => Status::BadRequest,
                     wire::Refusal::SessionNotFound => Status::NotFound,
+                    wire::Refusal::InsufficientScope(_) => Status::Forbidden,
                 },
                 message,
             ),
@@ -191,13 +201,34 @@ impl From<Answer> for Reply {
     }
 }
 
-/// Host/Origin allow-lists and the bearer token, for every method.
-fn admit(mcp: &Mcp, h: &McpHeaders<'_>) -> Result<(), Reply> {
-    mcp.guard
-        .check(h.host, h.origin, h.authorization)
-        .map_err(|r| match r {
-            Refusal::Forbidden(m) => refused(Status::Forbidden, m),
-            Refusal::Unauthorized(m) => refused(Status::Unauthorized, m),
+/// The core's answer for this caller: a scope it lacks is a 403 that says
+/// which to ask for (RFC 6750 `insufficient_scope`), so a client can step up.
+fn answered(mcp: &Mcp, grant: &Grant, answer: Answer) -> Reply {
+    match answer {
+        Answer::Refused {
+            why: wire::Refusal::InsufficientScope(scope),
+            message,
+        } => Reply::Refused {
+            status: Status::Forbidden,
+            message,
+            challenge: Some(mcp.auth.challenge(None, Some((scope, grant)))),
+        },
+        other => other.into(),
+    }
+}
+
+/// Host/Origin allow-lists, then the caller's credentials, for every method.
+async fn admit(mcp: &Mcp, h: &McpHeaders<'_>) -> Result<Arc<Grant>, Reply> {
+    if let Err(Forbidden(m)) = mcp.guard.check(h.host, h.origin) {
+        return Err(refused(Status::Forbidden, m));
+    }
+    mcp.auth
+        .authenticate(h.authorization)
+        .await
+        .map_err(|denied| Reply::Refused {
+            status: Status::Unauthorized,
+            message: denied.message(),
+            challenge: Some(mcp.auth.challenge(Some(&denied), None)),
         })
 }
 
@@ -212,11 +243,8 @@ async fn drain(stream: &mut rocket::data::DataStream<'_>) {
     let _ = tokio::time::timeout(DRAIN_WAIT, tokio::io::copy(stream, &mut tokio::io::sink())).await;
 }
 
-/// The checks that need no body: the guard, `Accept`, `Content-Type`.
-fn refusal(mcp: &Mcp, h: &McpHeaders<'_>) -> Option<Reply> {
-    if let Err(reply) = admit(mcp, h) {
-        return Some(reply);
-    }
+/// The checks that need no body besides the caller's: `Accept`, `Content-Type`.
+fn refusal(h: &McpHeaders<'_>) -> Option<Reply> {
     if !(h.accepts("application/json") && h.accepts("text/event-stream")) {
         return Some(refused(
             Status::NotAcceptable,
@@ -247,7 +275,14 @@ pub async fn post_mcp(
     let mcp: Arc<Mcp> = Arc::clone(mcp);
     let limit = limits.get("json").unwrap_or(32.mebibytes());
     let mut stream = data.open(limit + DRAIN_CAP.bytes());
-    if let Some(reply) = refusal(&mcp, &h) {
+    let grant = match admit(&mcp, &h).await {
+        Ok(grant) => grant,
+        Err(reply) => {
+            drain(&mut stream).await;
+            return reply;
+        }
+    };
+    if let Some(reply) = refusal(&h) {
         drain(&mut stream).await;
         return reply;
     }
@@ -298,42 +333,50 @@ pub async fn post_mcp(
         }
     };
     let body = Received { bytes, share };
-    core::handle(mcp, &h.facts(), message, body, started)
-        .await
-        .into()
+    let answer = core::handle(
+        Arc::clone(&mcp),
+        &h.facts(Arc::clone(&grant)),
+        message,
+        body,
+        started,
+    )
+    .await;
+    answered(&mcp, &grant, answer)
 }
 
-/// GET and DELETE: the guard, and 2026 has no stream to open and no
-/// session to end.
-fn session_route(mcp: &Mcp, h: &McpHeaders<'_>) -> Result<(), Reply> {
-    admit(mcp, h)?;
-    if modern::header_is_modern(h.facts().version()) {
+/// GET and DELETE: the guard and the caller, and 2026 has no stream to
+/// open and no session to end.
+async fn session_route(mcp: &Mcp, h: &McpHeaders<'_>) -> Result<Arc<Grant>, Reply> {
+    let grant = admit(mcp, h).await?;
+    if modern::header_is_modern(h.facts(Arc::clone(&grant)).version()) {
         return Err(refused(
             Status::MethodNotAllowed,
             "Method Not Allowed: MCP 2026-07-28 is stateless; POST requests to /mcp",
         ));
     }
-    Ok(())
+    Ok(grant)
 }
 
 #[get("/mcp")]
 pub async fn get_mcp(mcp: &State<Arc<Mcp>>, h: McpHeaders<'_>) -> Reply {
-    if let Err(reply) = session_route(mcp, &h) {
-        return reply;
-    }
+    let grant = match session_route(mcp, &h).await {
+        Ok(grant) => grant,
+        Err(reply) => return reply,
+    };
     if !h.accepts("text/event-stream") {
         return refused(
             Status::NotAcceptable,
             "Not Acceptable: Accept must list text/event-stream",
         );
     }
-    legacy::stream(mcp, &h.facts()).await.into()
+    legacy::stream(mcp, &h.facts(grant)).await.into()
 }
 
 #[delete("/mcp")]
 pub async fn delete_mcp(mcp: &State<Arc<Mcp>>, h: McpHeaders<'_>) -> Reply {
-    if let Err(reply) = session_route(mcp, &h) {
-        return reply;
-    }
-    legacy::end(mcp, &h.facts()).await.into()
+    let grant = match session_route(mcp, &h).await {
+        Ok(grant) => grant,
+        Err(reply) => return reply,
+    };
+    legacy::end(mcp, &h.facts(grant)).await.into()
 }

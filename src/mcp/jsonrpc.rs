@@ -15,6 +15,8 @@ pub const RESOURCE_NOT_FOUND: i32 = -32002;
 pub const SESSION_NOT_FOUND: i32 = -32001;
 /// Transport-level refusals (no session, unknown session …).
 pub const SERVER_ERROR: i32 = -32000;
+/// The caller may not do this (a scope it lacks); HTTP answers 403.
+pub const FORBIDDEN: i32 = -32003;
 
 /// A request id: string or integer, never null.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -16,6 +16,7 @@ use super::request_log::{Entry, Logged, capped};
 use super::server::Mcp;
 use super::session::{self, Session};
 use super::wire::{Answer, Era, Facts, Refusal};
+use crate::auth::Grant;
 
 /// The session named by the request: refused without one, not found when
 /// unknown or expired, refused for an unsupported `MCP-Protocol-Version`.
@@ -37,12 +38,16 @@ async fn session_of(mcp: &Mcp, facts: &Facts<'_>) -> Result<Arc<Session>, Answer
             "Bad Request: no session: send initialize first (over HTTP, name the session in the Mcp-Session-Id header)",
         ));
     };
-    mcp.sessions.get(id).await.ok_or_else(|| {
-        Answer::refused(
-            Refusal::SessionNotFound,
-            "Session not found: it ended or expired; initialize a new one",
-        )
-    })
+    mcp.sessions
+        .get(id)
+        .await
+        .filter(|s| s.subject == facts.grant.subject)
+        .ok_or_else(|| {
+            Answer::refused(
+                Refusal::SessionNotFound,
+                "Session not found: it ended or expired; initialize a new one",
+            )
+        })
 }
 
 pub async fn request(mcp: Arc<Mcp>, facts: &Facts<'_>, incoming: Incoming) -> Answer {
@@ -53,9 +58,10 @@ pub async fn request(mcp: Arc<Mcp>, facts: &Facts<'_>, incoming: Incoming) -> An
         peek,
         started,
         body,
+        grant,
     } = incoming;
     if method == "initialize" {
-        return initialize(&mcp, id, params, body.bytes, started).await;
+        return initialize(&mcp, id, params, body.bytes, started, &grant).await;
     }
     let session = match session_of(&mcp, facts).await {
         Ok(s) => s,
@@ -69,6 +75,7 @@ pub async fn request(mcp: Arc<Mcp>, facts: &Facts<'_>, incoming: Incoming) -> An
         name: peek.name,
         started,
         body,
+        grant,
     };
     call::run(mcp, Caller::Session(session), request).await
 }
@@ -79,6 +86,7 @@ async fn initialize(
     params: Option<Params>,
     body_bytes: usize,
     started: std::time::Instant,
+    grant: &Grant,
 ) -> Answer {
     let logged = params.as_deref().map(|p| capped(p, body_bytes));
     let p = params
@@ -94,6 +102,7 @@ async fn initialize(
         client_version: info.and_then(|c| c["version"].as_str()).map(str::to_owned),
         log_level: None,
         initialized: false,
+        subject: grant.subject.clone(),
     });
     mcp.sessions.put(Arc::clone(&session)).await;
     let result = protocol::initialize_result(version);
@@ -108,6 +117,7 @@ async fn initialize(
                 params: logged,
             },
             started,
+            grant,
         },
         &Ok(result.clone()),
     );

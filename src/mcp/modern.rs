@@ -253,6 +253,7 @@ pub async fn serve(mcp: Arc<Mcp>, facts: &Facts<'_>, incoming: Incoming) -> Answ
         mut peek,
         started,
         body,
+        grant,
     } = incoming;
     let capabilities = match admit(&mcp, facts, &method, &peek, params.as_deref()) {
         Ok(c) => c,
@@ -347,6 +348,7 @@ pub async fn serve(mcp: Arc<Mcp>, facts: &Facts<'_>, incoming: Incoming) -> Answ
         name: peek.name,
         started,
         body,
+        grant,
     };
     call::run(mcp, caller, request).await
 }

@@ -104,6 +104,8 @@ fn storable(mut row: NewMcpRequestLog) -> NewMcpRequestLog {
     row.session_id = opt(row.session_id, NAME_CAP);
     row.request_id = opt(row.request_id, NAME_CAP);
     row.client_name = opt(row.client_name, NAME_CAP);
+    row.auth_subject = opt(row.auth_subject, NAME_CAP);
+    row.auth_client_id = opt(row.auth_client_id, NAME_CAP);
     row.error_message = opt(row.error_message, 1000);
     row.params = row.params.map(without_nul);
     row
@@ -160,6 +162,8 @@ pub struct Entry<'a> {
     pub method: &'a str,
     pub logged: Logged,
     pub started: std::time::Instant,
+    /// Who called: the token's `sub` and `client_id` are logged, never the token.
+    pub grant: &'a crate::auth::Grant,
 }
 
 /// Counts rows the bound forces out, warning at powers of two.

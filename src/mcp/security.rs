@@ -1,7 +1,5 @@
-//! DNS-rebinding protection (`Host` and `Origin` allow-lists) and the
-//! optional bearer token.
-
-use subtle::ConstantTimeEq;
+//! DNS-rebinding protection: the `Host` and `Origin` allow-lists.
+//! Credentials are `crate::auth`'s.
 
 /// Hosts a local server answers to: loopback names, any port.
 const LOOPBACK: &[&str] = &["localhost", "127.0.0.1", "[::1]"];
@@ -12,16 +10,11 @@ pub struct Guard {
     pub allowed_hosts: Vec<String>,
     /// Extra `Origin` values (scheme://host[:port]); `*` allows any.
     pub allowed_origins: Vec<String>,
-    pub token: Option<String>,
 }
 
+/// Why a request was refused (403).
 #[derive(Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// 403
-    Forbidden(String),
-    /// 401
-    Unauthorized(&'static str),
-}
+pub struct Forbidden(pub String);
 
 /// `host[:port]` → `host` (keeping IPv6 brackets). Anything but a port
 /// after `]` leaves the text whole, so `[::1]evil.com` is no loopback.
@@ -52,7 +45,7 @@ fn hostname(host: &str) -> &str {
 }
 
 impl Guard {
-    pub fn from_lists(hosts: &str, origins: &str, token: Option<String>) -> Guard {
+    pub fn from_lists(hosts: &str, origins: &str) -> Guard {
         let split = |s: &str| {
             s.split(',')
                 .map(|p| p.trim().trim_end_matches('/').to_owned())
@@ -62,7 +55,6 @@ impl Guard {
         Guard {
             allowed_hosts: split(hosts),
             allowed_origins: split(origins),
-            token: token.filter(|t| !t.is_empty()),
         }
     }
 
@@ -89,41 +81,21 @@ impl Guard {
         }
     }
 
-    /// Checks one request's `Host`, `Origin` and `Authorization` headers.
-    pub fn check(
-        &self,
-        host: Option<&str>,
-        origin: Option<&str>,
-        authorization: Option<&str>,
-    ) -> Result<(), Refusal> {
+    /// Checks one request's `Host` and `Origin` headers.
+    pub fn check(&self, host: Option<&str>, origin: Option<&str>) -> Result<(), Forbidden> {
         if let Some(host) = host
             && !self.host_ok(host)
         {
-            return Err(Refusal::Forbidden(format!(
+            return Err(Forbidden(format!(
                 "Host {host:?} is not allowed (set MCP_ALLOWED_HOSTS to serve other names)"
             )));
         }
         if let Some(origin) = origin
             && !self.origin_ok(origin)
         {
-            return Err(Refusal::Forbidden(format!(
+            return Err(Forbidden(format!(
                 "Origin {origin:?} is not allowed (set MCP_ALLOWED_ORIGINS to admit it)"
             )));
-        }
-        if let Some(expected) = &self.token {
-            let given = authorization
-                .and_then(|a| {
-                    a.strip_prefix("Bearer ")
-                        .or_else(|| a.strip_prefix("bearer "))
-                })
-                .map(str::trim)
-                .ok_or(Refusal::Unauthorized(
-                    "missing bearer token (Authorization: Bearer <MCP_AUTH_TOKEN>)",
-                ))?;
-            // Constant time, so the comparison does not leak how much matched.
-            if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
-                return Err(Refusal::Unauthorized("invalid bearer token"));
-            }
         }
         Ok(())
     }
@@ -143,26 +115,23 @@ mod tests {
             "[::1]:80",
             "LOCALHOST",
         ] {
-            assert_eq!(g.check(Some(host), None, None), Ok(()), "{host}");
+            assert_eq!(g.check(Some(host), None), Ok(()), "{host}");
         }
         for origin in [
             "http://localhost:6274",
             "https://127.0.0.1",
             "http://[::1]:3000",
         ] {
-            assert_eq!(g.check(None, Some(origin), None), Ok(()), "{origin}");
+            assert_eq!(g.check(None, Some(origin)), Ok(()), "{origin}");
         }
-        assert!(g.check(Some("evil.example.com"), None, None).is_err());
-        assert!(g.check(Some("localhost.evil.com"), None, None).is_err());
+        assert!(g.check(Some("evil.example.com"), None).is_err());
+        assert!(g.check(Some("localhost.evil.com"), None).is_err());
         for host in ["[::1]evil.com", "[::1]:80evil", "[::1]:", "[::1"] {
-            assert!(g.check(Some(host), None, None).is_err(), "{host}");
+            assert!(g.check(Some(host), None).is_err(), "{host}");
         }
-        assert!(g.check(None, Some("http://[::1]evil.com"), None).is_err());
-        assert!(
-            g.check(None, Some("http://evil.example.com"), None)
-                .is_err()
-        );
-        assert!(g.check(None, Some("null"), None).is_err());
+        assert!(g.check(None, Some("http://[::1]evil.com")).is_err());
+        assert!(g.check(None, Some("http://evil.example.com")).is_err());
+        assert!(g.check(None, Some("null")).is_err());
     }
 
     #[test]
@@ -170,38 +139,14 @@ mod tests {
         let g = Guard::from_lists(
             "mcp.internal, api.example.com:443",
             "https://app.example.com/",
-            None,
         );
         assert!(
-            g.check(
-                Some("mcp.internal:8000"),
-                Some("https://app.example.com"),
-                None
-            )
-            .is_ok()
+            g.check(Some("mcp.internal:8000"), Some("https://app.example.com"),)
+                .is_ok()
         );
-        assert!(g.check(Some("api.example.com:443"), None, None).is_ok());
-        assert!(g.check(Some("other.example.com"), None, None).is_err());
-        let any = Guard::from_lists("*", "*", None);
-        assert!(any.check(Some("x.y"), Some("https://z"), None).is_ok());
-    }
-
-    #[test]
-    fn bearer_token_is_required_when_configured() {
-        let g = Guard::from_lists("", "", Some("s3cret".into()));
-        assert!(matches!(
-            g.check(None, None, None),
-            Err(Refusal::Unauthorized(_))
-        ));
-        assert!(matches!(
-            g.check(None, None, Some("Bearer wrong")),
-            Err(Refusal::Unauthorized(_))
-        ));
-        assert!(matches!(
-            g.check(None, None, Some("Basic s3cret")),
-            Err(Refusal::Unauthorized(_))
-        ));
-        assert_eq!(g.check(None, None, Some("Bearer s3cret")), Ok(()));
-        assert_eq!(Guard::from_lists("", "", Some(String::new())).token, None);
+        assert!(g.check(Some("api.example.com:443"), None).is_ok());
+        assert!(g.check(Some("other.example.com"), None).is_err());
+        let any = Guard::from_lists("*", "*");
+        assert!(any.check(Some("x.y"), Some("https://z")).is_ok());
     }
 }

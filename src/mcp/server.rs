@@ -13,6 +13,7 @@ use super::prompts::{self, PromptRegistry};
 use super::request_log::{Entry, Logged, RequestLog};
 use super::resources::ResourceRegistry;
 use super::{events, live, security, session, state, tasks};
+use crate::auth::Auth;
 use crate::cache::Cache;
 use crate::config::Settings;
 use crate::db::Db;
@@ -57,6 +58,7 @@ pub struct Mcp {
     pub listeners: Arc<std::sync::atomic::AtomicUsize>,
     pub log: RequestLog,
     pub guard: security::Guard,
+    pub auth: Arc<Auth>,
     pub sealer: state::Sealer,
     pub bodies: BodyBudget,
     pub page_size: usize,
@@ -70,6 +72,7 @@ impl Mcp {
     /// request-log writer; call from within the runtime.
     pub fn new(
         settings: &Settings,
+        auth: Auth,
         catalog: Catalog,
         db: Db,
         cache: Arc<Cache>,
@@ -111,8 +114,11 @@ impl Mcp {
             guard: security::Guard::from_lists(
                 &settings.mcp_allowed_hosts,
                 &settings.mcp_allowed_origins,
-                settings.mcp_auth_token.clone(),
             ),
+            auth: {
+                auth.start();
+                Arc::new(auth)
+            },
             sealer: state::Sealer::new(settings.mcp_state_secret.as_deref()),
             bodies: BodyBudget::new(settings.mcp_body_budget_mib),
             page_size: PAGE_SIZE,
@@ -132,6 +138,7 @@ impl Mcp {
             method,
             logged: Logged { tool_name, params },
             started,
+            grant,
         } = entry;
         let (status, error_code, error_message) = match outcome {
             Ok(r) if r["isError"] == true => (
@@ -171,6 +178,8 @@ impl Mcp {
             duration_ms: elapsed.as_secs_f64() * 1e3,
             client_name,
             created_at: Utc::now(),
+            auth_subject: grant.subject.clone(),
+            auth_client_id: grant.client_id.clone(),
         });
     }
 }

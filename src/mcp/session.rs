@@ -24,6 +24,10 @@ pub struct Session {
     /// Minimum level of `notifications/message` (RFC 5424 name).
     pub log_level: Option<String>,
     pub initialized: bool,
+    /// Whose token opened it: a session id is not a credential, so only
+    /// the same subject may use it.
+    #[serde(default)]
+    pub subject: Option<String>,
 }
 
 pub struct Sessions {

@@ -33,12 +33,16 @@ use super::jsonrpc::{self, Message, RequestId, RpcError};
 use super::server::Mcp;
 use super::wire::{Answer, Facts};
 use super::{core, legacy};
+use crate::auth::Grant;
 
 pub struct Options {
     /// The longest line taken, in bytes (the HTTP body limit).
     pub line_limit: usize,
     /// How long calls in flight may take to finish once input ends.
     pub drain: Duration,
+    /// What the client may do (`mcp-server stdio --scopes`; every scope by
+    /// default: whoever launches the process owns it).
+    pub grant: Arc<Grant>,
 }
 
 /// Messages waiting for stdout at most; a slow reader holds the calls back.
@@ -108,6 +112,7 @@ struct Shared {
     /// Open-ended streams (the session's, `subscriptions/listen`): not
     /// waited for at the end.
     streams: Mutex<JoinSet<()>>,
+    grant: Arc<Grant>,
 }
 
 impl Shared {
@@ -142,6 +147,7 @@ impl Shared {
         *self.session.lock() = Some(id.clone());
         let facts = Facts {
             session: Some(&id),
+            grant: Arc::clone(&self.grant),
             ..Facts::default()
         };
         let stream = legacy::stream(&self.mcp, &facts).await;
@@ -183,6 +189,7 @@ impl Shared {
                 headers: None,
                 session: session.as_deref(),
                 cancel: Some(own_cancel),
+                grant: Arc::clone(&shared.grant),
             };
             let answer = core::handle(
                 Arc::clone(&shared.mcp),
@@ -256,6 +263,7 @@ where
         session: Mutex::new(None),
         in_flight: Mutex::default(),
         streams: Mutex::new(JoinSet::new()),
+        grant: Arc::clone(&options.grant),
     });
     let mut calls = JoinSet::new();
     let mut buf = Vec::new();
@@ -323,6 +331,7 @@ where
                 let session = shared.session.lock().clone();
                 let facts = Facts {
                     session: session.as_deref(),
+                    grant: Arc::clone(&shared.grant),
                     ..Facts::default()
                 };
                 let answer = core::handle(Arc::clone(&mcp), &facts, message, body, Instant::now());

@@ -10,6 +10,7 @@ use rocket::futures::stream::Stream;
 use serde_json::Value;
 
 use super::jsonrpc;
+use crate::auth::{Grant, Scopes};
 
 /// A transport's request headers, looked up by name (case-insensitive).
 pub trait Headers: Sync {
@@ -28,6 +29,9 @@ pub struct Facts<'a> {
     /// Set by the transport to cancel a 2026 call (stdio's
     /// `notifications/cancelled`; HTTP cancels by closing the stream).
     pub cancel: Option<Arc<AtomicBool>>,
+    /// What the caller may do: HTTP's token; stdio's `--scopes` (every
+    /// scope by default).
+    pub grant: Arc<Grant>,
 }
 
 impl<'a> Facts<'a> {
@@ -60,6 +64,8 @@ pub enum Refusal {
     BadRequest,
     /// The session ended or expired: initialize a new one.
     SessionNotFound,
+    /// The caller's grant lacks this scope (HTTP 403 `insufficient_scope`).
+    InsufficientScope(Scopes),
 }
 
 impl Refusal {
@@ -68,6 +74,7 @@ impl Refusal {
         match self {
             Refusal::BadRequest => jsonrpc::SERVER_ERROR,
             Refusal::SessionNotFound => jsonrpc::SESSION_NOT_FOUND,
+            Refusal::InsufficientScope(_) => jsonrpc::FORBIDDEN,
         }
     }
 }

@@ -19,6 +19,8 @@ pub struct McpRequestLog {
     pub duration_ms: f64,
     pub client_name: Option<String>,
     pub created_at: DateTime<Utc>,
+    pub auth_subject: Option<String>,
+    pub auth_client_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -40,4 +42,6 @@ pub struct NewMcpRequestLog {
     pub duration_ms: f64,
     pub client_name: Option<String>,
     pub created_at: DateTime<Utc>,
+    pub auth_subject: Option<String>,
+    pub auth_client_id: Option<String>,
 }

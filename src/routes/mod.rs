@@ -1,14 +1,23 @@
-//! Plain HTTP routes: `/`, `/health`, `/live`, `/metrics`, and JSON error pages.
+//! Plain HTTP routes: `/`, `/health`, `/live`, `/metrics`, the OAuth
+//! protected-resource metadata, and JSON error pages.
 
 pub mod health;
 mod index;
 mod metrics;
+mod oauth;
 
 use rocket::serde::json::{Json, Value, json};
 use rocket::{Catcher, Request, Route, catch, catchers, http::Status};
 
 pub fn routes() -> Vec<Route> {
-    rocket::routes![index::index, health::health, health::live, metrics::metrics]
+    rocket::routes![
+        index::index,
+        health::health,
+        health::live,
+        metrics::metrics,
+        oauth::for_mcp,
+        oauth::at_root
+    ]
 }
 
 pub fn catchers() -> Vec<Catcher> {

@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Annotations, Output, Spec, ToolContext, ToolError, fmt_num};
+use super::{Annotations, Output, Scopes, Spec, ToolContext, ToolError, fmt_num};
 use crate::db::DbError;
 use crate::domain::{AnalysisKind, Bounded, Bucket, Series, Window};
 use crate::store::aggregates::{self, Outlier};
@@ -23,6 +23,7 @@ pub const ANOMALIES: Spec = Spec {
     description: "Points of a series that deviate, by z-score, IQR or MAD with a threshold, computed in PostgreSQL. \
                   Each run is stored in analysis_results.",
     annotations: Annotations::additive(false),
+    scope: Scopes::ANALYTICS,
 };
 
 pub const TREND: Spec = Spec {
@@ -32,6 +33,7 @@ pub const TREND: Spec = Spec {
                   intercept at the first point, r², and a direction (flat when the fitted change is under 1% of the mean \
                   or r² < 0.05). Stored in analysis_results.",
     annotations: Annotations::additive(false),
+    scope: Scopes::ANALYTICS,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::analysis::{self, Method, Threshold};
 use super::models::{forecast_points, stored_model};
-use super::{Annotations, Output, Spec, ToolContext, ToolError, fmt_num};
+use super::{Annotations, Output, Scopes, Spec, ToolContext, ToolError, fmt_num};
 use crate::cache::cache_aside;
 use crate::chart::{self, Column, PlotArea, Swatch};
 use crate::domain::{
@@ -51,6 +51,7 @@ pub const SPEC: Spec = Spec {
                   forecast from a trained model with a band of ± its holdout RMSE. Returns the image, a caption, \
                   and the same figures as structured content.",
     annotations: Annotations::READ_ONLY,
+    scope: Scopes::READ,
 };
 
 /// A fixed offset from UTC for the time axis: `Z`, `+01:00`, `-05:30`.

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Annotations, Output, Spec, ToolContext, ToolError};
+use super::{Annotations, Output, Scopes, Spec, ToolContext, ToolError};
 use crate::domain::{Series, Timestamp};
 use crate::store::points;
 
@@ -17,6 +17,7 @@ pub const SPEC: Spec = Spec {
     description: "Insert or replace points of one series (up to 100,000 per call). All or nothing: \
                   a bad point rejects the whole call. Re-sending a timestamp replaces its value, so retries are safe.",
     annotations: Annotations::additive(true),
+    scope: Scopes::WRITE,
 };
 
 #[derive(Deserialize, JsonSchema)]

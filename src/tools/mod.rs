@@ -16,6 +16,7 @@ pub mod registry;
 pub mod series;
 pub mod server;
 
+pub use crate::auth::Scopes;
 pub use registry::{
     Annotations, Ask, CallError, Client, Output, Pending, Spec, TaskSupport, ToolContext,
     ToolError, ToolRegistry,

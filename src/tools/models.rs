@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::analysis::{Recorded, record};
-use super::{Annotations, Output, Spec, ToolContext, ToolError, fmt_num};
+use super::{Annotations, Output, Scopes, Spec, ToolContext, ToolError, fmt_num};
 use crate::analytics::{FittedModel, HoldoutMetrics, ModelParams, evaluate};
 use crate::domain::{AnalysisKind, Bounded, Bucket, ModelKind, RunStatus, Series, Window};
 use crate::models::ModelTrainingLog;
@@ -21,6 +21,7 @@ pub const TRAIN: Spec = Spec {
                   score it on a holdout tail (MAE, RMSE, MAPE), refit on all the data and store the fitted model in \
                   model_training_logs. Sends progress when asked; honours cancellation.",
     annotations: Annotations::additive(false),
+    scope: Scopes::ANALYTICS,
 };
 
 pub const FORECAST: Spec = Spec {
@@ -29,6 +30,7 @@ pub const FORECAST: Spec = Spec {
     description: "Predict the next `horizon` points of a series from a trained model (by model_id), with timestamps \
                   continuing the series' spacing. Stored in analysis_results.",
     annotations: Annotations::additive(false),
+    scope: Scopes::ANALYTICS,
 };
 
 #[derive(Deserialize, JsonSchema)]

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Annotations, Output, Spec, ToolContext, ToolError, fmt_num};
+use super::{Annotations, Output, Scopes, Spec, ToolContext, ToolError, fmt_num};
 use crate::cache::cache_aside;
 use crate::domain::{Aggregate, Bounded, Bucket, Series, Window};
 use crate::store::aggregates::{self, Summary, TimedValue};
@@ -21,6 +21,7 @@ pub const QUERY: Spec = Spec {
     description: "Points of a series in a time range, or buckets (30s, 5m, 1h, 1d …) with an aggregate \
                   (avg, min, max, sum, count, first, last). Bounded by max_points; says when truncated.",
     annotations: Annotations::READ_ONLY,
+    scope: Scopes::READ,
 };
 
 pub const STATISTICS: Spec = Spec {
@@ -31,6 +32,7 @@ pub const STATISTICS: Spec = Spec {
                   (or with exact: true), else from hourly sketches within 1%. Stored in statistics_data, and \
                   cached until the series changes.",
     annotations: Annotations::additive(true),
+    scope: Scopes::READ,
 };
 
 #[derive(Deserialize, JsonSchema)]

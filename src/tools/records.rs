@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Annotations, Output, Spec, ToolContext, ToolError, fmt_num};
+use super::{Annotations, Output, Scopes, Spec, ToolContext, ToolError, fmt_num};
 use crate::domain::{AnalysisKind, Bounded, Series};
 use crate::models::{AnalysisResult, ModelTrainingLog};
 use crate::store::runs;
@@ -13,6 +13,7 @@ pub const GET_ANALYSIS: Spec = Spec {
     title: "Get an analysis",
     description: "One stored analysis run (trend, anomaly, forecast) with its parameters, result, status and error",
     annotations: Annotations::READ_ONLY,
+    scope: Scopes::READ,
 };
 
 pub const LIST_ANALYSES: Spec = Spec {
@@ -20,6 +21,7 @@ pub const LIST_ANALYSES: Spec = Spec {
     title: "List analyses",
     description: "Stored analysis runs, newest first, optionally for one series or kind",
     annotations: Annotations::READ_ONLY,
+    scope: Scopes::READ,
 };
 
 pub const LIST_MODELS: Spec = Spec {
@@ -27,6 +29,7 @@ pub const LIST_MODELS: Spec = Spec {
     title: "List models",
     description: "Training runs with their status, holdout metrics and fitted model, newest first",
     annotations: Annotations::READ_ONLY,
+    scope: Scopes::READ,
 };
 
 type Limit = Bounded<1, 500, 50>;

@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
+use crate::auth::Scopes;
 use crate::cache::Cache;
 use crate::db::{Db, DbError};
 use crate::metrics::Metrics;
@@ -200,6 +201,8 @@ pub struct Spec {
     pub title: &'static str,
     pub description: &'static str,
     pub annotations: Annotations,
+    /// What a token must grant to list and call it.
+    pub scope: Scopes,
 }
 
 /// The behaviour hints of a tool; absent hints are left out.
@@ -255,6 +258,7 @@ impl TaskSupport {
 }
 
 struct Tool {
+    scope: Scopes,
     listing: Value,
     /// The listing with `execution.taskSupport`, for clients that take tasks.
     task_listing: Option<(TaskSupport, Value)>,
@@ -412,6 +416,7 @@ impl ToolRegistry {
             .insert(
                 spec.name,
                 Tool {
+                    scope: spec.scope,
                     listing,
                     task_listing: None,
                     handler,
@@ -504,12 +509,26 @@ impl ToolRegistry {
             .map(|(s, _)| *s)
     }
 
-    /// The `tools/list` entries, in order; `with_tasks` shows which tools
-    /// run as tasks (only the 2026 lane has the Tasks extension).
-    pub fn listings(&self, with_tasks: bool) -> Vec<&Value> {
+    /// The scope calling `name` needs; `None` for an unknown tool.
+    pub fn scope(&self, name: &str) -> Option<Scopes> {
+        self.tools.get(name).map(|t| t.scope)
+    }
+
+    /// Drops the tools whose scope is not in `kept` (`MCP_READ_ONLY`).
+    pub fn retain(&mut self, kept: Scopes) {
+        self.tools.retain(|_, t| kept.contains(t.scope));
+        let tools = &self.tools;
+        self.order.retain(|n| tools.contains_key(n));
+    }
+
+    /// The `tools/list` entries a grant of `scopes` may call, in order;
+    /// `with_tasks` shows which tools run as tasks (only the 2026 lane has
+    /// the Tasks extension).
+    pub fn listings(&self, with_tasks: bool, scopes: Scopes) -> Vec<&Value> {
         self.order
             .iter()
             .filter_map(|n| self.tools.get(n))
+            .filter(|t| scopes.contains(t.scope))
             .map(|t| match &t.task_listing {
                 Some((_, listing)) if with_tasks => listing,
                 _ => &t.listing,

@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Annotations, Output, Spec, ToolContext, ToolError};
+use super::{Annotations, Output, Scopes, Spec, ToolContext, ToolError};
 use crate::domain::Bounded;
 use crate::store::series::{self, SeriesSummary};
 
@@ -12,6 +12,7 @@ pub const SPEC: Spec = Spec {
     title: "List series",
     description: "The stored time series with their point counts and first/last timestamps",
     annotations: Annotations::READ_ONLY,
+    scope: Scopes::READ,
 };
 
 #[derive(Deserialize, JsonSchema)]

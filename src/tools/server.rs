@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Annotations, Output, Spec, ToolContext, ToolError};
+use super::{Annotations, Output, Scopes, Spec, ToolContext, ToolError};
 use crate::domain::Bounded;
 use crate::metrics::RpcCounts;
 use crate::models::PerformanceMetric;
@@ -17,6 +17,7 @@ pub const SPEC: Spec = Spec {
     description: "The server's own figures: live request counts, cache hit/miss counts and ratio, connection pool use, \
                   and recent stored snapshots (latency percentiles per tool) from performance_metrics",
     annotations: Annotations::READ_ONLY,
+    scope: Scopes::READ,
 };
 
 #[derive(Deserialize, JsonSchema)]

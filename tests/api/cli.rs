@@ -159,3 +159,45 @@ fn healthcheck_fails_when_nothing_listens() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+#[test]
+fn token_new_prints_a_token_and_its_file_line() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mcp-server"))
+        .args([
+            "token",
+            "new",
+            "--scopes",
+            "timeseries:read,analytics:run",
+            "--name",
+            "agent",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    let (token, line) = (lines[0], lines[1]);
+    assert!(token.starts_with("mcp_") && token.len() > 40);
+    assert!(!line.contains(token), "the line holds no secret");
+    let entries = mcp_server::auth::tokens::parse(line).unwrap();
+    assert_eq!(entries[0].digest, mcp_server::auth::tokens::sha256(token));
+    assert_eq!(
+        entries[0].scopes.to_string(),
+        "timeseries:read analytics:run"
+    );
+    assert_eq!(entries[0].name, "agent");
+    let bad = Command::new(env!("CARGO_BIN_EXE_mcp-server"))
+        .args([
+            "token",
+            "new",
+            "--scopes",
+            "timeseries:admin",
+            "--name",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("unknown scope"), "{}", text(&bad));
+}

@@ -25,7 +25,12 @@ fn sample(var: &str) -> (&'static str, Value) {
         "MCP_STATE_SECRET" => ("a state secret of at least 32 bytes", json!("***")),
         "MCP_ALLOWED_HOSTS" => ("env.example", json!("env.example")),
         "MCP_ALLOWED_ORIGINS" => ("https://env.example", json!("https://env.example")),
-        "MCP_CONFORMANCE_FIXTURES" => ("1", json!(true)),
+        "MCP_CONFORMANCE_FIXTURES" | "MCP_READ_ONLY" => ("1", json!(true)),
+        "MCP_AUTH_TOKENS_FILE" => ("/etc/mcp/tokens", json!("/etc/mcp/tokens")),
+        "MCP_OAUTH_ISSUER" | "MCP_OAUTH_AUDIENCE" | "MCP_OAUTH_JWKS_URL" => (
+            "https://auth.example/realms/ops",
+            json!("https://auth.example/realms/ops"),
+        ),
         _ => ("3", json!(3)),
     }
 }

@@ -132,7 +132,7 @@ async fn argument_types_reject_what_the_schema_forbids() {
 #[test]
 fn every_tool_schema_is_self_contained_and_states_its_bounds() {
     let tools = mcp_server::tools::all();
-    for listing in tools.listings(true) {
+    for listing in tools.listings(true, mcp_server::auth::Scopes::all()) {
         let text = listing.to_string();
         assert!(
             !text.contains("$ref") && !text.contains("$defs"),
@@ -146,7 +146,7 @@ fn every_tool_schema_is_self_contained_and_states_its_bounds() {
         );
     }
     let query = tools
-        .listings(true)
+        .listings(true, mcp_server::auth::Scopes::all())
         .into_iter()
         .find(|l| l["name"] == "query_timeseries")
         .unwrap();
@@ -157,7 +157,7 @@ fn every_tool_schema_is_self_contained_and_states_its_bounds() {
     );
     assert_eq!(query["inputSchema"]["required"], json!(["series"]));
     let models = tools
-        .listings(true)
+        .listings(true, mcp_server::auth::Scopes::all())
         .into_iter()
         .find(|l| l["name"] == "list_models")
         .unwrap();

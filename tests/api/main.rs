@@ -15,6 +15,7 @@ mod mcp;
 mod metrics;
 mod migrations;
 mod modern;
+mod oauth;
 mod operator;
 mod pool;
 mod properties;

@@ -196,18 +196,21 @@ fn the_revert_plan_names_what_is_dropped_and_changes_nothing() {
         "INSERT INTO timeseries_data (series_name, time, value)
          SELECT 'plan', t, 1 FROM generate_series(now() - interval '4 hours', now(), interval '1 hour') t",
     );
-    let plan = mcp(&["migrate", "revert", "--steps", "5", "--plan"], &db.url);
+    let plan = mcp(
+        &["migrate", "revert", "--to", "00000000000000", "--plan"],
+        &db.url,
+    );
     assert!(plan.status.success(), "{}", text(&plan));
     let out = String::from_utf8_lossy(&plan.stdout);
-    let columnstore = out.find(NEWEST_DIR).expect("step 1");
-    let rollups = out.find("2026-12-02-000001_rollups").expect("step 2");
-    let tasks = out.find("2026-11-25-000003_mcp_tasks").expect("step 3");
+    let newest = out.find(NEWEST_DIR).expect("the newest step");
+    let rollups = out.find("2026-12-02-000001_rollups").expect("rollups");
+    let tasks = out.find("2026-11-25-000003_mcp_tasks").expect("tasks");
     let hypertable = out
         .find("2026-11-25-000002_timescale_hypertable")
-        .expect("step 4");
-    let tables = out.find("2026-11-25-000001_create_tables").expect("step 5");
+        .expect("hypertable");
+    let tables = out.find("2026-11-25-000001_create_tables").expect("tables");
     assert!(
-        columnstore < rollups && rollups < tasks && tasks < hypertable && hypertable < tables,
+        newest < rollups && rollups < tasks && tasks < hypertable && hypertable < tables,
         "newest first: {out}"
     );
     assert!(

@@ -32,9 +32,15 @@ fn modern_meta() -> Value {
 
 impl Piped {
     fn start(env: &[(&str, &str)]) -> Piped {
+        Self::start_with(&[], env)
+    }
+
+    /// `mcp-server stdio ARGS…`.
+    fn start_with(args: &[&str], env: &[(&str, &str)]) -> Piped {
         let db = TestDatabase::migrated();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-server"));
         cmd.arg("stdio")
+            .args(args)
             .env("DATABASE_URL", &db.url)
             .env("RUST_LOG", "debug")
             .env("MCP_CONFORMANCE_FIXTURES", "1")
@@ -285,6 +291,40 @@ fn bad_lines_get_errors_and_the_process_goes_on() {
     assert_eq!(s.response(3)["error"]["code"], -32600);
     s.request(4, "tools/list", json!({}));
     assert!(s.response(4)["result"]["tools"].is_array());
+    let (status, lines) = s.finish();
+    assert!(status.success());
+    assert_only_json_rpc(&lines);
+}
+
+/// No token over stdio: `--scopes` limits the client, and a call beyond
+/// them gets a plain JSON-RPC error where HTTP would answer 403.
+#[test]
+fn scopes_limit_a_stdio_client() {
+    let mut s = Piped::start_with(&["--scopes", "timeseries:read"], &[]);
+    s.initialize();
+    s.request(2, "tools/list", json!({}));
+    let listed = s.response(2);
+    let names: Vec<&str> = listed["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"query_timeseries") && !names.contains(&"ingest_timeseries"));
+    s.request(
+        3,
+        "tools/call",
+        json!({ "name": "ingest_timeseries", "arguments": { "series": "s", "points": [] } }),
+    );
+    let refused = s.response(3);
+    assert_eq!(refused["error"]["code"], -32003, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("timeseries:write"),
+        "{refused}"
+    );
     let (status, lines) = s.finish();
     assert!(status.success());
     assert_only_json_rpc(&lines);

@@ -60,6 +60,15 @@ impl TestApp {
     }
 }
 
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The real `mcp-server serve` binary on a free port (killed on drop), for
 /// what only the process shows: its listener, its logs.
 pub struct ServerProcess {
@@ -71,12 +80,12 @@ impl ServerProcess {
     /// Starts it over `db` with `env` added, and waits (bounded) until
     /// `/health` answers.
     pub fn start(db: &TestDatabase, env: &[(&str, &str)]) -> ServerProcess {
+        Self::start_on(db, free_port(), env)
+    }
+
+    /// [`ServerProcess::start`] on `port` (known before it starts).
+    pub fn start_on(db: &TestDatabase, port: u16, env: &[(&str, &str)]) -> ServerProcess {
         use std::process::{Command, Stdio};
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let child = Command::new(env!("CARGO_BIN_EXE_mcp-server"))
             .arg("serve")
             .env("DATABASE_URL", &db.url)

@@ -161,8 +161,21 @@ impl TestApp {
         &self,
         id: i64,
         method: &str,
+        params: serde_json::Value,
+        capabilities: serde_json::Value,
+    ) -> Exchange {
+        self.modern_with(id, method, params, capabilities, &[])
+            .await
+    }
+
+    /// [`TestApp::modern`] with more headers (`Authorization`).
+    pub async fn modern_with(
+        &self,
+        id: i64,
+        method: &str,
         mut params: serde_json::Value,
         capabilities: serde_json::Value,
+        extra: &[(&str, &str)],
     ) -> Exchange {
         let meta = params
             .as_object_mut()
@@ -189,6 +202,7 @@ impl TestApp {
         if let Some(n) = &name {
             headers.push(("Mcp-Name", n));
         }
+        headers.extend_from_slice(extra);
         self.mcp(rocket::http::Method::Post, &msg.to_string(), &headers)
             .await
     }

@@ -268,10 +268,10 @@ impl Drop for TestDatabase {
 
 /// The newest migration, the one before it, and how many there are: tests
 /// that walk the history name them through these.
-pub const NEWEST: &str = "20261202000002";
-pub const NEWEST_DIR: &str = "2026-12-02-000002_columnstore";
-pub const PREVIOUS: &str = "20261202000001";
-pub const MIGRATION_COUNT: i64 = 6;
+pub const NEWEST: &str = "20261202000003";
+pub const NEWEST_DIR: &str = "2026-12-02-000003_request_log_identity";
+pub const PREVIOUS: &str = "20261202000002";
+pub const MIGRATION_COUNT: i64 = 7;
 
 pub const TABLES: [&str; 9] = [
     "analysis_results",

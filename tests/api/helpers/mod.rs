@@ -7,10 +7,12 @@ mod app;
 mod cli;
 mod conversation;
 mod database;
+mod oauth;
 mod redis;
 
 pub use app::*;
 pub use cli::*;
 pub use conversation::*;
 pub use database::*;
+pub use oauth::*;
 pub use redis::*;

@@ -1,0 +1,325 @@
+//! Who may do what. A request's `Authorization` header becomes a [`Grant`]:
+//! static tokens (`MCP_AUTH_TOKEN`, the tokens file) or, with an issuer
+//! configured, JWT access tokens as an OAuth 2.1 resource server checks
+//! them. No database or Redis round trip: a validated JWT is cached in
+//! process by its SHA-256 until its `exp`.
+//!
+//! Nothing here knows MCP: the transports ask [`Auth`] for a grant and for
+//! the `WWW-Authenticate` challenge, and the protocol core compares the
+//! grant's scopes with what a method needs.
+
+pub mod jwt;
+pub mod scope;
+pub mod tokens;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+pub use scope::Scopes;
+
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use tokens::{Digest32, Tokens};
+
+/// What a request may do, and who made it (for the request log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// `sub`, or a static token's name.
+    pub subject: Option<String>,
+    pub client_id: Option<String>,
+    pub scopes: Scopes,
+    /// `exp` of a JWT, seconds since the epoch.
+    pub expires: Option<u64>,
+}
+
+impl Grant {
+    /// No authentication configured, or stdio: every scope.
+    pub fn local() -> Grant {
+        Grant {
+            subject: None,
+            client_id: None,
+            scopes: Scopes::all(),
+            expires: None,
+        }
+    }
+}
+
+impl Default for Grant {
+    fn default() -> Grant {
+        Grant::local()
+    }
+}
+
+/// Why a request was not authenticated (HTTP 401).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denied {
+    Missing,
+    Invalid(String),
+}
+
+impl Denied {
+    pub fn message(&self) -> String {
+        match self {
+            Denied::Missing => {
+                "Unauthorized: missing bearer token (Authorization: Bearer <token>)".into()
+            }
+            Denied::Invalid(why) => format!("Unauthorized: {why}"),
+        }
+    }
+}
+
+/// Validated JWTs kept at most this many.
+const VALIDATED: u64 = 10_000;
+
+/// Cached grants live until their token's `exp`.
+struct UntilExpiry;
+
+impl moka::Expiry<Digest32, Arc<Grant>> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &Digest32,
+        grant: &Arc<Grant>,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        Some(Duration::from_secs(grant.expires?.saturating_sub(now)))
+    }
+}
+
+/// This server as an OAuth protected resource.
+pub struct Resource {
+    /// `MCP_OAUTH_AUDIENCE`: this server's canonical URI.
+    pub audience: String,
+    pub issuer: String,
+    /// Where its RFC 9728 metadata is (from the audience).
+    pub metadata_url: String,
+}
+
+pub struct Auth {
+    tokens: Tokens,
+    oauth: Option<Arc<jwt::Verifier>>,
+    pub resource: Option<Resource>,
+    validated: moka::sync::Cache<Digest32, Arc<Grant>>,
+    metrics: Arc<Metrics>,
+}
+
+/// `https://host/mcp` → `https://host/.well-known/oauth-protected-resource/mcp`
+/// (RFC 9728 §3.1: the well-known segment goes between host and path).
+pub fn metadata_url(resource: &str) -> Result<String, String> {
+    let url = url::Url::parse(resource)
+        .map_err(|e| format!("MCP_OAUTH_AUDIENCE {resource:?} is not an absolute URI: {e}"))?;
+    if !url.has_host() || url.fragment().is_some() {
+        return Err(format!(
+            "MCP_OAUTH_AUDIENCE {resource:?} must be this server's URI, like https://mcp.example.com/mcp"
+        ));
+    }
+    let path = url.path().trim_end_matches('/');
+    Ok(format!(
+        "{}/.well-known/oauth-protected-resource{path}",
+        url.origin().ascii_serialization()
+    ))
+}
+
+impl Auth {
+    pub fn from_settings(settings: &Settings, metrics: Arc<Metrics>) -> Result<Auth, String> {
+        let tokens = Tokens::new(
+            settings.mcp_auth_token.as_deref(),
+            settings.mcp_auth_tokens_file.as_deref().map(Path::new),
+        )?;
+        let (oauth, resource) = match (&settings.mcp_oauth_issuer, &settings.mcp_oauth_audience) {
+            (None, None) => (None, None),
+            (Some(issuer), Some(audience)) => {
+                let verifier = jwt::Verifier::new(
+                    issuer,
+                    audience,
+                    settings.mcp_oauth_jwks_url.as_deref(),
+                    Duration::from_secs(settings.mcp_oauth_jwks_min_refetch_secs),
+                    Arc::clone(&metrics),
+                )?;
+                let resource = Resource {
+                    audience: audience.clone(),
+                    issuer: issuer.clone(),
+                    metadata_url: metadata_url(audience)?,
+                };
+                (Some(Arc::new(verifier)), Some(resource))
+            }
+            (Some(_), None) => {
+                return Err(
+                    "MCP_OAUTH_ISSUER needs MCP_OAUTH_AUDIENCE, this server's canonical URI \
+                     (like https://mcp.example.com/mcp): tokens must name it in `aud`"
+                        .into(),
+                );
+            }
+            (None, Some(_)) => {
+                return Err("MCP_OAUTH_AUDIENCE is set without MCP_OAUTH_ISSUER".into());
+            }
+        };
+        Ok(Auth {
+            tokens,
+            oauth,
+            resource,
+            validated: moka::sync::Cache::builder()
+                .max_capacity(VALIDATED)
+                .expire_after(UntilExpiry)
+                .build(),
+            metrics,
+        })
+    }
+
+    /// Nothing configured: every request has every scope.
+    pub fn is_open(&self) -> bool {
+        self.tokens.is_empty() && self.oauth.is_none()
+    }
+
+    /// Fetches the issuer's keys in the background, so the first request
+    /// does not wait and an unreachable issuer is logged at start; call
+    /// from within the runtime.
+    pub fn start(&self) {
+        if let Some(verifier) = &self.oauth {
+            let verifier = Arc::clone(verifier);
+            tokio::spawn(async move { verifier.refresh().await });
+        }
+    }
+
+    /// The grant of a request's `Authorization` header value.
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Arc<Grant>, Denied> {
+        if self.is_open() {
+            return Ok(Arc::new(Grant::local()));
+        }
+        let token = authorization
+            .and_then(|a| a.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .filter(|t| !t.is_empty());
+        let Some(token) = token else {
+            self.metrics.auth("missing");
+            return Err(Denied::Missing);
+        };
+        let digest = tokens::sha256(token);
+        if let Some(entry) = self.tokens.find(&digest) {
+            self.metrics.auth("static");
+            return Ok(Arc::new(Grant {
+                subject: Some(entry.name.clone()),
+                client_id: None,
+                scopes: entry.scopes,
+                expires: None,
+            }));
+        }
+        let Some(verifier) = &self.oauth else {
+            self.metrics.auth("invalid");
+            return Err(Denied::Invalid("invalid bearer token".into()));
+        };
+        if let Some(grant) = self.validated.get(&digest) {
+            self.metrics.auth("cached");
+            return Ok(grant);
+        }
+        match verifier.verify(token).await {
+            Ok(v) => {
+                self.metrics.auth("jwt");
+                let grant = Arc::new(Grant {
+                    subject: Some(v.subject).filter(|s| !s.is_empty()),
+                    client_id: v.client_id,
+                    scopes: v.scopes,
+                    expires: Some(v.expires),
+                });
+                self.validated.insert(digest, Arc::clone(&grant));
+                Ok(grant)
+            }
+            Err(r) => {
+                self.metrics.auth(r.reason);
+                Err(Denied::Invalid(r.description))
+            }
+        }
+    }
+
+    /// The `WWW-Authenticate` value of a 401 (`denied`) or of a 403 for a
+    /// grant that lacks `needed` (RFC 6750 §3, RFC 9728 §5.1).
+    pub fn challenge(&self, denied: Option<&Denied>, needed: Option<(Scopes, &Grant)>) -> String {
+        let mut parts = Vec::new();
+        match (denied, needed) {
+            (Some(Denied::Invalid(why)), _) => {
+                parts.push(r#"error="invalid_token""#.to_owned());
+                parts.push(format!(r#"error_description="{}""#, quoted(why)));
+            }
+            (_, Some((scope, grant))) => {
+                parts.push(r#"error="insufficient_scope""#.to_owned());
+                // What the client already has plus what it lacks, so a
+                // step-up keeps the rest.
+                parts.push(format!(r#"scope="{}""#, grant.scopes | scope));
+                parts.push(format!(
+                    r#"error_description="{}""#,
+                    quoted(&format!("this needs the {scope} scope"))
+                ));
+            }
+            _ => {}
+        }
+        if needed.is_none() {
+            // The least a client needs to start: reading.
+            parts.push(format!(r#"scope="{}""#, Scopes::READ));
+        }
+        if let Some(resource) = &self.resource {
+            parts.push(format!(r#"resource_metadata="{}""#, resource.metadata_url));
+        }
+        if parts.is_empty() {
+            "Bearer".into()
+        } else {
+            format!("Bearer {}", parts.join(", "))
+        }
+    }
+
+    /// RFC 9728 protected-resource metadata; `None` without an issuer.
+    pub fn metadata(&self) -> Option<Value> {
+        let resource = self.resource.as_ref()?;
+        Some(json!({
+            "resource": resource.audience,
+            "authorization_servers": [resource.issuer],
+            "scopes_supported": Scopes::all_names(),
+            "bearer_methods_supported": ["header"],
+            "resource_name": "mcp-server",
+        }))
+    }
+}
+
+/// Text fit for a quoted-string parameter: no quotes, backslashes or
+/// control characters, and short.
+fn quoted(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c == '"' || c == '\\' || c.is_control() {
+                '\''
+            } else {
+                c
+            }
+        })
+        .take(200)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_metadata_url_puts_the_well_known_segment_before_the_path() {
+        assert_eq!(
+            metadata_url("https://mcp.example.com/mcp").unwrap(),
+            "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+        );
+        assert_eq!(
+            metadata_url("http://127.0.0.1:8000/").unwrap(),
+            "http://127.0.0.1:8000/.well-known/oauth-protected-resource"
+        );
+        assert!(metadata_url("mcp.example.com/mcp").is_err());
+    }
+
+    #[test]
+    fn descriptions_cannot_break_out_of_their_quotes() {
+        assert_eq!(quoted("a \"b\" \\c\nd"), "a 'b' 'c'd");
+    }
+}
