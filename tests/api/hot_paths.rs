@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::helpers::{OwnRedis, TestApp, TestDatabase};
 
 /// Calls per command since the last `CONFIG RESETSTAT`.
-fn command_calls(redis: &OwnRedis) -> HashMap<String, u64> {
+pub fn command_calls(redis: &OwnRedis) -> HashMap<String, u64> {
     redis
         .cli(&["INFO", "commandstats"])
         .lines()

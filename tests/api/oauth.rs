@@ -648,3 +648,55 @@ fn the_typescript_sdk_follows_the_401_and_steps_into_insufficient_scope() {
     assert!(out.status.success(), "{said}");
     assert!(said.contains("sdk-client: OK"), "{said}");
 }
+
+/// A JWT costs no Redis command: the hit path stays one `EVALSHA`, with
+/// the token verified once and then found in process.
+#[rocket::async_test]
+async fn a_jwt_adds_no_redis_command_to_a_cache_hit() {
+    let db = TestDatabase::migrated();
+    let redis = OwnRedis::start();
+    let provider = Provider::start();
+    let fig = figment(&db.url, Some(&redis.url()))
+        .merge(("mcp_oauth_issuer", provider.issuer.as_str()))
+        .merge(("mcp_oauth_audience", AUDIENCE));
+    let app = TestApp::try_spawn(fig).await.unwrap();
+    let token = provider
+        .client_credentials("agent", AUDIENCE, "timeseries:read timeseries:write")
+        .await
+        .unwrap();
+    assert_eq!(
+        call(&app, &token, "tools/call", ingest("hot.jwt"))
+            .await
+            .status,
+        200
+    );
+    let stats = json!({ "name": "compute_statistics", "arguments": { "series": "hot.jwt" } });
+    assert_eq!(
+        call(&app, &token, "tools/call", stats.clone()).await.status,
+        200
+    );
+    assert_eq!(redis.cli(&["CONFIG", "RESETSTAT"]), "OK");
+    const HITS: u64 = 20;
+    for _ in 0..HITS {
+        let ex = call(&app, &token, "tools/call", stats.clone()).await;
+        assert_eq!(
+            ex.response()["result"]["structuredContent"]["cached"],
+            true,
+            "{}",
+            ex.body
+        );
+    }
+    let calls = crate::hot_paths::command_calls(&redis);
+    assert_eq!(calls.get("evalsha"), Some(&HITS), "{calls:?}");
+    let others: u64 = calls
+        .iter()
+        .filter(|(c, _)| {
+            !["evalsha", "get", "set", "config|resetstat", "ping"].contains(&c.as_str())
+        })
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(
+        others, 0,
+        "the 2026 lane has no session to refresh: {calls:?}"
+    );
+}
