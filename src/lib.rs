@@ -176,6 +176,18 @@ pub fn build(figment: Figment) -> Rocket<Build> {
                 }
             })
         }))
+        .attach(AdHoc::on_liftoff(
+            "Tokens file reload on SIGHUP",
+            |rocket| {
+                Box::pin(async move {
+                    if let Some(mcp) = rocket.state::<Arc<Mcp>>()
+                        && mcp.auth.tokens_file().is_some()
+                    {
+                        reload_tokens_on_sighup(Arc::clone(mcp));
+                    }
+                })
+            },
+        ))
         .attach(AdHoc::on_liftoff("Performance snapshots", |rocket| {
             Box::pin(async move {
                 let every = rocket
@@ -210,6 +222,34 @@ pub fn build(figment: Figment) -> Rocket<Build> {
         .mount("/", routes::routes())
         .mount("/", mcp::http::routes())
         .register("/", routes::catchers())
+}
+
+/// `kill -HUP`: read MCP_AUTH_TOKENS_FILE again, so tokens are added and
+/// revoked without a restart. A bad file is logged and the old tokens stay.
+fn reload_tokens_on_sighup(mcp: Arc<Mcp>) {
+    #[cfg(unix)]
+    {
+        use rocket::tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("tokens file: no SIGHUP handler ({e}); restart to reload it");
+                return;
+            }
+        };
+        rocket::tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                match mcp.auth.reload() {
+                    Ok(n) => log::info!("tokens file reloaded: {n} static tokens accepted"),
+                    Err(e) => {
+                        log::error!("tokens file not reloaded, the previous tokens stay: {e}")
+                    }
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    drop(mcp);
 }
 
 /// The protocol core with every tool, prompt and resource (and the

@@ -12,7 +12,7 @@ pub mod jwt;
 pub mod scope;
 pub mod tokens;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -102,7 +102,14 @@ pub struct Resource {
 }
 
 pub struct Auth {
-    tokens: Tokens,
+    /// Replaced whole when the tokens file is read again (SIGHUP).
+    tokens: parking_lot::RwLock<Tokens>,
+    /// What the static tokens are built from, for [`Auth::reload`].
+    token: Option<String>,
+    file: Option<PathBuf>,
+    /// Fixed at start by what is configured: a tokens file that becomes
+    /// empty must not open the server.
+    open: bool,
     oauth: Option<Arc<jwt::Verifier>>,
     pub resource: Option<Resource>,
     validated: moka::sync::Cache<Digest32, Arc<Grant>>,
@@ -128,10 +135,9 @@ pub fn metadata_url(resource: &str) -> Result<String, String> {
 
 impl Auth {
     pub fn from_settings(settings: &Settings, metrics: Arc<Metrics>) -> Result<Auth, String> {
-        let tokens = Tokens::new(
-            settings.mcp_auth_token.as_deref(),
-            settings.mcp_auth_tokens_file.as_deref().map(Path::new),
-        )?;
+        let token = settings.mcp_auth_token.clone().filter(|t| !t.is_empty());
+        let file = settings.mcp_auth_tokens_file.as_deref().map(PathBuf::from);
+        let tokens = Tokens::new(token.as_deref(), file.as_deref())?;
         let (oauth, resource) = match (&settings.mcp_oauth_issuer, &settings.mcp_oauth_audience) {
             (None, None) => (None, None),
             (Some(issuer), Some(audience)) => {
@@ -161,7 +167,10 @@ impl Auth {
             }
         };
         Ok(Auth {
-            tokens,
+            tokens: parking_lot::RwLock::new(tokens),
+            open: !settings.requires_auth(),
+            token,
+            file,
             oauth,
             resource,
             validated: moka::sync::Cache::builder()
@@ -174,7 +183,21 @@ impl Auth {
 
     /// Nothing configured: every request has every scope.
     pub fn is_open(&self) -> bool {
-        self.tokens.is_empty() && self.oauth.is_none()
+        self.open
+    }
+
+    /// The tokens file, if one is configured (for the SIGHUP reload).
+    pub fn tokens_file(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
+    /// Reads the tokens file again; a bad file keeps the tokens in force.
+    /// Returns how many static tokens are accepted now.
+    pub fn reload(&self) -> Result<usize, String> {
+        let tokens = Tokens::new(self.token.as_deref(), self.file.as_deref())?;
+        let n = tokens.len();
+        *self.tokens.write() = tokens;
+        Ok(n)
     }
 
     /// Fetches the issuer's keys in the background, so the first request
@@ -202,14 +225,15 @@ impl Auth {
             return Err(Denied::Missing);
         };
         let digest = tokens::sha256(token);
-        if let Some(entry) = self.tokens.find(&digest) {
+        let known = self.tokens.read().find(&digest).map(|entry| Grant {
+            subject: Some(entry.name.clone()),
+            client_id: None,
+            scopes: entry.scopes,
+            expires: None,
+        });
+        if let Some(grant) = known {
             self.metrics.auth("static");
-            return Ok(Arc::new(Grant {
-                subject: Some(entry.name.clone()),
-                client_id: None,
-                scopes: entry.scopes,
-                expires: None,
-            }));
+            return Ok(Arc::new(grant));
         }
         let Some(verifier) = &self.oauth else {
             self.metrics.auth("invalid");

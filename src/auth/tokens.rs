@@ -74,6 +74,10 @@ impl Tokens {
         Ok(Tokens { entries })
     }
 
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -569,25 +569,7 @@ fn the_token_is_never_logged_but_its_subject_is() {
             ("MCP_OAUTH_AUDIENCE", AUDIENCE),
         ],
     );
-    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_series","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
-    let status = {
-        use std::io::{Read, Write};
-        let mut conn = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-        conn.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        write!(
-            conn,
-            "POST /mcp HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
-             Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
-             MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: list_series\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut answer = String::new();
-        let _ = conn.read_to_string(&mut answer);
-        answer.lines().next().unwrap_or_default().to_owned()
-    };
+    let status = list_series_over_tcp(server.port, &token);
     assert!(status.contains("200"), "{status}");
     // The request log row is written within its flush interval.
     std::thread::sleep(Duration::from_millis(1500));
@@ -600,6 +582,68 @@ fn the_token_is_never_logged_but_its_subject_is() {
         ),
         1
     );
+}
+
+/// `list_series` by 2026 rules on a real socket, with `token`; the status line.
+fn list_series_over_tcp(port: u16, token: &str) -> String {
+    use std::io::{Read, Write};
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_series","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        conn,
+        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
+         MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: list_series\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = conn.read_to_string(&mut answer);
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn sighup_reloads_the_tokens_file_and_a_bad_one_keeps_the_old() {
+    use mcp_server::auth::{Scopes, tokens::new_token};
+    let db = TestDatabase::migrated();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokens");
+    let (first, first_line) = new_token(Scopes::READ, "first");
+    let (second, second_line) = new_token(Scopes::READ, "second");
+    std::fs::write(&file, format!("{first_line}\n")).unwrap();
+    let server = ServerProcess::start(&db, &[("MCP_AUTH_TOKENS_FILE", file.to_str().unwrap())]);
+    let hup = || {
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &server.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(list_series_over_tcp(server.port, &first).contains("200"));
+    assert!(list_series_over_tcp(server.port, &second).contains("401"));
+    std::fs::write(&file, format!("{second_line}\n")).unwrap();
+    hup();
+    assert!(list_series_over_tcp(server.port, &second).contains("200"));
+    assert!(
+        list_series_over_tcp(server.port, &first).contains("401"),
+        "revoked"
+    );
+    std::fs::write(&file, "not a line\n").unwrap();
+    hup();
+    assert!(
+        list_series_over_tcp(server.port, &second).contains("200"),
+        "kept"
+    );
+    // Emptied, the file accepts no token: it never opens the server.
+    std::fs::write(&file, "# nobody\n").unwrap();
+    hup();
+    assert!(list_series_over_tcp(server.port, &second).contains("401"));
+    let logs = server.stop();
+    assert!(logs.contains("tokens file not reloaded"), "{logs}");
 }
 
 #[test]

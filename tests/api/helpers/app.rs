@@ -108,6 +108,10 @@ impl ServerProcess {
         server
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops it and returns everything it logged.
     pub fn stop(mut self) -> String {
         use std::io::Read;
