@@ -104,6 +104,13 @@ struct Keys {
     jwks_url: Option<String>,
 }
 
+impl Keys {
+    /// No fetch was tried within `min_refetch`.
+    fn fetch_allowed(&self, min_refetch: Duration) -> bool {
+        self.attempted.is_none_or(|at| at.elapsed() >= min_refetch)
+    }
+}
+
 pub struct Verifier {
     issuer: String,
     audience: String,
@@ -240,11 +247,13 @@ impl Verifier {
 
     async fn key(self: &Arc<Self>, kid: Option<&str>) -> Result<Arc<Key>, Rejected> {
         if let Some(key) = self.cached(kid) {
-            let stale = self
-                .keys
-                .read()
-                .fetched
-                .is_none_or(|at| at.elapsed() > KEYS_MAX_AGE);
+            // Only when a fetch may run: while the issuer is away, requests
+            // must not each spawn one that would return at once.
+            let stale = {
+                let keys = self.keys.read();
+                keys.fetched.is_none_or(|at| at.elapsed() > KEYS_MAX_AGE)
+                    && keys.fetch_allowed(self.min_refetch)
+            };
             if stale {
                 let me = Arc::clone(self);
                 tokio::spawn(async move { me.refresh().await });
@@ -269,10 +278,7 @@ impl Verifier {
         let _one = self.fetching.lock().await;
         {
             let mut keys = self.keys.write();
-            if keys
-                .attempted
-                .is_some_and(|at| at.elapsed() < self.min_refetch)
-            {
+            if !keys.fetch_allowed(self.min_refetch) {
                 return;
             }
             keys.attempted = Some(Instant::now());

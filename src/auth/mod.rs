@@ -71,6 +71,14 @@ impl Denied {
     }
 }
 
+/// Why a request is challenged.
+pub enum Challenge<'a> {
+    /// 401: no usable credentials.
+    Denied(&'a Denied),
+    /// 403: the grant holds `held`, and the request needs `needed`.
+    Insufficient { needed: Scopes, held: Scopes },
+}
+
 /// Validated JWTs kept at most this many.
 const VALIDATED: u64 = 10_000;
 
@@ -110,6 +118,8 @@ pub struct Auth {
     /// Fixed at start by what is configured: a tokens file that becomes
     /// empty must not open the server.
     open: bool,
+    /// Every request's grant when open, shared rather than made per request.
+    local: Arc<Grant>,
     oauth: Option<Arc<jwt::Verifier>>,
     pub resource: Option<Resource>,
     validated: moka::sync::Cache<Digest32, Arc<Grant>>,
@@ -169,6 +179,7 @@ impl Auth {
         Ok(Auth {
             tokens: parking_lot::RwLock::new(tokens),
             open: !settings.requires_auth(),
+            local: Arc::new(Grant::local()),
             token,
             file,
             oauth,
@@ -213,7 +224,7 @@ impl Auth {
     /// The grant of a request's `Authorization` header value.
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Arc<Grant>, Denied> {
         if self.is_open() {
-            return Ok(Arc::new(Grant::local()));
+            return Ok(Arc::clone(&self.local));
         }
         let token = authorization
             .and_then(|a| a.split_once(' '))
@@ -262,39 +273,32 @@ impl Auth {
         }
     }
 
-    /// The `WWW-Authenticate` value of a 401 (`denied`) or of a 403 for a
-    /// grant that lacks `needed` (RFC 6750 §3, RFC 9728 §5.1).
-    pub fn challenge(&self, denied: Option<&Denied>, needed: Option<(Scopes, &Grant)>) -> String {
-        let mut parts = Vec::new();
-        match (denied, needed) {
-            (Some(Denied::Invalid(why)), _) => {
-                parts.push(r#"error="invalid_token""#.to_owned());
-                parts.push(format!(r#"error_description="{}""#, quoted(why)));
-            }
-            (_, Some((scope, grant))) => {
-                parts.push(r#"error="insufficient_scope""#.to_owned());
-                // What the client already has plus what it lacks, so a
-                // step-up keeps the rest.
-                parts.push(format!(r#"scope="{}""#, grant.scopes | scope));
-                parts.push(format!(
-                    r#"error_description="{}""#,
-                    quoted(&format!("this needs the {scope} scope"))
-                ));
-            }
-            _ => {}
-        }
-        if needed.is_none() {
+    /// The `WWW-Authenticate` value of a 401 or a 403 (RFC 6750 §3,
+    /// RFC 9728 §5.1).
+    pub fn challenge(&self, why: Challenge<'_>) -> String {
+        let mut parts = match why {
             // The least a client needs to start: reading.
-            parts.push(format!(r#"scope="{}""#, Scopes::READ));
-        }
+            Challenge::Denied(Denied::Missing) => vec![format!(r#"scope="{}""#, Scopes::READ)],
+            Challenge::Denied(Denied::Invalid(why)) => vec![
+                r#"error="invalid_token""#.to_owned(),
+                format!(r#"error_description="{}""#, quoted(why)),
+                format!(r#"scope="{}""#, Scopes::READ),
+            ],
+            // What the client already has plus what it lacks, so a step-up
+            // keeps the rest.
+            Challenge::Insufficient { needed, held } => vec![
+                r#"error="insufficient_scope""#.to_owned(),
+                format!(r#"scope="{}""#, held | needed),
+                format!(
+                    r#"error_description="{}""#,
+                    quoted(&format!("this needs the {needed} scope"))
+                ),
+            ],
+        };
         if let Some(resource) = &self.resource {
             parts.push(format!(r#"resource_metadata="{}""#, resource.metadata_url));
         }
-        if parts.is_empty() {
-            "Bearer".into()
-        } else {
-            format!("Bearer {}", parts.join(", "))
-        }
+        format!("Bearer {}", parts.join(", "))
     }
 
     /// RFC 9728 protected-resource metadata; `None` without an issuer.

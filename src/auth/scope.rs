@@ -31,6 +31,16 @@ impl Scopes {
         NAMES.iter().find(|(_, n)| *n == name).map(|(s, _)| *s)
     }
 
+    /// [`Scopes::named`], or an error that lists the names.
+    pub fn parse_name(name: &str) -> Result<Scopes, String> {
+        Scopes::named(name).ok_or_else(|| {
+            format!(
+                "unknown scope {name:?}; use {}",
+                Scopes::all_names().join(", ")
+            )
+        })
+    }
+
     /// Ours among space-separated names (the `scope` claim's form).
     pub fn parse_claim(claim: &str) -> Scopes {
         claim

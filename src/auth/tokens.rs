@@ -134,12 +134,7 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, String> {
         };
         let mut set = Scopes::empty();
         for scope in scopes {
-            set |= Scopes::named(scope).ok_or_else(|| {
-                at(format!(
-                    "unknown scope {scope:?}; use {}",
-                    Scopes::all_names().join(", ")
-                ))
-            })?;
+            set |= Scopes::parse_name(scope).map_err(at)?;
         }
         entries.push(Entry {
             digest,

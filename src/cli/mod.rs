@@ -72,12 +72,7 @@ pub enum TokenAction {
 }
 
 fn scope_arg(text: &str) -> Result<Scopes, String> {
-    Scopes::named(text.trim()).ok_or_else(|| {
-        format!(
-            "unknown scope {text:?}; use {}",
-            Scopes::all_names().join(", ")
-        )
-    })
+    Scopes::parse_name(text.trim())
 }
 
 /// The union of `--scopes`; every scope when none was given.
@@ -101,7 +96,8 @@ pub fn token(action: TokenAction) -> ExitCode {
     println!("{line}");
     eprintln!(
         "The first line is the token: give it to the client; it is not stored anywhere. \
-         Append the second line to MCP_AUTH_TOKENS_FILE and restart the server."
+         Append the second line to MCP_AUTH_TOKENS_FILE, then send the server SIGHUP \
+         (`kill -HUP <pid>`, `docker compose kill -s HUP mcp-server`) or restart it."
     );
     ExitCode::SUCCESS
 }

@@ -17,7 +17,7 @@ use super::jsonrpc::{self, Params, RequestId, RpcError};
 use super::outcome::{self, Round, Stop};
 use super::peer::{Asking, Peer};
 use super::protocol::log_rank;
-use super::request_log::{Entry, Logged, capped};
+use super::request_log::{Entry, Logged};
 use super::server::Mcp;
 use super::session::Session;
 use super::tasks::{self, TaskSlot};
@@ -140,10 +140,7 @@ pub async fn run(mcp: Arc<Mcp>, caller: Caller, request: Request) -> Answer {
     } = request;
     let (out, mut rx) = mpsc::channel::<Value>(64);
     // What the log keeps is taken before the params move into the call.
-    let logged = Logged {
-        tool_name: name.filter(|_| method == "tools/call"),
-        params: params.as_deref().map(|p| capped(p, body.bytes)),
-    };
+    let logged = Logged::of(&method, name, params.as_deref(), body.bytes);
     // Only a 2026 call can become a task.
     let mut slot: Option<Arc<TaskSlot>> = None;
     let (min_log, cancelled, asking) = match &caller {

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::call::{Incoming, Peek, Received};
 use super::jsonrpc::{self, Message, RpcError};
-use super::request_log::{Entry, Logged, capped};
+use super::request_log::{Entry, Logged};
 use super::server::Mcp;
 use super::wire::{Answer, Facts, Refusal};
 use super::{dispatch, legacy, modern};
@@ -36,10 +36,12 @@ pub async fn handle(
                         client_name: None,
                         id: &id,
                         method: &method,
-                        logged: Logged {
-                            tool_name: peek.name.clone().filter(|_| method == "tools/call"),
-                            params: params.as_deref().map(|p| capped(p, body.bytes)),
-                        },
+                        logged: Logged::of(
+                            &method,
+                            peek.name.clone(),
+                            params.as_deref(),
+                            body.bytes,
+                        ),
                         started,
                         grant: &facts.grant,
                     },

@@ -24,7 +24,7 @@ use super::security::Forbidden;
 use super::server::Mcp;
 use super::wire::{self, Answer, Era, Facts};
 use super::{core, legacy};
-use crate::auth::Grant;
+use crate::auth::{Challenge, Grant};
 
 pub fn routes() -> Vec<Route> {
     routes![post_mcp, get_mcp, delete_mcp]
@@ -103,6 +103,8 @@ pub enum Reply {
     Empty(Status),
     Refused {
         status: Status,
+        /// The JSON-RPC error code of the body.
+        code: i32,
         message: String,
         /// `WWW-Authenticate` of a 401 or 403.
         challenge: Option<String>,
@@ -129,14 +131,10 @@ impl<'r> Responder<'r, 'r> for Reply {
             Reply::Empty(status) => Response::build().status(status).ok(),
             Reply::Refused {
                 status,
+                code,
                 message,
                 challenge,
             } => {
-                let code = match status {
-                    Status::NotFound => wire::Refusal::SessionNotFound.code(),
-                    Status::Forbidden if challenge.is_some() => jsonrpc::FORBIDDEN,
-                    _ => wire::Refusal::BadRequest.code(),
-                };
                 let body = jsonrpc::failure(None, &RpcError::new(code, message));
                 let mut res =
                     Response::build_from(rocket::serde::json::Json(body).respond_to(req)?);
@@ -153,9 +151,11 @@ impl<'r> Responder<'r, 'r> for Reply {
     }
 }
 
+/// A refusal before the core ran: the transport's own (406, 415, 413 …).
 fn refused(status: Status, message: impl Into<String>) -> Reply {
     Reply::Refused {
         status,
+        code: wire::Refusal::BadRequest.code(),
         message: message.into(),
         challenge: None,
     }
@@ -172,48 +172,43 @@ fn status_of(body: &Value) -> Status {
     }
 }
 
-impl From<Answer> for Reply {
-    fn from(answer: Answer) -> Reply {
-        match answer {
-            Answer::One { body, era, session } => Reply::Json {
-                status: match era {
-                    Era::Modern => status_of(&body),
-                    Era::Legacy => Status::Ok,
-                },
-                body,
-                session,
-            },
-            Answer::Stream(messages) => {
-                let events: SseStream = Box::pin(messages.map(|m| Event::json(&m)));
-                Reply::Sse(EventStream::from(events))
-            }
-            Answer::Accepted => Reply::Empty(Status::Accepted),
-            Answer::Ended => Reply::Empty(Status::NoContent),
-            Answer::Refused { why, message } => refused(
-                match why {
-                    wire::Refusal::BadRequest => Status::BadRequest,
-                    wire::Refusal::SessionNotFound => Status::NotFound,
-                    wire::Refusal::InsufficientScope(_) => Status::Forbidden,
-                },
-                message,
-            ),
-        }
-    }
-}
-
-/// The core's answer for this caller: a scope it lacks is a 403 that says
-/// which to ask for (RFC 6750 `insufficient_scope`), so a client can step up.
-fn answered(mcp: &Mcp, grant: &Grant, answer: Answer) -> Reply {
+/// The core's answer as HTTP for this caller. A scope it lacks is a 403
+/// that says which to ask for (RFC 6750 `insufficient_scope`), so a client
+/// can step up.
+fn reply(mcp: &Mcp, grant: &Grant, answer: Answer) -> Reply {
     match answer {
-        Answer::Refused {
-            why: wire::Refusal::InsufficientScope(scope),
-            message,
-        } => Reply::Refused {
-            status: Status::Forbidden,
-            message,
-            challenge: Some(mcp.auth.challenge(None, Some((scope, grant)))),
+        Answer::One { body, era, session } => Reply::Json {
+            status: match era {
+                Era::Modern => status_of(&body),
+                Era::Legacy => Status::Ok,
+            },
+            body,
+            session,
         },
-        other => other.into(),
+        Answer::Stream(messages) => {
+            let events: SseStream = Box::pin(messages.map(|m| Event::json(&m)));
+            Reply::Sse(EventStream::from(events))
+        }
+        Answer::Accepted => Reply::Empty(Status::Accepted),
+        Answer::Ended => Reply::Empty(Status::NoContent),
+        Answer::Refused { why, message } => Reply::Refused {
+            status: match why {
+                wire::Refusal::BadRequest => Status::BadRequest,
+                wire::Refusal::SessionNotFound => Status::NotFound,
+                wire::Refusal::InsufficientScope(_) => Status::Forbidden,
+            },
+            code: why.code(),
+            message,
+            challenge: match why {
+                wire::Refusal::InsufficientScope(needed) => {
+                    Some(mcp.auth.challenge(Challenge::Insufficient {
+                        needed,
+                        held: grant.scopes,
+                    }))
+                }
+                _ => None,
+            },
+        },
     }
 }
 
@@ -227,8 +222,9 @@ async fn admit(mcp: &Mcp, h: &McpHeaders<'_>) -> Result<Arc<Grant>, Reply> {
         .await
         .map_err(|denied| Reply::Refused {
             status: Status::Unauthorized,
+            code: wire::Refusal::BadRequest.code(),
             message: denied.message(),
-            challenge: Some(mcp.auth.challenge(Some(&denied), None)),
+            challenge: Some(mcp.auth.challenge(Challenge::Denied(&denied))),
         })
 }
 
@@ -341,7 +337,7 @@ pub async fn post_mcp(
         started,
     )
     .await;
-    answered(&mcp, &grant, answer)
+    reply(&mcp, &grant, answer)
 }
 
 /// GET and DELETE: the guard and the caller, and 2026 has no stream to
@@ -369,7 +365,8 @@ pub async fn get_mcp(mcp: &State<Arc<Mcp>>, h: McpHeaders<'_>) -> Reply {
             "Not Acceptable: Accept must list text/event-stream",
         );
     }
-    legacy::stream(mcp, &h.facts(grant)).await.into()
+    let answer = legacy::stream(mcp, &h.facts(Arc::clone(&grant))).await;
+    reply(mcp, &grant, answer)
 }
 
 #[delete("/mcp")]
@@ -378,5 +375,6 @@ pub async fn delete_mcp(mcp: &State<Arc<Mcp>>, h: McpHeaders<'_>) -> Reply {
         Ok(grant) => grant,
         Err(reply) => return reply,
     };
-    legacy::end(mcp, &h.facts(grant)).await.into()
+    let answer = legacy::end(mcp, &h.facts(Arc::clone(&grant))).await;
+    reply(mcp, &grant, answer)
 }

@@ -153,6 +153,21 @@ pub struct Logged {
     pub params: Option<Value>,
 }
 
+impl Logged {
+    /// A request's: the tool name only for `tools/call`, the params capped.
+    pub fn of(
+        method: &str,
+        name: Option<String>,
+        params: Option<&RawValue>,
+        body_bytes: usize,
+    ) -> Logged {
+        Logged {
+            tool_name: name.filter(|_| method == "tools/call"),
+            params: params.map(|p| capped(p, body_bytes)),
+        }
+    }
+}
+
 /// One request, as the audit sees it.
 pub struct Entry<'a> {
     /// 2025 lane only.

@@ -98,14 +98,7 @@ async fn unknown_names_do_not_grow_the_metrics_or_the_errors() {
         assert!(message.len() < 300, "echoed whole: {} bytes", message.len());
     }
     app.rpc(&session, 2, &"m".repeat(3000), json!({})).await;
-    let text = app
-        .client
-        .get("/metrics")
-        .dispatch()
-        .await
-        .into_string()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     assert!(
         text.lines().all(|l| l.len() < 500),
         "a long label reached /metrics"

@@ -83,14 +83,7 @@ fn list_series() -> Value {
 
 /// `mcp_<name>{outcome="<outcome>"}` from `/metrics`.
 async fn counter(app: &TestApp, name: &str, outcome: &str) -> u64 {
-    let text = app
-        .client
-        .get("/metrics")
-        .dispatch()
-        .await
-        .into_string()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     let want = format!("mcp_{name}{{outcome=\"{outcome}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&want))
@@ -342,7 +335,7 @@ async fn refused_tokens() {
         (
             "no exp",
             provider.sign(&claims(json!({ "exp": null })), &provider.kid),
-            "invalid",
+            "exp",
         ),
         ("alg none", none, "supported algorithm"),
         ("HS256 keyed with the public key", hs256, "not accepted"),
@@ -355,7 +348,13 @@ async fn refused_tokens() {
             challenge.contains(r#"error="invalid_token""#),
             "{what}: {challenge}"
         );
-        assert!(challenge.contains(says), "{what}: {challenge}");
+        // The reason, in the description (not `error="invalid_token"`).
+        let description = challenge
+            .split_once(r#"error_description=""#)
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map(|(d, _)| d)
+            .unwrap_or_default();
+        assert!(description.contains(says), "{what}: {challenge}");
     }
 }
 

@@ -33,6 +33,13 @@ impl TestApp {
         Ok(TestApp { client })
     }
 
+    /// `/metrics` in the Prometheus text format.
+    pub async fn metrics_text(&self) -> String {
+        let response = self.client.get("/metrics").dispatch().await;
+        assert_eq!(response.status().code, 200);
+        response.into_string().await.unwrap_or_default()
+    }
+
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
         let response = self.client.get(path).dispatch().await;
         let status = response.status().code;
