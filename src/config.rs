@@ -44,6 +44,10 @@ pub const ENV_VARS: &[&str] = &[
     "MCP_BODY_TIMEOUT_SECS",
     "MCP_CONFORMANCE_FIXTURES",
     "METRICS_SNAPSHOT_SECS",
+    "INGEST_MAX_SERIES_PER_REQUEST",
+    "INGEST_MAX_DECODED_MIB",
+    "INGEST_NON_FINITE",
+    "ROLLUP_FOLD_AFTER_SECS",
 ];
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432/mcp_server";
@@ -114,6 +118,17 @@ pub struct Settings {
     pub mcp_conformance_fixtures: bool,
     /// Interval of `performance_metrics` snapshots (0: only at shutdown).
     pub metrics_snapshot_secs: u64,
+    /// Distinct series one write request may carry (remote write, line
+    /// protocol); past it, 413 and nothing written.
+    pub ingest_max_series_per_request: usize,
+    /// Bytes (MiB) a compressed ingest body may inflate to.
+    pub ingest_max_decoded_mib: u32,
+    /// A Prometheus sample of NaN or ±Inf: `reject` the request (400) or
+    /// `skip` the sample. Staleness markers are always skipped.
+    pub ingest_non_finite: crate::domain::batch::NonFinite,
+    /// An hour's raw points fold into the rollups this long after it ends;
+    /// until then readers summarise them from the points.
+    pub rollup_fold_after_secs: u64,
 }
 
 /// `1`, `true`, `yes`, `on` (any case) or a TOML boolean.
@@ -163,6 +178,10 @@ impl Default for Settings {
             mcp_body_timeout_secs: 30,
             mcp_conformance_fixtures: false,
             metrics_snapshot_secs: 60,
+            ingest_max_series_per_request: 100_000,
+            ingest_max_decoded_mib: 64,
+            ingest_non_finite: crate::domain::batch::NonFinite::Reject,
+            rollup_fold_after_secs: 300,
         }
     }
 }
@@ -298,6 +317,8 @@ mod compiled {
         json: &'static str,
         bytes: &'static str,
         string: &'static str,
+        /// Remote write and line protocol bodies, as sent (compressed).
+        ingest: &'static str,
     }
 
     impl Default for Limits {
@@ -308,6 +329,7 @@ mod compiled {
                     json: "32 MiB",
                     bytes: "32 MiB",
                     string: "1 MiB",
+                    ingest: "32 MiB",
                 },
             }
         }

@@ -17,6 +17,7 @@ pub mod db;
 pub mod domain;
 pub mod fixtures;
 pub mod gate;
+pub mod ingest;
 pub mod logging;
 pub mod mcp;
 pub mod metrics;

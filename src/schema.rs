@@ -156,6 +156,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    timeseries_series (series_name) {
+        series_name -> Text,
+        metric -> Text,
+        tags -> Jsonb,
+        folded_to -> Timestamptz,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     analysis_results,
     mcp_request_logs,
@@ -166,4 +176,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     timeseries_data,
     timeseries_rollups,
     timeseries_rollups_daily,
+    timeseries_series,
 );

@@ -376,18 +376,27 @@ impl Cache {
         found
     }
 
-    /// Makes everything cached under `scope` stale (call after a write):
-    /// the scope gets a new random version token.
-    pub async fn invalidate(&self, scope: &str) {
+    /// Makes everything cached under each of `scopes` stale (call after a
+    /// write): each scope gets a new random version token, all in one round
+    /// trip.
+    pub async fn invalidate<S: AsRef<str>>(&self, scopes: &[S]) {
+        if scopes.is_empty() {
+            return;
+        }
         match &self.backend {
             Backend::Memory { counters, .. } => {
-                *counters.lock().entry(scope.to_owned()).or_insert(0) += 1
+                let mut counters = counters.lock();
+                for scope in scopes {
+                    *counters.entry(scope.as_ref().to_owned()).or_insert(0) += 1;
+                }
             }
             Backend::Redis { .. } => {
+                let pairs: Vec<(String, String)> = scopes
+                    .iter()
+                    .map(|s| (version_key(s.as_ref()), token()))
+                    .collect();
                 if self
-                    .with_redis(|mut c| async move {
-                        c.set::<_, _, ()>(version_key(scope), token()).await
-                    })
+                    .with_redis(|mut c| async move { c.mset::<_, _, ()>(&pairs).await })
                     .await
                     .is_none()
                 {

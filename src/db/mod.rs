@@ -57,6 +57,29 @@ impl DbError {
     pub fn migrations(e: impl std::fmt::Display) -> Self {
         DbError::Migrations(e.to_string())
     }
+
+    /// The database could not take the work now but may in a moment: no
+    /// connection free or reachable, a connection lost to a restart, a
+    /// statement past its timeout, a deadlock broken. A sender should retry.
+    pub fn is_transient(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match self {
+            DbError::Busy(_) | DbError::Connect(_) => true,
+            DbError::Query(Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)) => true,
+            DbError::Query(Error::DatabaseError(_, info)) => [
+                "statement timeout",
+                "deadlock detected",
+                "terminating connection",
+                "server closed the connection",
+                "connection to server",
+                "the database system is",
+                "could not serialize",
+            ]
+            .iter()
+            .any(|m| info.message().contains(m)),
+            _ => false,
+        }
+    }
 }
 
 /// What start-up did, kept in managed state (tests read it; so could an

@@ -7,14 +7,18 @@
 //! impl and the JSON Schema, so the schema a client sees and the check the
 //! server makes cannot drift apart.
 
+pub mod batch;
 pub mod bounded;
 pub mod kinds;
 pub mod series;
+pub mod tags;
 pub mod time;
 
+pub use batch::SeriesPoints;
 pub use bounded::Bounded;
 pub use kinds::{Aggregate, AnalysisKind, ModelKind, RunStatus};
 pub use series::Series;
+pub use tags::Tags;
 pub use time::{Bucket, Timestamp, Window};
 
 /// User input echoed in an error is cut to this many characters, so an

@@ -195,6 +195,7 @@ pub async fn run(mcp: Arc<Mcp>, caller: Caller, request: Request) -> Answer {
         cache: Arc::clone(&mcp.cache),
         client: Arc::new(peer),
         metrics: Arc::clone(&mcp.metrics),
+        ingest: Arc::clone(&mcp.ingest),
     };
     let caller = match (caller, watch, slot) {
         (

@@ -10,6 +10,7 @@ use rocket::tokio::sync::broadcast;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::Cache;
+use crate::ingest::Notify;
 
 const CHANNEL: &str = "mcp:events";
 /// Events a slow listener may fall behind by before it skips some.
@@ -18,13 +19,12 @@ const BACKLOG: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
-    ResourceUpdated {
-        uri: String,
-    },
+    /// One resource (as replicas before the batched form send it).
+    ResourceUpdated { uri: String },
+    /// Many resources at once: one message for a write of many series.
+    ResourcesUpdated { uris: Vec<String> },
     /// `tools`, `prompts` or `resources`.
-    ListChanged {
-        list: String,
-    },
+    ListChanged { list: String },
 }
 
 pub struct Events {
@@ -64,5 +64,22 @@ impl Events {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.tx.subscribe()
+    }
+}
+
+impl Event {
+    /// The resources an event says changed.
+    pub fn updated(&self) -> &[String] {
+        match self {
+            Event::ResourceUpdated { uri } => std::slice::from_ref(uri),
+            Event::ResourcesUpdated { uris } => uris,
+            Event::ListChanged { .. } => &[],
+        }
+    }
+}
+
+impl Notify for Arc<Events> {
+    fn resources_updated(&self, uris: Vec<String>) {
+        self.raise(Event::ResourcesUpdated { uris });
     }
 }

@@ -366,21 +366,27 @@ struct Listening {
 const MAX_URIS: usize = 100;
 
 impl Listening {
-    fn note(&self, event: &Event) -> Option<Value> {
-        let (method, mut params) = match event {
+    /// The notifications an event makes on this stream (a write of many
+    /// series may touch several subscribed resources).
+    fn notes(&self, event: &Event) -> Vec<Value> {
+        let tagged = |method: &str, mut params: Value| {
+            params["_meta"] = self.tag.clone();
+            jsonrpc::notification(method, params)
+        };
+        match event {
             Event::ListChanged { list } if list == "tools" && self.tools => {
-                ("notifications/tools/list_changed", json!({}))
+                vec![tagged("notifications/tools/list_changed", json!({}))]
             }
             Event::ListChanged { list } if list == "prompts" && self.prompts => {
-                ("notifications/prompts/list_changed", json!({}))
+                vec![tagged("notifications/prompts/list_changed", json!({}))]
             }
-            Event::ResourceUpdated { uri } if self.uris.contains(uri) => {
-                ("notifications/resources/updated", json!({ "uri": uri }))
-            }
-            _ => return None,
-        };
-        params["_meta"] = self.tag.clone();
-        Some(jsonrpc::notification(method, params))
+            _ => event
+                .updated()
+                .iter()
+                .filter(|uri| self.uris.contains(*uri))
+                .map(|uri| tagged("notifications/resources/updated", json!({ "uri": uri })))
+                .collect(),
+        }
     }
 }
 
@@ -459,8 +465,9 @@ fn listen(mcp: &Arc<Mcp>, id: RequestId, params: Option<&RawValue>) -> Answer {
             loop {
                 match rx.recv().await {
                     Ok(event) => {
-                        if let Some(note) = listening.note(&event) {
-                            return Some((note, (rx, listening, guard)));
+                        let notes = listening.notes(&event);
+                        if !notes.is_empty() {
+                            return Some((stream::iter(notes), (rx, listening, guard)));
                         }
                     }
                     Err(RecvError::Lagged(_)) => {}
@@ -469,5 +476,7 @@ fn listen(mcp: &Arc<Mcp>, id: RequestId, params: Option<&RawValue>) -> Answer {
             }
         },
     );
-    Answer::Stream(Box::pin(stream::once(async move { ack }).chain(changes)))
+    Answer::Stream(Box::pin(
+        stream::once(async move { ack }).chain(changes.flatten()),
+    ))
 }

@@ -16,6 +16,7 @@ use super::jsonrpc::{self, RpcError};
 use super::live::Live;
 use super::protocol::log_rank;
 use super::tasks::TaskSlot;
+use crate::ingest::Notify;
 use crate::tools::{Ask, Client, Pending, ToolError};
 
 /// How long a server-to-client request waits for its answer.
@@ -131,16 +132,16 @@ impl Client for Peer {
         }
     }
 
-    fn resource_updated(&self, uri: &str) {
-        self.events.raise(Event::ResourceUpdated {
-            uri: uri.to_owned(),
-        });
-    }
-
     fn list_changed(&self, list: &str) {
         self.events.raise(Event::ListChanged {
             list: list.to_owned(),
         });
+    }
+}
+
+impl Notify for Peer {
+    fn resources_updated(&self, uris: Vec<String>) {
+        self.events.resources_updated(uris);
     }
 }
 

@@ -17,6 +17,7 @@ use crate::auth::Auth;
 use crate::cache::Cache;
 use crate::config::Settings;
 use crate::db::Db;
+use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::models::NewMcpRequestLog;
 use crate::tools::ToolRegistry;
@@ -59,6 +60,8 @@ pub struct Mcp {
     pub log: RequestLog,
     pub guard: security::Guard,
     pub auth: Arc<Auth>,
+    /// The write path of the ingest tool and of the collectors' endpoints.
+    pub ingest: Arc<Ingest>,
     pub sealer: state::Sealer,
     pub bodies: BodyBudget,
     pub page_size: usize,
@@ -78,6 +81,7 @@ impl Mcp {
         cache: Arc<Cache>,
         metrics: Arc<Metrics>,
     ) -> Mcp {
+        let ingest = Ingest::start(db.clone(), Arc::clone(&cache), settings);
         let Catalog {
             tools,
             prompts,
@@ -92,8 +96,12 @@ impl Mcp {
             use rocket::tokio::sync::broadcast::error::RecvError;
             loop {
                 match heard.recv().await {
-                    Ok(events::Event::ResourceUpdated { uri }) => fan_out.resource_updated(&uri),
-                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    Ok(event) => {
+                        for uri in event.updated() {
+                            fan_out.resource_updated(uri);
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => {}
                     Err(RecvError::Closed) => break,
                 }
             }
@@ -119,6 +127,7 @@ impl Mcp {
                 auth.start();
                 Arc::new(auth)
             },
+            ingest,
             sealer: state::Sealer::new(settings.mcp_state_secret.as_deref()),
             bodies: BodyBudget::new(settings.mcp_body_budget_mib),
             page_size: PAGE_SIZE,

@@ -3,6 +3,7 @@
 //! depend only on `crate::db`, `crate::domain` and the models.
 
 pub mod aggregates;
+pub mod catalog;
 pub mod health;
 pub mod metrics;
 pub mod points;

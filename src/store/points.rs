@@ -1,7 +1,14 @@
-//! Writing points.
+//! Writing points: the one store path of every ingest (the MCP tool,
+//! Prometheus remote write, InfluxDB line protocol, `mcp-server import`).
+//!
+//! A write lands its points and nothing else when they fall at or after
+//! their series' `folded_to` (the usual case: series grow at their end); the
+//! fold moves them into the rollups later. Points before it recompute the
+//! hours and days they fall in, in the same transaction. Either way every
+//! answer that follows is exact (see `rollups`).
 
+use std::collections::HashMap;
 use std::io::Write;
-use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use diesel::expression::AsExpression;
@@ -13,18 +20,26 @@ use diesel::sql_types::{Array, BigInt, Bool, Double, Jsonb, Text, Timestamptz};
 
 use super::rollups;
 use crate::db::DbError;
-use crate::domain::Series;
+use crate::domain::SeriesPoints;
 use crate::schema::timeseries_data;
 
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Written {
-    /// Distinct timestamps written.
+    /// Distinct (series, timestamp) pairs written.
     pub written: usize,
-    /// Of those, timestamps that were new.
+    /// Of those, pairs that were new.
     pub inserted: usize,
 }
 
-/// A JSON document already serialized once for the whole call, sent as
-/// binary `jsonb` (version byte, then the text) with every row.
+impl std::ops::AddAssign for Written {
+    fn add_assign(&mut self, o: Written) {
+        self.written += o.written;
+        self.inserted += o.inserted;
+    }
+}
+
+/// A JSON document already serialized once per series, sent as binary
+/// `jsonb` (version byte, then the text) with every row.
 #[derive(Debug, AsExpression)]
 #[diesel(sql_type = Jsonb)]
 struct JsonbText<'a>(&'a str);
@@ -46,94 +61,85 @@ struct NewPoint<'a> {
     tags: JsonbText<'a>,
 }
 
-/// The series lock, and whether `[$2, $3]` holds points of series `$1`.
-static LOCK_AND_OVERLAP: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT {}::text AS locked, EXISTS (SELECT 1 FROM timeseries_data
-                 WHERE series_name = $1 AND time BETWEEN $2 AND $3) AS overlaps",
-        rollups::SERIES_LOCK
+/// Takes the fold lock shared on the stripes of `names` (every stripe when
+/// `all`, for a transaction that will write more series than it knows
+/// now), in stripe order. Writers do not block one another; the fold of a
+/// series waits for its writers and they for it. First in the transaction.
+pub fn lock(conn: &mut PgConnection, names: &[&str], all: bool) -> Result<(), DbError> {
+    diesel::sql_query(
+        "SELECT count(pg_advisory_xact_lock_shared(hashtext('mcp_fold'), s)) AS n
+           FROM (SELECT DISTINCT s FROM (
+                   SELECT mcp_series_stripe(n) AS s FROM unnest($1::text[]) AS n
+                   UNION ALL SELECT g FROM generate_series(0, 63) AS g WHERE $2) a
+                 ORDER BY s) q",
     )
-});
+    .bind::<Array<Text>, _>(names)
+    .bind::<Bool, _>(all)
+    .execute(conn)?;
+    Ok(())
+}
 
-/// Inserts or replaces the points of one series, and recomputes the hourly
-/// rollups they touch; all or nothing. `points` are sorted by time, without
-/// repeats.
+/// Writes `batch` (each series' points sorted, one per timestamp) inside
+/// the caller's transaction, which holds [`lock`] for these series: the
+/// last value wins on a timestamp already stored.
 ///
-/// New points (the usual case: a series grows at its end) go in by binary
-/// `COPY`, as fast as PostgreSQL loads rows. When the call's time range
-/// already holds points of the series, or a concurrent call wrote some of
-/// them first (the `COPY` fails on the key and is rolled back to its
-/// savepoint), one upsert statement over arrays replaces them instead.
-pub fn upsert(
-    conn: &mut PgConnection,
-    series: &Series,
-    points: &[(DateTime<Utc>, f64)],
-    tags: &serde_json::Value,
-) -> Result<Written, DbError> {
-    let (Some(first), Some(last)) = (points.first(), points.last()) else {
-        return Ok(Written {
-            written: 0,
-            inserted: 0,
-        });
+/// Points go in by binary `COPY`, as fast as PostgreSQL loads rows. When a
+/// timestamp is already stored (a retry, a correction) the `COPY` fails on
+/// the key and is rolled back to its savepoint, and one upsert over arrays
+/// replaces them instead.
+pub fn write(conn: &mut PgConnection, batch: &[&SeriesPoints]) -> Result<Written, DbError> {
+    let names: Vec<&str> = batch.iter().map(|s| s.series.as_str()).collect();
+    let folded = super::catalog::folded(conn, &names)?;
+    let rows: Vec<NewPoint> = batch
+        .iter()
+        .flat_map(|s| {
+            s.points.iter().map(|&(time, value)| NewPoint {
+                series_name: s.series.as_str(),
+                time,
+                value,
+                tags: JsonbText(s.tags.as_str()),
+            })
+        })
+        .collect();
+    let copied = conn.transaction(|conn| {
+        diesel::copy_from(timeseries_data::table)
+            .from_insertable(&rows)
+            .execute(conn)
+    });
+    drop(rows);
+    let written = match copied {
+        Ok(n) => Written {
+            written: n,
+            inserted: n,
+        },
+        Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => replace(conn, batch)?,
+        Err(e) => return Err(e.into()),
     };
-    conn.transaction(|conn| {
-        // The series lock, and whether the range holds points already, in
-        // one round trip. The check's snapshot predates the lock: a writer
-        // that committed meanwhile makes the COPY fail on the key, and the
-        // upsert takes over.
-        #[derive(QueryableByName)]
-        struct Overlap {
-            #[diesel(sql_type = Bool)]
-            overlaps: bool,
-        }
-        let overlaps = diesel::sql_query(LOCK_AND_OVERLAP.as_str())
-            .bind::<Text, _>(series.as_str())
-            .bind::<Timestamptz, _>(first.0)
-            .bind::<Timestamptz, _>(last.0)
-            .get_result::<Overlap>(conn)?
-            .overlaps;
-        if !overlaps {
-            let tags = tags.to_string();
-            let rows: Vec<NewPoint> = points
-                .iter()
-                .map(|&(time, value)| NewPoint {
-                    series_name: series.as_str(),
-                    time,
-                    value,
-                    tags: JsonbText(&tags),
-                })
-                .collect();
-            let copied = conn.transaction(|conn| {
-                diesel::copy_from(timeseries_data::table)
-                    .from_insertable(&rows)
-                    .execute(conn)
-            });
-            match copied {
-                Ok(n) => {
-                    // All new: merged into their hours, no hour read again.
-                    rollups::add(conn, series, points)?;
-                    return Ok(Written {
-                        written: n,
-                        inserted: n,
-                    });
-                }
-                Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        let written = replace(conn, series, points, tags)?;
-        rollups::refresh(conn, series, points)?;
-        Ok(written)
-    })
+    refresh_folded(conn, batch, &folded)?;
+    Ok(written)
+}
+
+/// The hours and days of points written before their series' `folded_to`
+/// are in the rollups already: recompute them.
+fn refresh_folded(
+    conn: &mut PgConnection,
+    batch: &[&SeriesPoints],
+    folded: &HashMap<String, DateTime<Utc>>,
+) -> Result<(), DbError> {
+    let touched: Vec<rollups::Touched> = batch
+        .iter()
+        .filter_map(|s| {
+            let until = *folded.get(s.series.as_str())?;
+            // Sorted: the points before `until` are a prefix.
+            let n = s.points.partition_point(|p| p.0 < until);
+            (n > 0).then(|| (&s.series, &s.points[..n]))
+        })
+        .collect();
+    rollups::refresh(conn, &touched)
 }
 
 /// The upsert: one statement over arrays, counting what was new.
-fn replace(
-    conn: &mut PgConnection,
-    series: &Series,
-    points: &[(DateTime<Utc>, f64)],
-    tags: &serde_json::Value,
-) -> Result<Written, DbError> {
+fn replace(conn: &mut PgConnection, batch: &[&SeriesPoints]) -> Result<Written, DbError> {
     #[derive(QueryableByName)]
     struct Counts {
         #[diesel(sql_type = BigInt)]
@@ -141,18 +147,37 @@ fn replace(
         #[diesel(sql_type = BigInt)]
         inserted: i64,
     }
-    let (times, values): (Vec<DateTime<Utc>>, Vec<f64>) = points.iter().copied().unzip();
-    let sql = "WITH w AS (INSERT INTO timeseries_data (series_name, time, value, tags) \
-               SELECT $1, u.t, u.v, $4 FROM unnest($2::timestamptz[], $3::float8[]) AS u(t, v) \
-               ON CONFLICT (series_name, time) DO UPDATE \
-               SET value = EXCLUDED.value, tags = EXCLUDED.tags, ingested_at = now() \
-               RETURNING (xmax = 0) AS inserted) \
+    let names: Vec<&str> = batch.iter().map(|s| s.series.as_str()).collect();
+    let tags: Vec<&str> = batch.iter().map(|s| s.tags.as_str()).collect();
+    let n: usize = batch.iter().map(|s| s.points.len()).sum();
+    let (mut index, mut times, mut values) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for (i, s) in batch.iter().enumerate() {
+        for &(t, v) in &s.points {
+            // WITH ORDINALITY counts from 1.
+            index.push(i as i64 + 1);
+            times.push(t);
+            values.push(v);
+        }
+    }
+    let sql = "WITH s AS (SELECT * FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS s(name, tags, i)),
+               w AS (INSERT INTO timeseries_data (series_name, time, value, tags)
+                     SELECT s.name, u.t, u.v, s.tags::jsonb
+                       FROM unnest($3::int8[], $4::timestamptz[], $5::float8[]) AS u(i, t, v)
+                       JOIN s USING (i)
+                     ON CONFLICT (series_name, time) DO UPDATE
+                     SET value = EXCLUDED.value, tags = EXCLUDED.tags, ingested_at = now()
+                     RETURNING (xmax = 0) AS inserted)
                SELECT count(*) AS written, count(*) FILTER (WHERE inserted) AS inserted FROM w";
     let counts: Counts = diesel::sql_query(sql)
-        .bind::<Text, _>(series.as_str())
+        .bind::<Array<Text>, _>(&names)
+        .bind::<Array<Text>, _>(&tags)
+        .bind::<Array<BigInt>, _>(&index)
         .bind::<Array<Timestamptz>, _>(&times)
         .bind::<Array<Double>, _>(&values)
-        .bind::<Jsonb, _>(tags)
         .get_result(conn)?;
     Ok(Written {
         written: counts.written as usize,

@@ -1,10 +1,15 @@
-//! Hourly rollups (`timeseries_rollups`): kept in the ingest transaction,
-//! read by the analytics so that their cost follows the number of hours in
-//! a range, not the number of points.
+//! Hourly and daily rollups (`timeseries_rollups`, `…_daily`), read by the
+//! analytics so that their cost follows the number of hours in a range, not
+//! the number of points.
 //!
-//! A window's whole hours come from the table; its partial hours at either
-//! edge are summarised from the raw points by the same SQL function that
-//! maintains the table (`mcp_rollups_from_raw`), so both halves agree.
+//! The tables hold each series' hours before its `folded_to` (in
+//! `timeseries_series`), complete, and nothing from it on. Writes land
+//! points only; the fold ([`fold`], run in the background) moves a series'
+//! tail into the tables, and a write before `folded_to` recomputes what it
+//! touched ([`refresh`]). A window's whole hours come from the tables up to
+//! `folded_to`; the tail and the partial hours at either edge are summarised
+//! from the raw points by the same SQL function that fills the tables
+//! (`mcp_rollups_from_raw`), so every answer is exact and both halves agree.
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
@@ -101,13 +106,8 @@ fn hour_floor(t: DateTime<Utc>) -> DateTime<Utc> {
     floor_to(t, RESOLUTION)
 }
 
-/// The per-series lock every writer takes first in its transaction (`$1`
-/// the series): writers of one series go one at a time, so each refresh sees
-/// the points of every write committed before it.
-pub const SERIES_LOCK: &str = "pg_advisory_xact_lock(hashtext('timeseries_rollups'), hashtext($1))";
-
-/// A rollup level: its width in seconds, and the statement that upserts
-/// its rows over [from, to) ranges, built once.
+/// A level of rollups: its width in seconds, and the statement that upserts
+/// its rows over (series, from, to) ranges, built once.
 struct Level {
     width: i64,
     upsert: LazyLock<String>,
@@ -122,30 +122,6 @@ static DAYS: Level = Level {
     width: DAY,
     upsert: LazyLock::new(|| upsert("timeseries_rollups_daily", "mcp_days_from_hours")),
 };
-
-/// Upserts into `table` the rows `function` computes over each range.
-fn upsert(table: &str, function: &str) -> String {
-    let set = VALUES.map(|c| format!("{c} = EXCLUDED.{c}")).join(", ");
-    format!(
-        "INSERT INTO {table}
-         SELECT r.* FROM unnest($2::timestamptz[], $3::timestamptz[]) AS u(f, t)
-          CROSS JOIN LATERAL {function}($1, u.f, u.t) r
-         ON CONFLICT (series_name, bucket) DO UPDATE SET {set}"
-    )
-}
-
-/// Recomputes the hours and then the days that `points` (sorted) fall in,
-/// after a write in the same transaction, which holds [`SERIES_LOCK`].
-/// Rows only ever gain points (nothing deletes them), so an upsert of each
-/// touched row is the whole refresh.
-pub fn refresh(
-    conn: &mut PgConnection,
-    series: &Series,
-    points: &[(DateTime<Utc>, f64)],
-) -> Result<(), DbError> {
-    recompute(conn, series, &HOURS, points)?;
-    recompute(conn, series, &DAYS, points)
-}
 
 /// The columns a recomputation replaces.
 const VALUES: [&str; 14] = [
@@ -165,20 +141,56 @@ const VALUES: [&str; 14] = [
     "sketch_counts",
 ];
 
-/// Upserts the rows of `level` that `points` fall in, each run of
-/// consecutive rows computed by one call of its function.
-fn recompute(
-    conn: &mut PgConnection,
-    series: &Series,
-    level: &Level,
-    points: &[(DateTime<Utc>, f64)],
-) -> Result<(), DbError> {
-    let (from, to) = runs(points, level.width);
+/// Upserts into `table` the rows `function` computes over each range.
+fn upsert(table: &str, function: &str) -> String {
+    let set = VALUES.map(|c| format!("{c} = EXCLUDED.{c}")).join(", ");
+    format!(
+        "INSERT INTO {table}
+         SELECT r.* FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS u(s, f, t)
+          CROSS JOIN LATERAL {function}(u.s, u.f, u.t) r
+         ON CONFLICT (series_name, bucket) DO UPDATE SET {set}"
+    )
+}
+
+/// Points a write put before their series' `folded_to` (sorted).
+pub type Touched<'a> = (&'a Series, &'a [(DateTime<Utc>, f64)]);
+
+/// Recomputes the hours, then the days, that `touched` points fall in, in
+/// the writing transaction. It takes the refresh lock of their stripes, so
+/// that two writers into one folded hour recompute it one after the other
+/// and the second sees both writes; the fold lock (held shared) keeps the
+/// fold away meanwhile.
+pub fn refresh(conn: &mut PgConnection, touched: &[Touched]) -> Result<(), DbError> {
+    if touched.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = touched.iter().map(|(s, _)| s.as_str()).collect();
+    diesel::sql_query(
+        "SELECT count(pg_advisory_xact_lock(hashtext('mcp_refresh'), s)) AS n
+           FROM (SELECT DISTINCT mcp_series_stripe(n) AS s FROM unnest($1::text[]) AS n
+                 ORDER BY s) q",
+    )
+    .bind::<Array<Text>, _>(&names)
+    .execute(conn)?;
+    recompute(conn, &HOURS, touched)?;
+    recompute(conn, &DAYS, touched)
+}
+
+/// Upserts the rows of `level` that the points fall in, each run of
+/// consecutive rows of a series computed by one call of its function.
+fn recompute(conn: &mut PgConnection, level: &Level, touched: &[Touched]) -> Result<(), DbError> {
+    let (mut series, mut from, mut to) = (vec![], vec![], vec![]);
+    for (s, points) in touched {
+        let (f, t) = runs(points, level.width);
+        series.extend(std::iter::repeat_n(s.as_str(), f.len()));
+        from.extend(f);
+        to.extend(t);
+    }
     if from.is_empty() {
         return Ok(());
     }
     diesel::sql_query(level.upsert.as_str())
-        .bind::<Text, _>(series.as_str())
+        .bind::<Array<Text>, _>(&series)
         .bind::<Array<Timestamptz>, _>(&from)
         .bind::<Array<Timestamptz>, _>(&to)
         .execute(conn)?;
@@ -203,164 +215,117 @@ fn runs(points: &[(DateTime<Utc>, f64)], width: i64) -> (Vec<DateTime<Utc>>, Vec
     (from, to)
 }
 
-/// Adds points that were all new (the `COPY` path: none replaced) to their
-/// hours without reading the hours' other points again: each hour's summary
-/// of the batch is merged into its row (the same pairwise update as
-/// [`Moments`], sketches by adding counts). The transaction holds
-/// [`SERIES_LOCK`]. `points` are sorted by time.
-pub fn add(
+/// Which lock stripe each named series is in (`mcp_series_stripe`).
+pub fn stripes(conn: &mut PgConnection, names: &[&str]) -> Result<Vec<(i32, String)>, DbError> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Integer)]
+        stripe: i32,
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    Ok(diesel::sql_query(
+        "SELECT mcp_series_stripe(n) AS stripe, n AS name FROM unnest($1::text[]) AS n ORDER BY 1",
+    )
+    .bind::<Array<Text>, _>(names)
+    .load::<Row>(conn)?
+    .into_iter()
+    .map(|r| (r.stripe, r.name))
+    .collect())
+}
+
+/// What one fold step did: how many series moved, and their first point at
+/// or after the step's end.
+pub type Fold = (i32, Option<DateTime<Utc>>);
+
+/// Folds the named series (all of one stripe) up to `until`, an hour
+/// boundary: their raw points from `folded_to` on go into the hours and
+/// days, and `folded_to` moves to `until`. In its own transaction, with the
+/// stripe's fold lock held exclusively; `None` when writers hold it now
+/// (`wait` false) and nothing was done. Returns how many series moved and
+/// their first point at or after `until`.
+pub fn fold(
     conn: &mut PgConnection,
-    series: &Series,
-    points: &[(DateTime<Utc>, f64)],
-) -> Result<(), DbError> {
-    let mut h = Hours::default();
-    for hour in points.chunk_by(|a, b| hour_floor(a.0) == hour_floor(b.0)) {
-        h.push(hour);
+    stripe: i32,
+    names: &[&str],
+    until: DateTime<Utc>,
+    wait: bool,
+) -> Result<Option<Fold>, DbError> {
+    #[derive(QueryableByName)]
+    struct Got {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        got: bool,
     }
-    // As SQL's sum would: past the range of double precision is an error.
-    if !h
-        .sum
-        .iter()
-        .chain(&h.m2)
-        .chain(&h.sxy)
-        .all(|v| v.is_finite())
-    {
-        return Err(DbError::TooLarge);
+    #[derive(QueryableByName)]
+    struct Moved {
+        #[diesel(sql_type = Integer)]
+        moved: i32,
+        #[diesel(sql_type = Nullable<Timestamptz>)]
+        next: Option<DateTime<Utc>>,
     }
-    let sql = "WITH h AS (
-            SELECT * FROM unnest($2::timestamptz[], $3::int8[], $4::float8[], $5::float8[],
-                                 $6::float8[], $7::float8[], $8::timestamptz[], $9::float8[],
-                                 $10::timestamptz[], $11::float8[], $12::float8[], $13::float8[],
-                                 $14::float8[])
-                WITH ORDINALITY AS h(bucket, count, sum, m2, min_value, max_value, first_time,
-                                     first_value, last_time, last_value, mean_t, sxx, sxy, i)),
-          k AS (
-            SELECT i, array_agg(key ORDER BY key) AS keys, array_agg(n ORDER BY key) AS counts
-              FROM unnest($15::int8[], $16::int4[], $17::int4[]) AS k(i, key, n) GROUP BY i)
-        INSERT INTO timeseries_rollups AS r
-        SELECT $1, h.bucket, h.count, h.sum, h.m2, h.min_value, h.max_value, h.first_time,
-               h.first_value, h.last_time, h.last_value, h.mean_t, h.sxx, h.sxy, k.keys, k.counts
-          FROM h JOIN k USING (i)
-        ON CONFLICT (series_name, bucket) DO UPDATE SET
-            count = r.count + EXCLUDED.count,
-            sum = r.sum + EXCLUDED.sum,
-            m2 = r.m2 + EXCLUDED.m2 + (EXCLUDED.sum / EXCLUDED.count - r.sum / r.count) ^ 2
-                 * r.count * EXCLUDED.count / (r.count + EXCLUDED.count),
-            min_value = least(r.min_value, EXCLUDED.min_value),
-            max_value = greatest(r.max_value, EXCLUDED.max_value),
-            first_time = least(r.first_time, EXCLUDED.first_time),
-            first_value = CASE WHEN EXCLUDED.first_time < r.first_time
-                               THEN EXCLUDED.first_value ELSE r.first_value END,
-            last_time = greatest(r.last_time, EXCLUDED.last_time),
-            last_value = CASE WHEN EXCLUDED.last_time > r.last_time
-                              THEN EXCLUDED.last_value ELSE r.last_value END,
-            mean_t = (r.mean_t * r.count + EXCLUDED.mean_t * EXCLUDED.count)
-                     / (r.count + EXCLUDED.count),
-            sxx = r.sxx + EXCLUDED.sxx + (EXCLUDED.mean_t - r.mean_t) ^ 2
-                  * r.count * EXCLUDED.count / (r.count + EXCLUDED.count),
-            sxy = r.sxy + EXCLUDED.sxy + (EXCLUDED.mean_t - r.mean_t)
-                  * (EXCLUDED.sum / EXCLUDED.count - r.sum / r.count)
-                  * r.count * EXCLUDED.count / (r.count + EXCLUDED.count),
-            sketch_keys = (SELECT array_agg(key ORDER BY key) FROM (
-                SELECT key FROM unnest(r.sketch_keys || EXCLUDED.sketch_keys) AS u(key)
-                 GROUP BY key) m),
-            sketch_counts = (SELECT array_agg(n ORDER BY key) FROM (
-                SELECT key, sum(n)::int4 AS n
-                  FROM unnest(r.sketch_keys || EXCLUDED.sketch_keys,
-                              r.sketch_counts || EXCLUDED.sketch_counts) AS u(key, n)
-                 GROUP BY key) m)";
-    diesel::sql_query(sql)
-        .bind::<Text, _>(series.as_str())
-        .bind::<Array<Timestamptz>, _>(&h.bucket)
-        .bind::<Array<BigInt>, _>(&h.count)
-        .bind::<Array<Double>, _>(&h.sum)
-        .bind::<Array<Double>, _>(&h.m2)
-        .bind::<Array<Double>, _>(&h.min)
-        .bind::<Array<Double>, _>(&h.max)
-        .bind::<Array<Timestamptz>, _>(&h.first_time)
-        .bind::<Array<Double>, _>(&h.first_value)
-        .bind::<Array<Timestamptz>, _>(&h.last_time)
-        .bind::<Array<Double>, _>(&h.last_value)
-        .bind::<Array<Double>, _>(&h.mean_t)
-        .bind::<Array<Double>, _>(&h.sxx)
-        .bind::<Array<Double>, _>(&h.sxy)
-        .bind::<Array<BigInt>, _>(&h.key_hour)
-        .bind::<Array<Integer>, _>(&h.key)
-        .bind::<Array<Integer>, _>(&h.key_count)
-        .execute(conn)?;
-    recompute(conn, series, &DAYS, points)
-}
-
-/// A batch's hours, column by column, for [`add`].
-#[derive(Default)]
-struct Hours {
-    bucket: Vec<DateTime<Utc>>,
-    count: Vec<i64>,
-    sum: Vec<f64>,
-    m2: Vec<f64>,
-    min: Vec<f64>,
-    max: Vec<f64>,
-    first_time: Vec<DateTime<Utc>>,
-    first_value: Vec<f64>,
-    last_time: Vec<DateTime<Utc>>,
-    last_value: Vec<f64>,
-    mean_t: Vec<f64>,
-    sxx: Vec<f64>,
-    sxy: Vec<f64>,
-    /// Sketch entries: the hour's ordinal (from 1, as `WITH ORDINALITY`), key, count.
-    key_hour: Vec<i64>,
-    key: Vec<i32>,
-    key_count: Vec<i32>,
-}
-
-impl Hours {
-    /// One hour's points (non-empty, sorted), summarised as
-    /// `mcp_rollups_from_raw` does; moments by two passes.
-    fn push(&mut self, points: &[(DateTime<Utc>, f64)]) {
-        let (Some(first), Some(last)) = (points.first(), points.last()) else {
-            return;
+    conn.transaction(|conn| {
+        let lock = if wait {
+            "SELECT pg_advisory_xact_lock(hashtext('mcp_fold'), $1) IS NOT NULL AS got"
+        } else {
+            "SELECT pg_try_advisory_xact_lock(hashtext('mcp_fold'), $1) AS got"
         };
-        let bucket = hour_floor(first.0);
-        let n = points.len() as f64;
-        let t = |p: &(DateTime<Utc>, f64)| (p.0 - bucket).as_seconds_f64();
-        let sum: f64 = points.iter().map(|p| p.1).sum();
-        let (mean_v, mean_t) = (sum / n, points.iter().map(t).sum::<f64>() / n);
-        let (mut m2, mut sxx, mut sxy) = (0.0, 0.0, 0.0);
-        let mut keys: BTreeMap<i32, i32> = BTreeMap::new();
-        for p in points {
-            let (dt, dv) = (t(p) - mean_t, p.1 - mean_v);
-            m2 += dv * dv;
-            sxx += dt * dt;
-            sxy += dt * dv;
-            *keys.entry(sketch_key(p.1)).or_default() += 1;
+        let got: Got = diesel::sql_query(lock)
+            .bind::<Integer, _>(stripe)
+            .get_result(conn)?;
+        if !got.got {
+            return Ok(None);
         }
-        self.bucket.push(bucket);
-        self.count.push(points.len() as i64);
-        self.sum.push(sum);
-        self.m2.push(m2);
-        self.min
-            .push(points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min));
-        self.max
-            .push(points.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max));
-        self.first_time.push(first.0);
-        self.first_value.push(first.1);
-        self.last_time.push(last.0);
-        self.last_value.push(last.1);
-        self.mean_t.push(mean_t);
-        self.sxx.push(sxx);
-        self.sxy.push(sxy);
-        let ordinal = self.bucket.len() as i64;
-        for (k, c) in keys {
-            self.key_hour.push(ordinal);
-            self.key.push(k);
-            self.key_count.push(c);
-        }
+        let moved: Moved = diesel::sql_query(
+            // The sibling subquery sees folded_to as it was before the fold.
+            "SELECT mcp_fold($1, $2) AS moved,
+                    (SELECT min(m.t) FROM timeseries_series s
+                      CROSS JOIN LATERAL (SELECT min(d.time) AS t FROM timeseries_data d
+                                           WHERE d.series_name = s.series_name
+                                             AND d.time >= GREATEST($2, s.folded_to)) m
+                      WHERE s.series_name = ANY($1)) AS next",
+        )
+        .bind::<Array<Text>, _>(names)
+        .bind::<Timestamptz, _>(until)
+        .get_result(conn)?;
+        Ok(Some((moved.moved, moved.next)))
+    })
+}
+
+/// Catalogued series with raw points in [folded_to, until), with the first
+/// of them: what a fold would move, found without a record of what was
+/// written (after a restart), at most `limit`.
+pub fn unfolded(
+    conn: &mut PgConnection,
+    until: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<(String, DateTime<Utc>)>, DbError> {
+    #[derive(QueryableByName)]
+    struct Tail {
+        #[diesel(sql_type = Text)]
+        series_name: String,
+        #[diesel(sql_type = Timestamptz)]
+        first: DateTime<Utc>,
     }
+    Ok(diesel::sql_query(
+        "SELECT s.series_name, t.first FROM timeseries_series s
+          CROSS JOIN LATERAL (SELECT min(d.time) AS first FROM timeseries_data d
+                               WHERE d.series_name = s.series_name AND d.time >= s.folded_to) t
+          WHERE s.folded_to < $1 AND t.first < $1
+          LIMIT $2",
+    )
+    .bind::<Timestamptz, _>(until)
+    .bind::<BigInt, _>(limit)
+    .load::<Tail>(conn)?
+    .into_iter()
+    .map(|t| (t.series_name, t.first))
+    .collect())
 }
 
 /// The rows of `series` in `window`, in time order: whole days from the
-/// daily table when `days`, whole hours from the hourly one, and the partial
-/// hours at the edges from the raw points. At most `max_rows` when given.
+/// daily table when `days`, whole hours from the hourly one, the hours from
+/// the series' `folded_to` on summarised from the raw points (the tail the
+/// fold has not reached), and the partial hours at the edges from the raw
+/// points. At most `max_rows` when given.
 pub fn read(
     conn: &mut PgConnection,
     series: &Series,
@@ -388,19 +353,34 @@ pub fn read(
     }
     let columns = "bucket, count, sum, m2, min_value, max_value, first_time, first_value, \
                    last_time, last_value, mean_t, sxx, sxy, sketch_keys, sketch_counts";
+    // The tables hold hours before f = folded_to, and days that end by it:
+    // whole hours come from the table up to h1, whole days up to d1, and the
+    // whole hours from f on are summarised from the raw points.
     let sql = format!(
-        "SELECT {columns}, 86400::int8 AS span FROM timeseries_rollups_daily
-          WHERE $9 AND series_name = $1 AND bucket >= COALESCE($6, '-infinity'::timestamptz)
-            AND bucket < COALESCE($7, 'infinity'::timestamptz)
+        "WITH b AS (
+            SELECT COALESCE($4, '-infinity'::timestamptz) AS hlo,
+                   COALESCE($5, 'infinity'::timestamptz) AS hhi,
+                   COALESCE($6, '-infinity'::timestamptz) AS dlo,
+                   COALESCE($7, 'infinity'::timestamptz) AS dhi,
+                   COALESCE((SELECT folded_to FROM timeseries_series WHERE series_name = $1),
+                            '-infinity'::timestamptz) AS f),
+         c AS (
+            SELECT hlo, hhi, dlo, f, LEAST(hhi, f) AS h1,
+                   GREATEST(dlo, LEAST(dhi, date_bin('1 day', f, TIMESTAMPTZ '2000-01-01Z'))) AS d1
+              FROM b)
+         SELECT {columns}, 86400::int8 AS span FROM timeseries_rollups_daily, c
+          WHERE $9 AND series_name = $1 AND bucket >= c.dlo AND bucket < c.d1
          UNION ALL
-         SELECT {columns}, 3600 FROM timeseries_rollups
-          WHERE series_name = $1 AND bucket >= COALESCE($4, '-infinity'::timestamptz)
-            AND bucket < CASE WHEN $9 THEN COALESCE($6, '-infinity'::timestamptz)
-                              ELSE COALESCE($5, 'infinity'::timestamptz) END
+         SELECT {columns}, 3600 FROM timeseries_rollups, c
+          WHERE series_name = $1 AND bucket >= c.hlo
+            AND bucket < CASE WHEN $9 THEN LEAST(c.dlo, c.h1) ELSE c.h1 END
          UNION ALL
-         SELECT {columns}, 3600 FROM timeseries_rollups
-          WHERE $9 AND series_name = $1 AND bucket >= COALESCE($7, 'infinity'::timestamptz)
-            AND bucket < COALESCE($5, 'infinity'::timestamptz)
+         SELECT {columns}, 3600 FROM timeseries_rollups, c
+          WHERE $9 AND series_name = $1 AND bucket >= c.d1 AND bucket < c.h1
+         UNION ALL
+         SELECT {columns}, 3600 FROM c
+          CROSS JOIN LATERAL mcp_rollups_from_raw($1, GREATEST(c.hlo, c.f), c.hhi)
+          WHERE c.hhi > GREATEST(c.hlo, c.f)
          UNION ALL
          SELECT {columns}, 3600 FROM mcp_rollups_from_raw($1, $2, $4) WHERE $4 > $2
          UNION ALL
@@ -540,11 +520,12 @@ pub struct Sketch {
 /// Keys are offset by this much so that their sign can carry the value's.
 const KEY_OFFSET: i32 = 40_000;
 
-/// ln γ with γ = (1 + α) / (1 − α), as `mcp_sketch_key` writes it: the two
-/// must compute the very same keys.
+/// ln γ with γ = (1 + α) / (1 − α), as `mcp_sketch_key` writes it: keys
+/// decode to the values SQL mapped them from.
 const LN_GAMMA: f64 = 0.020000666706669522;
 
-/// `mcp_sketch_key(v)`.
+/// `mcp_sketch_key(v)`, for the test that keys round-trip.
+#[cfg(test)]
 fn sketch_key(v: f64) -> i32 {
     if v.abs() < 1e-300 {
         return 0;

@@ -1,13 +1,12 @@
 //! `ingest_timeseries`: insert or replace the points of one series, all or
 //! nothing.
 
-use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{Annotations, Output, Scopes, Spec, ToolContext, ToolError};
-use crate::domain::{Series, Timestamp};
-use crate::store::points;
+use crate::domain::{Series, SeriesPoints, Tags, Timestamp};
+use crate::ingest::IngestError;
 
 pub const MAX_POINTS: usize = 100_000;
 
@@ -53,32 +52,16 @@ pub struct IngestResult {
     pub replaced: usize,
 }
 
-/// Checks every point before anything is written, and orders them by time
-/// with the last value kept for a repeated timestamp. (Timestamps were
-/// checked as the arguments were read; the error names the point.)
-fn validate(mut points: Vec<PointArg>) -> Result<Vec<(DateTime<Utc>, f64)>, ToolError> {
-    if points.is_empty() || points.len() > MAX_POINTS {
-        return Err(ToolError::invalid(format!(
-            "points must hold 1 to {MAX_POINTS} points, got {}; split larger loads into several calls",
-            points.len()
-        )));
-    }
-    if let Some(i) = points.iter().position(|p| !p.value.is_finite()) {
-        return Err(ToolError::invalid(format!(
-            "points[{i}].value must be a finite number; nothing was written"
-        )));
-    }
-    // Stable: equal timestamps keep the call's order, and each repeat
-    // hands its value to the one kept, so the last value wins.
-    points.sort_by_key(|p| p.time);
-    points.dedup_by(|later, kept| {
-        let repeat = later.time == kept.time;
-        if repeat {
-            kept.value = later.value;
+impl From<IngestError> for ToolError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Invalid(m) | IngestError::TooLarge(m) => {
+                ToolError::invalid(format!("{m}; nothing was written"))
+            }
+            IngestError::Unavailable(_) => ToolError::Unavailable,
+            IngestError::Internal(m) => ToolError::internal(m),
         }
-        repeat
-    });
-    Ok(points.into_iter().map(|p| (p.time.0, p.value)).collect())
+    }
 }
 
 pub async fn ingest_timeseries(
@@ -86,26 +69,29 @@ pub async fn ingest_timeseries(
     args: IngestArgs,
 ) -> Result<Output<IngestResult>, ToolError> {
     let received = args.points.len();
-    let points = validate(args.points)?;
-    let tags = serde_json::Value::Object(args.tags.unwrap_or_default());
-    if crate::domain::holds_nul(&tags) {
-        return Err(ToolError::invalid(
-            "tags must not contain the NUL character (\\u0000) in a key or a string; nothing was written",
-        ));
+    if received == 0 || received > MAX_POINTS {
+        return Err(ToolError::invalid(format!(
+            "points must hold 1 to {MAX_POINTS} points, got {received}; split larger loads into several calls"
+        )));
     }
-    let series = args.series;
-    let name = series.clone();
-    let written = ctx
-        .db
-        .run(move |conn| points::upsert(conn, &name, &points, &tags))
-        .await?;
-    // Cached figures of this series are stale from now on.
-    ctx.cache.invalidate(series.as_str()).await;
-    // The series resource and its chart both changed.
-    ctx.client
-        .resource_updated(&format!("timeseries://{series}"));
-    ctx.client
-        .resource_updated(&format!("timeseries://{series}/chart.png"));
+    // Timestamps were checked as the arguments were read; the error names the point.
+    if let Some(i) = args.points.iter().position(|p| !p.value.is_finite()) {
+        return Err(ToolError::invalid(format!(
+            "points[{i}].value must be a finite number; nothing was written"
+        )));
+    }
+    let tags = Tags::from_object(args.tags.unwrap_or_default())
+        .map_err(|e| ToolError::invalid(format!("{e}; nothing was written")))?;
+    let mut batch = SeriesPoints::named(args.series, tags);
+    batch.points = args
+        .points
+        .into_iter()
+        .map(|p| (p.time.0, p.value))
+        .collect();
+    batch.settle();
+    let series = batch.series.clone();
+    let report = ctx.ingest.write(vec![batch], &*ctx.client).await?;
+    let written = report.written;
     let result = IngestResult {
         series,
         received,

@@ -19,12 +19,13 @@ use serde_json::{Value, json};
 use crate::auth::Scopes;
 use crate::cache::Cache;
 use crate::db::{Db, DbError};
+use crate::ingest::{Ingest, Notify};
 use crate::metrics::Metrics;
 
 /// What a running call can send back to the client that made it, and the
 /// notifications it can raise. The MCP transport implements it.
 #[rocket::async_trait]
-pub trait Client: Send + Sync {
+pub trait Client: Notify {
     /// The client cancelled this call.
     fn is_cancelled(&self) -> bool;
     /// A log message for the client, at or above its chosen level.
@@ -39,8 +40,6 @@ pub trait Client: Send + Sync {
     /// and are waited for; under 2026 the call ends with
     /// [`ToolError::Pending`] and is made again with the answers.
     async fn ask(&self, asks: Vec<Ask>) -> Result<Vec<Value>, ToolError>;
-    /// A resource changed: tell its subscribers.
-    fn resource_updated(&self, uri: &str);
     /// A list (`tools`, `prompts`, `resources`) changed: tell listeners.
     fn list_changed(&self, list: &str);
 }
@@ -52,6 +51,8 @@ pub struct ToolContext {
     pub cache: Arc<Cache>,
     pub client: Arc<dyn Client>,
     pub metrics: Arc<Metrics>,
+    /// The write path every ingest shares.
+    pub ingest: Arc<Ingest>,
 }
 
 /// A question for the client, under a key the answer comes back with.

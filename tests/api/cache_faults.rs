@@ -34,7 +34,7 @@ async fn a_restore_from_an_older_snapshot_serves_nothing_from_it() {
     assert_eq!(redis.cli(&["SAVE"]), "OK");
 
     // A write after the snapshot, then Redis comes back from the snapshot.
-    cache.invalidate("s").await;
+    cache.invalidate(&["s"]).await;
     let (key, _) = cache.lookup("s", "stats").await.unwrap();
     cache.set(&key, "count=2", Duration::from_secs(60)).await;
     redis.restart_from_snapshot();
@@ -61,7 +61,7 @@ async fn a_restart_during_a_miss_cannot_plant_a_stale_entry() {
     let (key, _) = cache.lookup("s", "stats").await.expect("Redis up");
     // … Redis restarts empty, and a write lands (its invalidation may be lost) …
     redis.restart_empty();
-    cache.invalidate("s").await;
+    cache.invalidate(&["s"]).await;
     recover(&cache).await;
     // … then the miss stores what it computed before the write.
     cache
@@ -77,7 +77,7 @@ async fn a_flush_during_a_miss_cannot_plant_a_stale_entry() {
     let cache = cache_on(&redis);
     let (key, _) = cache.lookup("s", "stats").await.expect("Redis up");
     assert_eq!(redis.cli(&["FLUSHALL"]), "OK");
-    cache.invalidate("s").await;
+    cache.invalidate(&["s"]).await;
     cache
         .set(&key, "computed before the write", Duration::from_secs(60))
         .await;

@@ -7,7 +7,10 @@ use std::time::Duration;
 use diesel::PgConnection;
 use diesel::r2d2::{ConnectionManager, Pool};
 use mcp_server::cache::Cache;
+use mcp_server::config::Settings;
 use mcp_server::db::Db;
+use mcp_server::ingest::fold::Folder;
+use mcp_server::ingest::{Ingest, Limits, Notify};
 use mcp_server::metrics::Metrics;
 use mcp_server::tools::{Ask, Client, Pending, ToolContext, ToolError, ingest, query, records};
 use parking_lot::Mutex;
@@ -34,10 +37,13 @@ impl Client for Recorder {
     async fn ask(&self, asks: Vec<Ask>) -> Result<Vec<Value>, ToolError> {
         Err(ToolError::Pending(Pending::Input(asks)))
     }
-    fn resource_updated(&self, uri: &str) {
-        self.updated.lock().push(uri.to_owned());
-    }
     fn list_changed(&self, _: &str) {}
+}
+
+impl Notify for Recorder {
+    fn resources_updated(&self, uris: Vec<String>) {
+        self.updated.lock().extend(uris);
+    }
 }
 
 fn context(db: &TestDatabase, client: Arc<Recorder>) -> ToolContext {
@@ -45,9 +51,14 @@ fn context(db: &TestDatabase, client: Arc<Recorder>) -> ToolContext {
         .max_size(2)
         .build(ConnectionManager::<PgConnection>::new(&db.url))
         .unwrap();
+    let db = Db::new(pool, Duration::from_secs(5));
+    let cache = Arc::new(Cache::memory());
+    let folder = Folder::idle(db.clone(), Duration::ZERO);
+    let limits = Limits::from_settings(&Settings::default());
     ToolContext {
-        db: Db::new(pool, Duration::from_secs(5)),
-        cache: Arc::new(Cache::memory()),
+        ingest: Arc::new(Ingest::new(db.clone(), Arc::clone(&cache), folder, limits)),
+        db,
+        cache,
         client,
         metrics: Arc::new(Metrics::new()),
     }

@@ -77,6 +77,7 @@ fn the_tables_exist_with_their_keys() {
         ("timeseries_data", "series_name,time"),
         ("timeseries_rollups", "series_name,bucket"),
         ("timeseries_rollups_daily", "series_name,bucket"),
+        ("timeseries_series", "series_name"),
     ]
     .iter()
     .map(|(t, c)| (t.to_string(), c.to_string()))

@@ -10,16 +10,18 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestDatabase, close, mcp, text};
 
-/// Rollup rows that differ from a recomputation, either way: hours from the
-/// raw points, days from the hours; counts, extremes and ends exactly, sums
-/// to 1e-9.
+/// Rollup rows that differ from a recomputation, either way, before each
+/// series' `folded_to` (none may lie after it): hours from the raw points,
+/// days from the hours; counts, extremes and ends exactly, sums to 1e-9.
 pub const MISMATCHES: &str = "
-    WITH fresh AS (
-        SELECT r.* FROM (SELECT DISTINCT series_name FROM timeseries_data) s
-         CROSS JOIN LATERAL mcp_rollups_from_raw(s.series_name, '-infinity', 'infinity') r),
+    WITH s AS (
+        SELECT d.series_name, COALESCE(c.folded_to, '-infinity') AS f
+          FROM (SELECT DISTINCT series_name FROM timeseries_data) d
+          LEFT JOIN timeseries_series c USING (series_name)),
+    fresh AS (
+        SELECT r.* FROM s CROSS JOIN LATERAL mcp_rollups_from_raw(s.series_name, '-infinity', s.f) r),
     days AS (
-        SELECT d.* FROM (SELECT DISTINCT series_name FROM timeseries_data) s
-         CROSS JOIN LATERAL mcp_days_from_hours(s.series_name, '-infinity', 'infinity') d)
+        SELECT d.* FROM s CROSS JOIN LATERAL mcp_days_from_hours(s.series_name, '-infinity', s.f) d)
     SELECT (SELECT count(*) FROM fresh f FULL JOIN timeseries_rollups r USING (series_name, bucket)
              WHERE f.count IS DISTINCT FROM r.count OR f.min_value IS DISTINCT FROM r.min_value
                 OR f.max_value IS DISTINCT FROM r.max_value OR f.first_time IS DISTINCT FROM r.first_time
@@ -31,6 +33,9 @@ pub const MISMATCHES: &str = "
                 OR f.max_value IS DISTINCT FROM r.max_value OR f.last_value IS DISTINCT FROM r.last_value
                 OR f.sketch_counts IS DISTINCT FROM r.sketch_counts
                 OR abs(f.m2 - r.m2) > 1e-9 * greatest(abs(f.m2), 1)) AS n";
+
+/// Points in the rollups: what the fold has moved.
+pub const FOLDED: &str = "SELECT COALESCE(sum(count), 0)::bigint AS n FROM timeseries_rollups";
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap()
@@ -125,7 +130,31 @@ async fn rollups_follow_every_write_and_the_tools_agree_with_sql() {
         &points(&values, t0(), Duration::seconds(10)),
     )
     .await;
-    assert_eq!(db.count(MISMATCHES), 0, "after COPY");
+    // Before the fold the whole series is a tail read from the points:
+    // exact all the same.
+    assert_eq!(db.count(FOLDED), 0, "a write lands points only");
+    let (start, end) = (
+        t0() + Duration::seconds(1234),
+        t0() + Duration::seconds(31_111),
+    );
+    let window = json!({ "series": "r.cpu", "start": start.to_rfc3339(), "end": end.to_rfc3339() });
+    let want = reference(&db, "r.cpu", start, end);
+    let tail = app
+        .call_tool(&session, "compute_statistics", window.clone())
+        .await;
+    near(
+        &tail["structuredContent"]["mean"],
+        want.mean.unwrap(),
+        "tail mean",
+    );
+    near(
+        &tail["structuredContent"]["stddev"],
+        want.sd.unwrap(),
+        "tail stddev",
+    );
+    assert!(app.fold().await > 0);
+    assert_eq!(db.count(FOLDED), 3600, "ten hours folded");
+    assert_eq!(db.count(MISMATCHES), 0, "after the fold");
 
     // Replace a stretch across an hour boundary, with new extremes.
     let replaced: Vec<f64> = (0..500)
@@ -141,7 +170,11 @@ async fn rollups_follow_every_write_and_the_tools_agree_with_sql() {
         ),
     )
     .await;
-    assert_eq!(db.count(MISMATCHES), 0, "after a replacing upsert");
+    assert_eq!(
+        db.count(MISMATCHES),
+        0,
+        "after a replacing upsert into folded hours"
+    );
 
     // Concurrent writers into the same hours: the lock orders their refreshes.
     // (Two: the test client sends no Content-Length, so each body reserves
@@ -166,11 +199,6 @@ async fn rollups_follow_every_write_and_the_tools_agree_with_sql() {
     assert_eq!(db.count(MISMATCHES), 0, "after concurrent writes");
 
     // An unaligned window: whole hours from the table, raw edges.
-    let (start, end) = (
-        t0() + Duration::seconds(1234),
-        t0() + Duration::seconds(31_111),
-    );
-    let window = json!({ "series": "r.cpu", "start": start.to_rfc3339(), "end": end.to_rfc3339() });
     let want = reference(&db, "r.cpu", start, end);
     let stats = app
         .call_tool(&session, "compute_statistics", window.clone())
@@ -346,7 +374,7 @@ fn the_migration_fills_rollups_for_points_already_there() {
     )
     .execute(&mut db.conn())
     .unwrap();
-    assert!(db.count(MISMATCHES) > 0);
+    assert_eq!(db.count(FOLDED), 0);
     // Back to before the rollups migration, and forward again.
     let back = mcp(
         &["migrate", "revert", "--to", "2026-11-25-000003", "--yes"],
@@ -356,8 +384,29 @@ fn the_migration_fills_rollups_for_points_already_there() {
     let redo = mcp(&["migrate", "run"], &db.url);
     assert!(redo.status.success(), "{}", text(&redo));
     assert_eq!(db.count(MISMATCHES), 0);
+    assert_eq!(db.count(FOLDED), 20_000);
+    // The catalog migration found the three series, folded through their
+    // last hour.
     assert_eq!(
-        db.count("SELECT sum(count)::bigint AS n FROM timeseries_rollups"),
-        20_000
+        db.count("SELECT count(*) AS n FROM timeseries_series WHERE folded_to > '2026-01-02Z'"),
+        3
+    );
+}
+
+#[rocket::async_test]
+async fn reverting_the_catalog_folds_every_tail_first() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    let session = app.session().await;
+    let tail = points(&[1.0, 2.0, 3.0], t0(), Duration::minutes(50));
+    app.ingest(&session, "r.tail", &tail).await;
+    assert_eq!(db.count(FOLDED), 0, "not folded yet");
+    // The code before the catalog expects rollups of every point.
+    let back = mcp(&["migrate", "revert", "--yes"], &db.url);
+    assert!(back.status.success(), "{}", text(&back));
+    assert_eq!(db.count(FOLDED), 3);
+    assert_eq!(
+        db.count("SELECT sum(count)::bigint AS n FROM timeseries_rollups_daily"),
+        3
     );
 }

@@ -33,6 +33,23 @@ impl TestApp {
         Ok(TestApp { client })
     }
 
+    /// Folds every tail written through this application into the
+    /// rollups now, waiting for writers, as the background fold does a
+    /// moment later; returns how many series moved.
+    pub async fn fold(&self) -> usize {
+        let mcp = self
+            .client
+            .rocket()
+            .state::<std::sync::Arc<mcp_server::mcp::Mcp>>()
+            .expect("the application has started");
+        let folder = &mcp.ingest.folder;
+        folder
+            .fold(folder.limit(), true)
+            .await
+            .expect("the fold runs")
+            .series
+    }
+
     /// `/metrics` in the Prometheus text format.
     pub async fn metrics_text(&self) -> String {
         let response = self.client.get("/metrics").dispatch().await;

@@ -268,12 +268,12 @@ impl Drop for TestDatabase {
 
 /// The newest migration, the one before it, and how many there are: tests
 /// that walk the history name them through these.
-pub const NEWEST: &str = "20261202000003";
-pub const NEWEST_DIR: &str = "2026-12-02-000003_request_log_identity";
-pub const PREVIOUS: &str = "20261202000002";
-pub const MIGRATION_COUNT: i64 = 7;
+pub const NEWEST: &str = "20261203000001";
+pub const NEWEST_DIR: &str = "2026-12-03-000001_series_catalog";
+pub const PREVIOUS: &str = "20261202000003";
+pub const MIGRATION_COUNT: i64 = 8;
 
-pub const TABLES: [&str; 9] = [
+pub const TABLES: [&str; 10] = [
     "analysis_results",
     "mcp_request_logs",
     "mcp_tasks",
@@ -283,4 +283,5 @@ pub const TABLES: [&str; 9] = [
     "timeseries_data",
     "timeseries_rollups",
     "timeseries_rollups_daily",
+    "timeseries_series",
 ];

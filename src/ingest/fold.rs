@@ -1,0 +1,269 @@
+//! The fold: moves each written series' tail of raw points into the hourly
+//! and daily rollups once its hours are over (`ROLLUP_FOLD_AFTER_SECS` after
+//! an hour ends, so late samples still land in the tail for free).
+//!
+//! Answers never wait for it: until a tail is folded, readers summarise it
+//! from the raw points, exactly. It only bounds what they read. Each process
+//! folds what it wrote (kept in memory); at start and every hour it also
+//! looks for tails that nobody folded (a process that ended first).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use parking_lot::Mutex;
+
+use crate::db::{Db, DbError};
+use crate::store::rollups;
+
+/// Series remembered between folds; past it, the next fold looks for
+/// unfolded tails in the catalog instead (bounded memory whatever is written).
+const MAX_DIRTY: usize = 100_000;
+/// A fold runs this long after a write woke it, so a burst folds once.
+const SETTLE: Duration = Duration::from_secs(1);
+/// And at least this often, as hours end.
+const TICK: Duration = Duration::from_secs(30);
+/// The look for tails nobody folded.
+const SCAN_EVERY: Duration = Duration::from_secs(3600);
+/// Series found by one look.
+const SCAN_LIMIT: i64 = 10_000;
+/// One fold transaction moves at most this much time of at most this many
+/// series, so writers of the stripe wait briefly.
+const STEP: TimeDelta = TimeDelta::days(1);
+const GROUP: usize = 500;
+
+#[derive(Debug, Clone, Copy)]
+struct Tail {
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+}
+
+#[derive(Default)]
+struct Dirty {
+    series: HashMap<String, Tail>,
+    /// Some were not remembered: look in the catalog.
+    overflowed: bool,
+}
+
+/// What one fold did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Folded {
+    /// Series moved forward (counted once per step).
+    pub series: usize,
+    /// Stripes skipped because writers held them; tried again next time.
+    pub busy: usize,
+}
+
+pub struct Folder {
+    db: Db,
+    after: Duration,
+    dirty: Mutex<Dirty>,
+    wake: tokio::sync::Notify,
+}
+
+impl Folder {
+    /// A folder that runs in the background; call from within the runtime.
+    pub fn start(db: Db, after: Duration) -> Arc<Folder> {
+        let folder = Folder::idle(db, after);
+        let running = Arc::clone(&folder);
+        tokio::spawn(async move { running.run().await });
+        folder
+    }
+
+    /// A folder that folds only when asked ([`Folder::fold`]).
+    pub fn idle(db: Db, after: Duration) -> Arc<Folder> {
+        Arc::new(Folder {
+            // The task timeout: a first fold after a large backfill reads it all.
+            db: db.watched().0,
+            after,
+            dirty: Mutex::new(Dirty::default()),
+            wake: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// A write committed points of `series` in [first, last].
+    pub fn written(&self, series: &str, first: DateTime<Utc>, last: DateTime<Utc>) {
+        {
+            let mut dirty = self.dirty.lock();
+            let room = dirty.series.len() < MAX_DIRTY;
+            if let Some(t) = dirty.series.get_mut(series) {
+                t.first = t.first.min(first);
+                t.last = t.last.max(last);
+            } else if room {
+                dirty.series.insert(series.to_owned(), Tail { first, last });
+            } else {
+                dirty.overflowed = true;
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    /// The hour up to which tails fold now.
+    pub fn limit(&self) -> DateTime<Utc> {
+        let now = Utc::now() - TimeDelta::from_std(self.after).unwrap_or(TimeDelta::zero());
+        let s = now.timestamp().div_euclid(rollups::RESOLUTION) * rollups::RESOLUTION;
+        DateTime::from_timestamp(s, 0).unwrap_or(now)
+    }
+
+    async fn run(self: Arc<Self>) {
+        let mut scanned: Option<Instant> = None;
+        loop {
+            tokio::select! {
+                _ = self.wake.notified() => tokio::time::sleep(SETTLE).await,
+                _ = tokio::time::sleep(TICK) => {}
+            }
+            if scanned.is_none_or(|t| t.elapsed() >= SCAN_EVERY) {
+                self.dirty.lock().overflowed = true;
+                scanned = Some(Instant::now());
+            }
+            if let Err(e) = self.fold(self.limit(), false).await {
+                // Readers are exact regardless; the next tick tries again.
+                log::warn!("rollup fold failed, retrying later: {e}");
+            }
+        }
+    }
+
+    /// Folds every remembered tail (and, after an overflow or a restart,
+    /// those found in the catalog) up to `until`, an hour boundary. With
+    /// `wait`, waits for each stripe's writers; without, skips the busy
+    /// stripes until next time.
+    pub async fn fold(&self, until: DateTime<Utc>, wait: bool) -> Result<Folded, DbError> {
+        let (mut due, scan) = {
+            let mut dirty = self.dirty.lock();
+            let mut due = BTreeMap::new();
+            dirty.series.retain(|name, tail| {
+                if tail.first >= until {
+                    return true;
+                }
+                due.insert(name.clone(), *tail);
+                // Points past `until` fold next time.
+                if tail.last >= until {
+                    tail.first = until;
+                    true
+                } else {
+                    false
+                }
+            });
+            (due, std::mem::take(&mut dirty.overflowed))
+        };
+        if scan {
+            let found = self
+                .db
+                .run(move |conn| rollups::unfolded(conn, until, SCAN_LIMIT))
+                .await?;
+            for (name, first) in found {
+                due.entry(name).or_insert(Tail { first, last: first });
+            }
+        }
+        if due.is_empty() {
+            return Ok(Folded::default());
+        }
+        let names: Vec<String> = due.keys().cloned().collect();
+        let stripes = self
+            .db
+            .run(move |conn| {
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                rollups::stripes(conn, &names)
+            })
+            .await?;
+        let mut groups: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+        for (stripe, name) in stripes {
+            groups.entry(stripe).or_default().push(name);
+        }
+        let mut done = Folded::default();
+        for (stripe, names) in groups {
+            for group in names.chunks(GROUP) {
+                let first = group
+                    .iter()
+                    .filter_map(|n| due.get(n))
+                    .map(|t| t.first)
+                    .min()
+                    .unwrap_or(until);
+                match self.fold_group(stripe, group, first, until, wait).await {
+                    Ok(Some(n)) => done.series += n,
+                    Ok(None) => {
+                        done.busy += 1;
+                        self.again(group, &due);
+                    }
+                    Err(e) if e.is_transient() => {
+                        self.again(group, &due);
+                        return Err(e);
+                    }
+                    // Some series' data cannot be summarised (sums past
+                    // 1.7e308): fold the others one by one.
+                    Err(_) => {
+                        for name in group {
+                            let one = std::slice::from_ref(name);
+                            let first = due.get(name).map_or(until, |t| t.first);
+                            match self.fold_group(stripe, one, first, until, wait).await {
+                                Ok(Some(n)) => done.series += n,
+                                Ok(None) => self.again(one, &due),
+                                Err(e) if e.is_transient() => self.again(one, &due),
+                                // Left as a tail, read from the points, where
+                                // the same sums fail: until written again.
+                                Err(e) => {
+                                    log::warn!("the rollups of series {name} cannot be folded: {e}")
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// One group of one stripe, a step of at most [`STEP`] at a time from
+    /// its earliest unfolded point, skipping time without points; `None`
+    /// when the stripe was busy.
+    async fn fold_group(
+        &self,
+        stripe: i32,
+        group: &[String],
+        first: DateTime<Utc>,
+        until: DateTime<Utc>,
+        wait: bool,
+    ) -> Result<Option<usize>, DbError> {
+        let mut moved = 0;
+        let mut from = first;
+        loop {
+            let step = (floor_hour(from) + STEP).min(until);
+            let names = group.to_vec();
+            let done = self
+                .db
+                .run(move |conn| {
+                    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                    rollups::fold(conn, stripe, &names, step, wait)
+                })
+                .await?;
+            let Some((n, next)) = done else {
+                return Ok(None);
+            };
+            moved += usize::try_from(n).unwrap_or(0);
+            match next {
+                // The next step starts at the next point (or ends the fold).
+                Some(next) if step < until => from = next.min(until),
+                _ if step < until => from = until,
+                _ => return Ok(Some(moved)),
+            }
+        }
+    }
+
+    /// Remembers series whose fold did not happen, for the next one.
+    fn again(&self, group: &[String], due: &BTreeMap<String, Tail>) {
+        let mut dirty = self.dirty.lock();
+        for name in group {
+            if let Some(tail) = due.get(name) {
+                let t = dirty.series.entry(name.clone()).or_insert(*tail);
+                t.first = t.first.min(tail.first);
+                t.last = t.last.max(tail.last);
+            }
+        }
+    }
+}
+
+fn floor_hour(t: DateTime<Utc>) -> DateTime<Utc> {
+    let s = t.timestamp().div_euclid(rollups::RESOLUTION) * rollups::RESOLUTION;
+    DateTime::from_timestamp(s, 0).unwrap_or(t)
+}

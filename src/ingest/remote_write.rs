@@ -1,0 +1,333 @@
+//! Prometheus remote write 1.0: a snappy-compressed (block format) protobuf
+//! `WriteRequest` (`prompb`). The messages are declared here for prost, with
+//! only the fields we read; others (exemplars, metadata) are skipped by the
+//! decoder.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::DateTime;
+use prost::Message;
+
+use super::{Chunker, IngestError, identity};
+pub use crate::domain::batch::NonFinite;
+use crate::domain::{SeriesPoints, batch::in_range, cut};
+
+#[derive(Clone, PartialEq, Message)]
+pub struct WriteRequest {
+    #[prost(message, repeated, tag = "1")]
+    pub timeseries: Vec<TimeSeries>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct TimeSeries {
+    #[prost(message, repeated, tag = "1")]
+    pub labels: Vec<Label>,
+    #[prost(message, repeated, tag = "2")]
+    pub samples: Vec<Sample>,
+    /// Native histograms: not stored, only counted.
+    #[prost(message, repeated, tag = "4")]
+    pub histograms: Vec<Histogram>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Label {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub value: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Sample {
+    #[prost(double, tag = "1")]
+    pub value: f64,
+    /// Milliseconds since the epoch.
+    #[prost(int64, tag = "2")]
+    pub timestamp: i64,
+}
+
+/// A native histogram, whose fields are skipped.
+#[derive(Clone, PartialEq, Message)]
+pub struct Histogram {}
+
+/// The NaN Prometheus writes to mark a series stale (it ended): a marker,
+/// not a value.
+pub const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
+
+/// What a body held besides the points written.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub samples: AtomicU64,
+    pub stale_markers: AtomicU64,
+    pub non_finite: AtomicU64,
+    pub histograms: AtomicU64,
+}
+
+impl Tally {
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// The protobuf of a snappy body, refused past `max` bytes before any is
+/// inflated (its header states the length).
+pub fn decompress(body: &[u8], max: usize) -> Result<Vec<u8>, IngestError> {
+    let len = snap::raw::decompress_len(body).map_err(|e| {
+        IngestError::Invalid(format!(
+            "the body is not snappy block-compressed ({e}); remote write 1.0 sends \
+             Content-Encoding: snappy"
+        ))
+    })?;
+    if len > max {
+        return Err(IngestError::TooLarge(format!(
+            "the body inflates to {len} bytes, past the limit of {max} (INGEST_MAX_DECODED_MIB)"
+        )));
+    }
+    snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .map_err(|e| IngestError::Invalid(format!("the body does not decompress: {e}")))
+}
+
+/// The series of a decoded `WriteRequest`, a chunk at a time: the request
+/// is walked field by field, so only the chunk being built is held besides
+/// the decoded bytes.
+pub struct Chunks {
+    buf: Vec<u8>,
+    at: usize,
+    chunker: Chunker,
+    non_finite: NonFinite,
+    tally: Arc<Tally>,
+    failed: bool,
+}
+
+impl Chunks {
+    pub fn new(buf: Vec<u8>, non_finite: NonFinite, tally: Arc<Tally>) -> Chunks {
+        Chunks {
+            buf,
+            at: 0,
+            chunker: Chunker::default(),
+            non_finite,
+            tally,
+            failed: false,
+        }
+    }
+
+    /// The next `timeseries` field (1) of the request, skipping any other.
+    fn next_series(&mut self) -> Result<Option<TimeSeries>, IngestError> {
+        let bad = |e: prost::DecodeError| {
+            IngestError::Invalid(format!("the body is not a protobuf WriteRequest: {e}"))
+        };
+        while self.at < self.buf.len() {
+            let mut rest = &self.buf[self.at..];
+            let before = rest.len();
+            let key = prost::decode_length_delimiter(&mut rest).map_err(bad)?;
+            let (field, wire) = (key >> 3, key & 7);
+            let size = match wire {
+                0 => {
+                    prost::decode_length_delimiter(&mut rest).map_err(bad)?;
+                    0
+                }
+                1 => 8,
+                2 => prost::decode_length_delimiter(&mut rest).map_err(bad)?,
+                5 => 4,
+                _ => {
+                    return Err(IngestError::Invalid(format!(
+                        "the body is not a protobuf WriteRequest: wire type {wire}"
+                    )));
+                }
+            };
+            if size > rest.len() {
+                return Err(IngestError::Invalid(
+                    "the body is not a protobuf WriteRequest: a field runs past its end".into(),
+                ));
+            }
+            let start = self.at + (before - rest.len());
+            self.at = start + size;
+            if field == 1 && wire == 2 {
+                return TimeSeries::decode(&self.buf[start..start + size])
+                    .map(Some)
+                    .map_err(bad);
+            }
+        }
+        Ok(None)
+    }
+
+    fn add(&mut self, ts: TimeSeries) -> Result<(), IngestError> {
+        let Tally {
+            samples,
+            stale_markers,
+            non_finite,
+            histograms,
+        } = &*self.tally;
+        histograms.fetch_add(ts.histograms.len() as u64, Ordering::Relaxed);
+        if ts.samples.is_empty() {
+            return Ok(());
+        }
+        let key = identity::prometheus(
+            ts.labels
+                .iter()
+                .map(|l| (l.name.as_str(), l.value.as_str())),
+        )
+        .map_err(IngestError::Invalid)?;
+        for s in &ts.samples {
+            samples.fetch_add(1, Ordering::Relaxed);
+            if !s.value.is_finite() {
+                if s.value.to_bits() == STALE_NAN {
+                    stale_markers.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                if self.non_finite == NonFinite::Reject {
+                    return Err(IngestError::Invalid(format!(
+                        "series {} has a sample of {} at {} ms; only finite values are stored \
+                         (INGEST_NON_FINITE=skip drops such samples instead)",
+                        describe(&key),
+                        s.value,
+                        s.timestamp
+                    )));
+                }
+                non_finite.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let time = DateTime::from_timestamp_millis(s.timestamp)
+                .filter(|t| in_range(*t))
+                .ok_or_else(|| {
+                    IngestError::Invalid(format!(
+                        "series {} has a sample at {} ms since the epoch, outside the years 1 to 9999",
+                        describe(&key),
+                        s.timestamp
+                    ))
+                })?;
+            self.chunker.push(&key, time, s.value);
+        }
+        Ok(())
+    }
+}
+
+/// A series for an error message: its metric and a cut of its labels.
+fn describe(s: &SeriesPoints) -> String {
+    format!("{} {}", s.metric, cut(s.tags.as_str()))
+}
+
+impl Iterator for Chunks {
+    type Item = Result<Vec<SeriesPoints>, IngestError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        while !self.chunker.is_full() {
+            let step = self.next_series().and_then(|ts| match ts {
+                Some(ts) => self.add(ts).map(|()| true),
+                None => Ok(false),
+            });
+            match step {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        (!self.chunker.is_empty()).then(|| Ok(self.chunker.take()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(series: Vec<TimeSeries>) -> Vec<u8> {
+        let raw = WriteRequest { timeseries: series }.encode_to_vec();
+        snap::raw::Encoder::new().compress_vec(&raw).unwrap()
+    }
+
+    fn ts(name: &str, samples: &[(f64, i64)]) -> TimeSeries {
+        TimeSeries {
+            labels: vec![
+                Label {
+                    name: "__name__".into(),
+                    value: name.into(),
+                },
+                Label {
+                    name: "job".into(),
+                    value: "t".into(),
+                },
+            ],
+            samples: samples
+                .iter()
+                .map(|&(value, timestamp)| Sample { value, timestamp })
+                .collect(),
+            histograms: vec![],
+        }
+    }
+
+    fn all(raw: Vec<u8>, policy: NonFinite) -> Result<Vec<SeriesPoints>, IngestError> {
+        let tally = Arc::new(Tally::default());
+        let mut out = vec![];
+        for chunk in Chunks::new(raw, policy, tally) {
+            out.extend(chunk?);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn series_decode_with_their_samples() {
+        let raw = decompress(
+            &body(vec![
+                ts("up", &[(1.0, 1000), (2.0, 2000)]),
+                ts("x", &[(3.0, 5)]),
+            ]),
+            1 << 20,
+        )
+        .unwrap();
+        let got = all(raw, NonFinite::Reject).unwrap();
+        assert_eq!(got.len(), 2);
+        let up = got.iter().find(|s| s.metric == "up").unwrap();
+        assert_eq!(up.points.len(), 2);
+        assert_eq!(up.points[1].1, 2.0);
+    }
+
+    #[test]
+    fn stale_markers_are_skipped_and_nan_follows_the_policy() {
+        let stale = f64::from_bits(STALE_NAN);
+        let raw = WriteRequest {
+            timeseries: vec![ts("up", &[(stale, 1000), (1.0, 2000)])],
+        }
+        .encode_to_vec();
+        assert_eq!(all(raw, NonFinite::Reject).unwrap()[0].points.len(), 1);
+        let raw = WriteRequest {
+            timeseries: vec![ts("up", &[(f64::NAN, 1000), (1.0, 2000)])],
+        }
+        .encode_to_vec();
+        assert!(all(raw.clone(), NonFinite::Reject).is_err());
+        assert_eq!(all(raw, NonFinite::Skip).unwrap()[0].points.len(), 1);
+    }
+
+    #[test]
+    fn a_bomb_is_refused_before_it_inflates() {
+        let raw = vec![0u8; 10 << 20];
+        let small = snap::raw::Encoder::new().compress_vec(&raw).unwrap();
+        assert!(small.len() < 1 << 20);
+        assert!(matches!(
+            decompress(&small, 1 << 20),
+            Err(IngestError::TooLarge(_))
+        ));
+        assert!(matches!(
+            decompress(b"not snappy at all", 1 << 20),
+            Err(IngestError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn garbage_and_far_timestamps_are_refused() {
+        assert!(all(vec![0x0a, 0xff, 0xff], NonFinite::Reject).is_err());
+        let raw = WriteRequest {
+            timeseries: vec![ts("up", &[(1.0, 300_000_000_000_000)])],
+        }
+        .encode_to_vec();
+        let e = all(raw, NonFinite::Reject).unwrap_err().to_string();
+        assert!(e.contains("9999"), "{e}");
+    }
+}

@@ -1,0 +1,122 @@
+//! The series catalog (`timeseries_series`): each series' metric and tags,
+//! for `list_series`' filters, and how far its rollups are folded.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Bool, Jsonb, Nullable, Text, Timestamptz};
+
+use crate::db::DbError;
+use crate::domain::{Series, SeriesPoints};
+
+/// A name already registered under other tags, though derived from its
+/// tags: two tag sets whose hashes collide. Nothing is written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "series {0} already holds another label set whose name hashes the same; nothing was written"
+)]
+pub struct Collision(pub String);
+
+/// Registers the series: new ones get a row, ones whose tags changed get
+/// the new tags. Errors with [`Collision`] (as `Ok(Err)`) when a derived
+/// name turns out to hold another label set; the caller rolls back.
+pub fn register(
+    conn: &mut PgConnection,
+    series: &[&SeriesPoints],
+) -> Result<Result<(), Collision>, DbError> {
+    if series.is_empty() {
+        return Ok(Ok(()));
+    }
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        series_name: String,
+        #[diesel(sql_type = Bool)]
+        updated: bool,
+    }
+    let names: Vec<&str> = series.iter().map(|s| s.series.as_str()).collect();
+    let metrics: Vec<&str> = series.iter().map(|s| s.metric.as_str()).collect();
+    let tags: Vec<&str> = series.iter().map(|s| s.tags.as_str()).collect();
+    // Inserted rows report xmax = 0; conflicting rows are returned only when
+    // their tags or metric changed.
+    let rows: Vec<Row> = diesel::sql_query(
+        "INSERT INTO timeseries_series AS c (series_name, metric, tags)
+         SELECT n, m, t::jsonb FROM unnest($1::text[], $2::text[], $3::text[]) AS u(n, m, t)
+         ON CONFLICT (series_name) DO UPDATE SET tags = EXCLUDED.tags, metric = EXCLUDED.metric
+          WHERE c.tags IS DISTINCT FROM EXCLUDED.tags OR c.metric IS DISTINCT FROM EXCLUDED.metric
+         RETURNING c.series_name, (c.xmax <> 0) AS updated",
+    )
+    .bind::<Array<Text>, _>(&names)
+    .bind::<Array<Text>, _>(&metrics)
+    .bind::<Array<Text>, _>(&tags)
+    .load(conn)?;
+    let collided = rows.into_iter().filter(|r| r.updated).find(|r| {
+        series
+            .iter()
+            .any(|s| s.derived && s.series.as_str() == r.series_name)
+    });
+    Ok(match collided {
+        Some(r) => Err(Collision(r.series_name)),
+        None => Ok(()),
+    })
+}
+
+/// `folded_to` of the named series that have folded anything (the others
+/// hold nothing in the rollups yet). Read after the fold lock is held.
+pub fn folded(
+    conn: &mut PgConnection,
+    names: &[&str],
+) -> Result<HashMap<String, DateTime<Utc>>, DbError> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        series_name: String,
+        #[diesel(sql_type = Timestamptz)]
+        folded_to: DateTime<Utc>,
+    }
+    Ok(diesel::sql_query(
+        "SELECT series_name, folded_to FROM timeseries_series
+          WHERE series_name = ANY($1) AND folded_to > '-infinity'",
+    )
+    .bind::<Array<Text>, _>(names)
+    .load::<Row>(conn)?
+    .into_iter()
+    .map(|r| (r.series_name, r.folded_to))
+    .collect())
+}
+
+/// What `list_series` filters the catalog by.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Name prefix.
+    pub prefix: String,
+    pub metric: Option<String>,
+    /// A JSON object every listed series' tags contain (`@>`).
+    pub tags: Option<serde_json::Value>,
+}
+
+/// Catalogued series matching `filter`, in name order, at most `limit`.
+pub fn find(conn: &mut PgConnection, filter: &Filter, limit: i64) -> Result<Vec<Series>, DbError> {
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = Text)]
+        series_name: String,
+    }
+    Ok(diesel::sql_query(
+        "SELECT series_name FROM timeseries_series
+          WHERE starts_with(series_name, $1)
+            AND ($2::text IS NULL OR metric = $2)
+            AND ($3::jsonb IS NULL OR tags @> $3)
+          ORDER BY series_name LIMIT $4",
+    )
+    .bind::<Text, _>(&filter.prefix)
+    .bind::<Nullable<Text>, _>(filter.metric.as_deref())
+    .bind::<Nullable<Jsonb>, _>(filter.tags.as_ref())
+    .bind::<BigInt, _>(limit)
+    .load::<Name>(conn)?
+    .into_iter()
+    // The table's CHECK holds the same rule, so every stored name parses.
+    .filter_map(|n| Series::try_from(n.series_name).ok())
+    .collect())
+}
