@@ -42,6 +42,7 @@ pub struct Metrics {
     gate_client_aborts: IntCounter,
     auth_outcomes: IntCounterVec,
     jwks_fetches: IntCounterVec,
+    ingest_samples: IntCounterVec,
     /// Durations (ms) per method or tool since the last snapshot.
     window: Mutex<HashMap<String, Vec<f64>>>,
     started: Instant,
@@ -193,6 +194,18 @@ impl Metrics {
                     &["outcome"]
                 )
             ),
+            ingest_samples: register!(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "ingest_samples_total",
+                        "Samples received by the write endpoints and import, by protocol and \
+                         outcome (accepted; rejected with their request; skipped: staleness \
+                         markers, and NaN or ±Inf under INGEST_NON_FINITE=skip)"
+                    ),
+                    &["protocol", "outcome"]
+                )
+            ),
             registry: r,
             window: Mutex::new(HashMap::new()),
             started: Instant::now(),
@@ -207,6 +220,15 @@ impl Metrics {
     /// How one request's credentials fared; `outcome` is one of a fixed set.
     pub fn auth(&self, outcome: &'static str) {
         self.auth_outcomes.with_label_values(&[outcome]).inc();
+    }
+
+    /// Samples of one write; `protocol` and `outcome` from fixed sets.
+    pub fn ingest(&self, protocol: &'static str, outcome: &'static str, samples: u64) {
+        if samples > 0 {
+            self.ingest_samples
+                .with_label_values(&[protocol, outcome])
+                .inc_by(samples);
+        }
     }
 
     /// A fetch of the issuer's metadata or keys.

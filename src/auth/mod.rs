@@ -223,14 +223,16 @@ impl Auth {
 
     /// The grant of a request's `Authorization` header value.
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Arc<Grant>, Denied> {
+        self.authenticate_token(bearer(authorization, &["bearer"]))
+            .await
+    }
+
+    /// The grant of a token taken from wherever a protocol carries it
+    /// (InfluxDB's `Authorization: Token …`, say).
+    pub async fn authenticate_token(&self, token: Option<&str>) -> Result<Arc<Grant>, Denied> {
         if self.is_open() {
             return Ok(Arc::clone(&self.local));
         }
-        let token = authorization
-            .and_then(|a| a.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .filter(|t| !t.is_empty());
         let Some(token) = token else {
             self.metrics.auth("missing");
             return Err(Denied::Missing);
@@ -312,6 +314,16 @@ impl Auth {
             "resource_name": "mcp-server",
         }))
     }
+}
+
+/// The token of an `Authorization` value whose scheme is one of `schemes`
+/// (lowercase).
+pub fn bearer<'a>(authorization: Option<&'a str>, schemes: &[&str]) -> Option<&'a str> {
+    authorization
+        .and_then(|a| a.split_once(' '))
+        .filter(|(scheme, _)| schemes.contains(&scheme.to_ascii_lowercase().as_str()))
+        .map(|(_, token)| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Text fit for a quoted-string parameter: no quotes, backslashes or

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use influxdb_line_protocol::{FieldValue, parse_lines};
 
-use super::{Chunker, IngestError, identity};
+use super::{Chunker, IngestError, Tally, identity};
 use crate::domain::{SeriesPoints, batch::in_range, cut};
 
 /// The unit of the timestamps in a body (`precision=`).
@@ -53,18 +53,17 @@ pub struct Parser {
     now: DateTime<Utc>,
     line: usize,
     chunker: Chunker,
-    /// Fields written.
-    pub fields: u64,
+    tally: std::sync::Arc<Tally>,
 }
 
 impl Parser {
-    pub fn new(precision: Precision) -> Parser {
+    pub fn new(precision: Precision, tally: std::sync::Arc<Tally>) -> Parser {
         Parser {
             precision,
             now: Utc::now(),
             line: 0,
             chunker: Chunker::default(),
-            fields: 0,
+            tally,
         }
     }
 
@@ -143,9 +142,113 @@ impl Parser {
             }
             let key = identity::influx(measurement, field.as_str(), tags.iter().copied())?;
             self.chunker.push(&key, time, value);
-            self.fields += 1;
+            self.tally.saw(1);
         }
         Ok(())
+    }
+}
+
+/// Text read at a time from a body or a file.
+const BLOCK: usize = 1 << 20;
+
+/// The chunks of line protocol read from `input`, a block at a time, so
+/// memory does not follow the input's size; at most `max` bytes of text
+/// (what a compressed body may inflate to).
+pub struct Chunks<R: std::io::Read> {
+    input: R,
+    parser: Option<Parser>,
+    buf: Vec<u8>,
+    ready: std::collections::VecDeque<Vec<SeriesPoints>>,
+    read: u64,
+    max: u64,
+    failed: bool,
+}
+
+impl<R: std::io::Read> Chunks<R> {
+    pub fn new(
+        input: R,
+        precision: Precision,
+        max: u64,
+        tally: std::sync::Arc<Tally>,
+    ) -> Chunks<R> {
+        Chunks {
+            input,
+            parser: Some(Parser::new(precision, tally)),
+            buf: Vec::with_capacity(BLOCK),
+            ready: Default::default(),
+            read: 0,
+            max,
+            failed: false,
+        }
+    }
+
+    /// Reads a block and parses its whole lines; `false` at the end.
+    fn fill(&mut self) -> Result<bool, IngestError> {
+        let kept = self.buf.len();
+        self.buf.resize(kept + BLOCK, 0);
+        let n = loop {
+            match self.input.read(&mut self.buf[kept..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(IngestError::Invalid(format!(
+                        "the body could not be read: {e}"
+                    )));
+                }
+            }
+        };
+        self.buf.truncate(kept + n);
+        self.read += n as u64;
+        if self.read > self.max {
+            return Err(IngestError::TooLarge(format!(
+                "the body inflates past {} bytes (INGEST_MAX_DECODED_MIB)",
+                self.max
+            )));
+        }
+        let Some(parser) = self.parser.as_mut() else {
+            return Ok(false);
+        };
+        // Whole lines now; at the end, whatever is left.
+        let end = if n == 0 {
+            self.buf.len()
+        } else {
+            match self.buf.iter().rposition(|&b| b == b'\n') {
+                Some(i) => i + 1,
+                None => return Ok(true),
+            }
+        };
+        let text = std::str::from_utf8(&self.buf[..end]).map_err(|e| {
+            IngestError::Invalid(format!(
+                "line {}: the body is not UTF-8 ({e})",
+                parser.line() + 1
+            ))
+        })?;
+        self.ready.extend(parser.feed(text)?);
+        self.buf.drain(..end);
+        if n == 0 {
+            self.ready
+                .extend(self.parser.take().and_then(Parser::finish));
+        }
+        Ok(n > 0)
+    }
+}
+
+impl<R: std::io::Read> Iterator for Chunks<R> {
+    type Item = Result<Vec<SeriesPoints>, IngestError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(chunk) = self.ready.pop_front() {
+                return Some(Ok(chunk));
+            }
+            if self.failed || self.parser.is_none() {
+                return None;
+            }
+            if let Err(e) = self.fill() {
+                self.failed = true;
+                return Some(Err(e));
+            }
+        }
     }
 }
 
@@ -154,7 +257,7 @@ mod tests {
     use super::*;
 
     fn all(precision: &str, text: &str) -> Result<Vec<SeriesPoints>, IngestError> {
-        let mut p = Parser::new(Precision::parse(Some(precision))?);
+        let mut p = Parser::new(Precision::parse(Some(precision))?, Default::default());
         let mut out: Vec<SeriesPoints> = p.feed(text)?.into_iter().flatten().collect();
         out.extend(p.finish().into_iter().flatten());
         Ok(out)
@@ -199,5 +302,45 @@ mod tests {
         let e = all("s", "m v=1 300000000000\n").unwrap_err().to_string();
         assert!(e.contains("9999"), "{e}");
         assert!(Precision::parse(Some("h")).is_err());
+    }
+
+    #[test]
+    fn a_body_reads_in_blocks_whatever_its_size() {
+        let text: String = (0..200_000)
+            .map(|i| format!("m,host=h{} v={i} {i}\n", i % 7))
+            .collect();
+        assert!(text.len() > 2 * BLOCK);
+        let mut points = 0;
+        for chunk in Chunks::new(
+            text.as_bytes(),
+            Precision::Seconds,
+            u64::MAX,
+            Default::default(),
+        ) {
+            points += chunk.unwrap().iter().map(|s| s.points.len()).sum::<usize>();
+        }
+        assert_eq!(points, 200_000);
+        let last_line_without_newline = Chunks::new(
+            &b"m v=1 1\nm v=2 2"[..],
+            Precision::Seconds,
+            99,
+            Default::default(),
+        );
+        assert_eq!(
+            last_line_without_newline
+                .map(|c| c.unwrap().len())
+                .sum::<usize>(),
+            1
+        );
+        let mut too_big = Chunks::new(
+            text.as_bytes(),
+            Precision::Seconds,
+            1000,
+            Default::default(),
+        );
+        assert!(matches!(
+            too_big.next(),
+            Some(Err(IngestError::TooLarge(_)))
+        ));
     }
 }

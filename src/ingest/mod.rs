@@ -18,6 +18,7 @@ pub mod remote_write;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -28,6 +29,7 @@ use crate::cache::Cache;
 use crate::config::Settings;
 use crate::db::{Db, DbError};
 use crate::domain::SeriesPoints;
+use crate::domain::batch::NonFinite;
 use crate::store::catalog::{self, Collision};
 use crate::store::points::{self, Written};
 
@@ -46,6 +48,8 @@ pub struct Limits {
     pub max_series: usize,
     /// Bytes a compressed body may inflate to.
     pub max_decoded: usize,
+    /// A Prometheus sample of NaN or ±Inf.
+    pub non_finite: NonFinite,
 }
 
 impl Limits {
@@ -55,6 +59,7 @@ impl Limits {
             max_decoded: usize::try_from(settings.ingest_max_decoded_mib.max(1))
                 .unwrap_or(usize::MAX)
                 .saturating_mul(1 << 20),
+            non_finite: settings.ingest_non_finite,
         }
     }
 }
@@ -133,6 +138,33 @@ impl From<Abort> for IngestError {
             Abort::Db(e) => e.into(),
             Abort::Ingest(e) => e,
         }
+    }
+}
+
+/// Samples a parser met, and those it dropped on purpose (staleness
+/// markers, native histograms, NaN under `INGEST_NON_FINITE=skip`): shared
+/// with the caller, which counts them in `/metrics` once the write ends.
+#[derive(Debug, Default)]
+pub struct Tally {
+    samples: AtomicU64,
+    skipped: AtomicU64,
+}
+
+impl Tally {
+    pub fn saw(&self, n: usize) {
+        self.samples.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn skip(&self, n: usize) {
+        self.skipped.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Samples seen, and of those skipped.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.samples.load(Ordering::Relaxed),
+            self.skipped.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -268,9 +300,8 @@ impl Ingest {
         let report = self
             .db
             .run(move |conn| {
-                let report = conn.transaction(|conn| {
-                    write_all(conn, &mut chunks, &known, max_series)
-                });
+                let report =
+                    conn.transaction(|conn| write_all(conn, &mut chunks, &known, max_series));
                 Ok(report)
             })
             .await

@@ -4,12 +4,11 @@
 //! decoder.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::DateTime;
 use prost::Message;
 
-use super::{Chunker, IngestError, identity};
+use super::{Chunker, IngestError, Tally, identity};
 pub use crate::domain::batch::NonFinite;
 use crate::domain::{SeriesPoints, batch::in_range, cut};
 
@@ -55,21 +54,6 @@ pub struct Histogram {}
 /// not a value.
 pub const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
 
-/// What a body held besides the points written.
-#[derive(Debug, Default)]
-pub struct Tally {
-    pub samples: AtomicU64,
-    pub stale_markers: AtomicU64,
-    pub non_finite: AtomicU64,
-    pub histograms: AtomicU64,
-}
-
-impl Tally {
-    pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
-    }
-}
-
 /// The protobuf of a snappy body, refused past `max` bytes before any is
 /// inflated (its header states the length).
 pub fn decompress(body: &[u8], max: usize) -> Result<Vec<u8>, IngestError> {
@@ -87,6 +71,27 @@ pub fn decompress(body: &[u8], max: usize) -> Result<Vec<u8>, IngestError> {
     snap::raw::Decoder::new()
         .decompress_vec(body)
         .map_err(|e| IngestError::Invalid(format!("the body does not decompress: {e}")))
+}
+
+/// The chunks of a snappy body, inflated on the first call (on the thread
+/// that writes, not the one that read the body).
+pub fn body_chunks(
+    body: Vec<u8>,
+    max: usize,
+    non_finite: NonFinite,
+    tally: Arc<Tally>,
+) -> super::Chunks {
+    let mut body = Some(body);
+    let mut decoded: Option<Chunks> = None;
+    Box::new(std::iter::from_fn(move || {
+        if let Some(body) = body.take() {
+            match decompress(&body, max) {
+                Ok(raw) => decoded = Some(Chunks::new(raw, non_finite, Arc::clone(&tally))),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        decoded.as_mut()?.next()
+    }))
 }
 
 /// The series of a decoded `WriteRequest`, a chunk at a time: the request
@@ -154,13 +159,8 @@ impl Chunks {
     }
 
     fn add(&mut self, ts: TimeSeries) -> Result<(), IngestError> {
-        let Tally {
-            samples,
-            stale_markers,
-            non_finite,
-            histograms,
-        } = &*self.tally;
-        histograms.fetch_add(ts.histograms.len() as u64, Ordering::Relaxed);
+        // Native histograms are not stored.
+        self.tally.skip(ts.histograms.len());
         if ts.samples.is_empty() {
             return Ok(());
         }
@@ -171,10 +171,10 @@ impl Chunks {
         )
         .map_err(IngestError::Invalid)?;
         for s in &ts.samples {
-            samples.fetch_add(1, Ordering::Relaxed);
+            self.tally.saw(1);
             if !s.value.is_finite() {
                 if s.value.to_bits() == STALE_NAN {
-                    stale_markers.fetch_add(1, Ordering::Relaxed);
+                    self.tally.skip(1);
                     continue;
                 }
                 if self.non_finite == NonFinite::Reject {
@@ -186,7 +186,7 @@ impl Chunks {
                         s.timestamp
                     )));
                 }
-                non_finite.fetch_add(1, Ordering::Relaxed);
+                self.tally.skip(1);
                 continue;
             }
             let time = DateTime::from_timestamp_millis(s.timestamp)

@@ -232,10 +232,10 @@ async fn admit(mcp: &Mcp, h: &McpHeaders<'_>) -> Result<Arc<Grant>, Reply> {
 /// and for at most [`DRAIN_WAIT`]: closing a connection with unread data
 /// resets it, and the refusal with it (the gate in front then had no
 /// answer to pass on).
-const DRAIN_CAP: u64 = 64 << 20;
+pub const DRAIN_CAP: u64 = 64 << 20;
 const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-async fn drain(stream: &mut rocket::data::DataStream<'_>) {
+pub async fn drain(stream: &mut rocket::data::DataStream<'_>) {
     let _ = tokio::time::timeout(DRAIN_WAIT, tokio::io::copy(stream, &mut tokio::io::sink())).await;
 }
 

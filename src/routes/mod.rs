@@ -1,10 +1,12 @@
 //! Plain HTTP routes: `/`, `/health`, `/live`, `/metrics`, the OAuth
-//! protected-resource metadata, and JSON error pages.
+//! protected-resource metadata, the collectors' write endpoints, and JSON
+//! error pages.
 
 pub mod health;
 mod index;
 mod metrics;
 mod oauth;
+pub mod write;
 
 use rocket::serde::json::{Json, Value, json};
 use rocket::{Catcher, Request, Route, catch, catchers, http::Status};
@@ -16,7 +18,10 @@ pub fn routes() -> Vec<Route> {
         health::live,
         metrics::metrics,
         oauth::for_mcp,
-        oauth::at_root
+        oauth::at_root,
+        write::prometheus,
+        write::influx_v2,
+        write::influx_v1
     ]
 }
 

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Jsonb, Nullable, Text, Timestamptz};
 use serde::Serialize;
 
 use crate::db::DbError;
@@ -20,6 +20,14 @@ pub struct SeriesSummary {
     pub first_time: Option<DateTime<Utc>>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     pub last_time: Option<DateTime<Utc>>,
+    /// The collector's metric (Prometheus `__name__`, InfluxDB
+    /// `measurement.field`), or the series name.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub metric: Option<String>,
+    /// The tags last written with the series: a Prometheus label set, an
+    /// InfluxDB tag set with `_measurement` and `_field`.
+    #[diesel(sql_type = Nullable<Jsonb>)]
+    pub tags: Option<serde_json::Value>,
 }
 
 /// Series names after `after`, starting with `prefix`, at most `limit`.
@@ -64,14 +72,31 @@ pub fn summary(conn: &mut PgConnection, series: &Series) -> Result<Option<Series
     Ok(summaries(conn, std::slice::from_ref(series))?.pop())
 }
 
-/// Point counts and first/last times of the named series that have points,
-/// in name order: one grouped query, not one per series.
+/// Point counts, first/last times, metric and tags of the named series
+/// that have points, in name order: one query, whose cost follows the days
+/// of each series (counts come from the rollups up to `folded_to`, and from
+/// the points after it), not its points.
 pub fn summaries(conn: &mut PgConnection, names: &[Series]) -> Result<Vec<SeriesSummary>, DbError> {
     let names: Vec<&str> = names.iter().map(Series::as_str).collect();
     Ok(diesel::sql_query(
-        "SELECT series_name AS series, count(*) AS points, min(time) AS first_time, max(time) AS last_time \
-           FROM timeseries_data WHERE series_name = ANY($1) \
-          GROUP BY series_name ORDER BY series_name",
+        "SELECT n.name AS series,
+                COALESCE((SELECT sum(d.count) FROM timeseries_rollups_daily d
+                           WHERE d.series_name = n.name AND d.bucket < f.day), 0)::bigint
+              + COALESCE((SELECT sum(h.count) FROM timeseries_rollups h
+                           WHERE h.series_name = n.name AND h.bucket >= f.day AND h.bucket < f.f), 0)::bigint
+              + (SELECT count(*) FROM timeseries_data t
+                  WHERE t.series_name = n.name AND t.time >= f.f) AS points,
+                (SELECT min(time) FROM timeseries_data t WHERE t.series_name = n.name) AS first_time,
+                (SELECT max(time) FROM timeseries_data t WHERE t.series_name = n.name) AS last_time,
+                c.metric, c.tags
+           FROM unnest($1::text[]) AS n(name)
+           LEFT JOIN timeseries_series c ON c.series_name = n.name
+          CROSS JOIN LATERAL (
+                SELECT COALESCE(c.folded_to, '-infinity') AS f,
+                       date_bin('1 day', COALESCE(c.folded_to, '-infinity'),
+                                TIMESTAMPTZ '2000-01-01Z') AS day) f
+          WHERE EXISTS (SELECT 1 FROM timeseries_data t WHERE t.series_name = n.name)
+          ORDER BY n.name",
     )
     .bind::<Array<Text>, _>(names)
     .load(conn)?)

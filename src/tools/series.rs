@@ -4,13 +4,18 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{Annotations, Output, Scopes, Spec, ToolContext, ToolError};
-use crate::domain::Bounded;
+use crate::domain::{Bounded, holds_nul};
+use crate::store::catalog::{self, Filter};
 use crate::store::series::{self, SeriesSummary};
 
 pub const SPEC: Spec = Spec {
     name: "list_series",
     title: "List series",
-    description: "The stored time series with their point counts and first/last timestamps",
+    description: "The stored time series with their point counts, first/last timestamps, metric \
+                  and tags. Filter by name prefix, by metric (a Prometheus metric name, an \
+                  InfluxDB measurement.field) and by tags (a Prometheus label set, InfluxDB tags \
+                  with _measurement and _field): {\"job\": \"node\"} lists the series whose \
+                  tags hold job=node",
     annotations: Annotations::READ_ONLY,
     scope: Scopes::READ,
 };
@@ -21,6 +26,10 @@ pub struct ListSeriesArgs {
     /// Only series whose name starts with this.
     #[serde(default)]
     pub prefix: String,
+    /// Only series of this metric (e.g. node_cpu_seconds_total, cpu.usage_idle).
+    pub metric: Option<String>,
+    /// Only series whose tags hold every one of these, e.g. {"job": "node"}.
+    pub tags: Option<serde_json::Map<String, serde_json::Value>>,
     /// At most this many series.
     #[serde(default)]
     pub limit: Bounded<1, 1000, 100>,
@@ -37,28 +46,57 @@ pub async fn list_series(
     ctx: ToolContext,
     args: ListSeriesArgs,
 ) -> Result<Output<ListSeriesResult>, ToolError> {
-    let ListSeriesArgs { prefix, limit } = args;
-    if prefix.contains('\0') {
+    let ListSeriesArgs {
+        prefix,
+        metric,
+        tags,
+        limit,
+    } = args;
+    let tags = tags.map(serde_json::Value::Object);
+    if prefix.contains('\0')
+        || metric.as_deref().is_some_and(|m| m.contains('\0'))
+        || tags.as_ref().is_some_and(holds_nul)
+    {
         // No name holds it, and PostgreSQL text cannot.
         return Err(ToolError::invalid(
-            "prefix must not contain the NUL character (\\u0000)",
+            "prefix, metric and tags must not contain the NUL character (\\u0000)",
         ));
     }
+    let filtered = metric.is_some() || tags.is_some();
+    let filter = Filter {
+        prefix,
+        metric,
+        tags,
+    };
     let (summaries, truncated) = ctx
         .db
         .run(move |conn| {
-            let mut names = series::names(conn, "", &prefix, limit.as_i64() + 1)?;
+            let wanted = limit.as_i64() + 1;
+            let mut names = if filtered {
+                catalog::find(conn, &filter, wanted)?
+            } else {
+                series::names(conn, "", &filter.prefix, wanted)?
+            };
             let truncated = names.len() > limit.as_usize();
             names.truncate(limit.as_usize());
             Ok((series::summaries(conn, &names)?, truncated))
         })
         .await?;
     let text = if summaries.is_empty() {
-        "No series stored yet; add points with ingest_timeseries.".to_owned()
+        if filtered {
+            "No series match; list_series without metric and tags shows them all.".to_owned()
+        } else {
+            "No series stored yet; add points with ingest_timeseries.".to_owned()
+        }
     } else {
         summaries
             .iter()
-            .map(|s| format!("{}: {} points", s.series, s.points))
+            .map(|s| match &s.tags {
+                Some(t) if t.as_object().is_some_and(|m| !m.is_empty()) => {
+                    format!("{}: {} points {t}", s.series, s.points)
+                }
+                _ => format!("{}: {} points", s.series, s.points),
+            })
             .collect::<Vec<_>>()
             .join("\n")
     };

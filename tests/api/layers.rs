@@ -37,7 +37,10 @@ const RULES: &[(&str, &[&str])] = &[
     ),
     ("models", &["mcp", "routes", "store", "tools"]),
     ("db", &["ingest", "mcp", "routes", "store", "tools"]),
-    ("store", &["cache", "ingest", "mcp", "metrics", "routes", "tools"]),
+    (
+        "store",
+        &["cache", "ingest", "mcp", "metrics", "routes", "tools"],
+    ),
     ("cache", &["ingest", "mcp", "routes", "store", "tools"]),
     ("ingest", &["cli", "fixtures", "mcp", "routes", "tools"]),
     ("metrics.rs", &["mcp", "routes", "tools"]),

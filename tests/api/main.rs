@@ -25,3 +25,4 @@ mod stdio;
 mod tasks;
 mod timescale;
 mod tools;
+mod writes;

@@ -37,17 +37,34 @@ impl TestApp {
     /// rollups now, waiting for writers, as the background fold does a
     /// moment later; returns how many series moved.
     pub async fn fold(&self) -> usize {
-        let mcp = self
-            .client
-            .rocket()
-            .state::<std::sync::Arc<mcp_server::mcp::Mcp>>()
-            .expect("the application has started");
-        let folder = &mcp.ingest.folder;
+        let folder = &self.mcp_state().ingest.folder;
         folder
             .fold(folder.limit(), true)
             .await
             .expect("the fold runs")
             .series
+    }
+
+    /// A POST of raw bytes to `path` with `headers`: the status, the
+    /// response's headers and its body.
+    pub async fn send(&self, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Sent {
+        let mut req = self.client.post(path.to_owned()).body(body);
+        for (k, v) in headers {
+            req.add_header(rocket::http::Header::new(k.to_string(), v.to_string()));
+        }
+        let response = req.dispatch().await;
+        let status = response.status().code;
+        let headers = response
+            .headers()
+            .iter()
+            .map(|h| (h.name().to_string(), h.value().to_string()))
+            .collect();
+        let body = response.into_string().await.unwrap_or_default();
+        Sent {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// `/metrics` in the Prometheus text format.
@@ -81,6 +98,23 @@ impl TestApp {
             rocket::tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         panic!("/health never got there; last: {} {}", last.0, last.1);
+    }
+}
+
+/// What [`TestApp::send`] got back.
+#[derive(Debug)]
+pub struct Sent {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Sent {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 

@@ -63,12 +63,31 @@ impl Provider {
         if rotate {
             cmd.arg("--rotate");
         }
-        let mut child = cmd.spawn().expect("node runs");
-        let mut line = String::new();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        stdout.read_line(&mut line).unwrap();
-        // Kept open: a write to a closed stdout would end the provider.
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        // Node 20 has been seen to deadlock on start now and then on a
+        // loaded machine (its main thread on a mutex, nothing listening):
+        // a start that prints nothing within 20 s is killed and tried again.
+        let mut tries = 0;
+        let (child, line) = loop {
+            tries += 1;
+            let mut child = cmd.spawn().expect("node runs");
+            let mut stdout = BufReader::new(child.stdout.take().unwrap());
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let mut line = String::new();
+                let _ = stdout.read_line(&mut line);
+                let _ = tx.send(line);
+                // Kept open: a write to a closed stdout would end the provider.
+                std::io::copy(&mut stdout, &mut std::io::sink())
+            });
+            match rx.recv_timeout(Duration::from_secs(20)) {
+                Ok(line) => break (child, line),
+                Err(_) if tries < 3 => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+                Err(_) => panic!("the provider printed nothing in 20 s, {tries} times"),
+            }
+        };
         let started: Value = serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("the provider did not start ({e}): {line:?}"));
         let issuer = started["issuer"].as_str().unwrap().to_owned();
