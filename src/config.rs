@@ -123,8 +123,10 @@ pub struct Settings {
     pub ingest_max_series_per_request: usize,
     /// Bytes (MiB) a compressed ingest body may inflate to.
     pub ingest_max_decoded_mib: u32,
-    /// A Prometheus sample of NaN or ±Inf: `reject` the request (400) or
-    /// `skip` the sample. Staleness markers are always skipped.
+    /// A Prometheus sample of NaN or ±Inf: `skip` the sample (counted), or
+    /// `reject` the request (400). Prometheus' own summaries report NaN
+    /// quantiles whenever nothing was observed, so with `reject` it loses
+    /// every batch that holds one. Staleness markers are always skipped.
     pub ingest_non_finite: crate::domain::batch::NonFinite,
     /// An hour's raw points fold into the rollups this long after it ends;
     /// until then readers summarise them from the points.
@@ -180,7 +182,7 @@ impl Default for Settings {
             metrics_snapshot_secs: 60,
             ingest_max_series_per_request: 100_000,
             ingest_max_decoded_mib: 64,
-            ingest_non_finite: crate::domain::batch::NonFinite::Reject,
+            ingest_non_finite: crate::domain::batch::NonFinite::Skip,
             rollup_fold_after_secs: 300,
         }
     }

@@ -11,6 +11,7 @@ fn main() -> ExitCode {
     match Cli::parse().command.unwrap_or(Command::Serve) {
         Command::Serve => serve(),
         Command::Stdio { scopes } => cli::stdio(cli::scopes_or_all(&scopes)),
+        Command::Import(args) => cli::import(args),
         Command::Token { action } => cli::token(action),
         Command::Migrate(cmd) => cli::migrate(cmd),
         Command::Config => cli::config(),

@@ -1,9 +1,11 @@
-//! The command line: `serve` (default), `stdio`, `migrate …` for
+//! The command line: `serve` (default), `stdio`, `import`, `migrate …` for
 //! containers that have no Diesel CLI, `config`, and `healthcheck`.
 
+mod import;
 mod migrate;
 mod stdio;
 
+pub use import::{Import, import};
 pub use migrate::{Migrate, MigrateAction, migrate};
 pub use stdio::stdio;
 
@@ -40,6 +42,9 @@ pub enum Command {
         #[arg(long, value_delimiter = ',', value_parser = scope_arg)]
         scopes: Vec<Scopes>,
     },
+    /// Load points from a CSV or line-protocol file (or stdin), streamed,
+    /// in transactions of one batch; re-running it is safe.
+    Import(Import),
     /// Static bearer tokens for MCP_AUTH_TOKENS_FILE.
     Token {
         #[command(subcommand)]
@@ -100,6 +105,46 @@ pub fn token(action: TokenAction) -> ExitCode {
          (`kill -HUP <pid>`, `docker compose kill -s HUP mcp-server`) or restart it."
     );
     ExitCode::SUCCESS
+}
+
+/// Runs a command's async work on a runtime of its own; its error is
+/// logged and ends the process with 1.
+fn run_async(work: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            log::error!("no runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let done = runtime.block_on(work);
+    // Background work (flushed by the command) stops here.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            log::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The database, migrated as `serve` migrates it, and the cache.
+async fn open(
+    settings: &Settings,
+) -> Result<(crate::db::Db, std::sync::Arc<crate::cache::Cache>), String> {
+    let prepared = settings.clone();
+    let (pool, _report) = tokio::task::spawn_blocking(move || crate::db::prepare(&prepared))
+        .await
+        .map_err(|e| format!("start-up aborted: database task failed: {e}"))?
+        .map_err(|e| format!("start-up aborted: {e}"))?;
+    let db = crate::db::Db::from_settings(pool, settings);
+    let cache = crate::cache::Cache::from_settings(settings)
+        .map_err(|e| format!("start-up aborted: {e}"))?;
+    Ok((db, std::sync::Arc::new(cache)))
 }
 
 /// A failure with its one-line reason and exit code.

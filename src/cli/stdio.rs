@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::{Grant, Scopes};
-use crate::cache::Cache;
 use crate::config::Settings;
-use crate::db::{self, Db};
 use crate::mcp::stdio::{Options, serve};
 use crate::metrics::Metrics;
 
@@ -17,26 +15,7 @@ use crate::metrics::Metrics;
 const DRAIN: Duration = Duration::from_secs(30);
 
 pub fn stdio(scopes: Scopes) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            log::error!("stdio: no runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let served = runtime.block_on(run(scopes));
-    // Background work (the request-log writer was flushed) stops here.
-    runtime.shutdown_timeout(Duration::from_secs(2));
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            log::error!("{message}");
-            ExitCode::FAILURE
-        }
-    }
+    super::run_async(run(scopes))
 }
 
 async fn run(scopes: Scopes) -> Result<(), String> {
@@ -51,14 +30,7 @@ async fn run(scopes: Scopes) -> Result<(), String> {
         .map_or(32 << 20, |l| l.as_u64())
         .try_into()
         .unwrap_or(usize::MAX);
-    let prepared = settings.clone();
-    let (pool, _report) = tokio::task::spawn_blocking(move || db::prepare(&prepared))
-        .await
-        .map_err(|e| format!("start-up aborted: database task failed: {e}"))?
-        .map_err(|e| format!("start-up aborted: {e}"))?;
-    let db = Db::from_settings(pool, &settings);
-    let cache =
-        Arc::new(Cache::from_settings(&settings).map_err(|e| format!("start-up aborted: {e}"))?);
+    let (db, cache) = super::open(&settings).await?;
     let metrics = Arc::new(Metrics::new());
     let mcp = Arc::new(
         crate::protocol(&settings, &db, &cache, &metrics)

@@ -18,9 +18,10 @@ pub fn in_range(t: DateTime<Utc>) -> bool {
 #[serde(rename_all = "lowercase")]
 pub enum NonFinite {
     /// Refuse the request (400, nothing written).
-    #[default]
     Reject,
-    /// Drop the sample, count it, and write the rest.
+    /// Drop the sample, count it, and write the rest: a summary's quantile
+    /// with nothing observed is NaN, and Prometheus sends it every scrape.
+    #[default]
     Skip,
 }
 

@@ -49,8 +49,8 @@ struct Dirty {
 /// What one fold did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Folded {
-    /// Series moved forward (counted once per step).
-    pub series: usize,
+    /// Series moved forward, counted once per step of a day.
+    pub moves: usize,
     /// Stripes skipped because writers held them; tried again next time.
     pub busy: usize,
 }
@@ -181,7 +181,7 @@ impl Folder {
                     .min()
                     .unwrap_or(until);
                 match self.fold_group(stripe, group, first, until, wait).await {
-                    Ok(Some(n)) => done.series += n,
+                    Ok(Some(n)) => done.moves += n,
                     Ok(None) => {
                         done.busy += 1;
                         self.again(group, &due);
@@ -197,7 +197,7 @@ impl Folder {
                             let one = std::slice::from_ref(name);
                             let first = due.get(name).map_or(until, |t| t.first);
                             match self.fold_group(stripe, one, first, until, wait).await {
-                                Ok(Some(n)) => done.series += n,
+                                Ok(Some(n)) => done.moves += n,
                                 Ok(None) => self.again(one, &due),
                                 Err(e) if e.is_transient() => self.again(one, &due),
                                 // Left as a tail, read from the points, where

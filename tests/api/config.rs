@@ -26,7 +26,7 @@ fn sample(var: &str) -> (&'static str, Value) {
         "MCP_ALLOWED_HOSTS" => ("env.example", json!("env.example")),
         "MCP_ALLOWED_ORIGINS" => ("https://env.example", json!("https://env.example")),
         "MCP_CONFORMANCE_FIXTURES" | "MCP_READ_ONLY" => ("1", json!(true)),
-        "INGEST_NON_FINITE" => ("skip", json!("skip")),
+        "INGEST_NON_FINITE" => ("reject", json!("reject")),
         "MCP_AUTH_TOKENS_FILE" => ("/etc/mcp/tokens", json!("/etc/mcp/tokens")),
         "MCP_OAUTH_ISSUER" | "MCP_OAUTH_AUDIENCE" | "MCP_OAUTH_JWKS_URL" => (
             "https://auth.example/realms/ops",

@@ -10,6 +10,7 @@ mod health;
 mod helpers;
 mod hostile;
 mod hot_paths;
+mod import;
 mod layers;
 mod mcp;
 mod metrics;

@@ -175,7 +175,12 @@ fn refused(sent: &Sent, status: u16, says: &str) {
 #[rocket::async_test]
 async fn hostile_remote_write_bodies_get_a_4xx_and_write_nothing() {
     let db = TestDatabase::migrated();
-    let app = TestApp::spawn(&db, None).await;
+    // NaN and ±Inf refused, as an operator may choose (the default skips them).
+    let app = TestApp::try_spawn(
+        crate::helpers::figment(&db.url, None).merge(("ingest_non_finite", "reject")),
+    )
+    .await
+    .unwrap();
     let up = [("__name__", "up"), ("job", "x")];
 
     refused(
@@ -270,28 +275,26 @@ async fn hostile_remote_write_bodies_get_a_4xx_and_write_nothing() {
 }
 
 #[rocket::async_test]
-async fn staleness_markers_are_skipped_and_nan_may_be() {
+async fn staleness_markers_and_nan_are_skipped_and_the_rest_written() {
     let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
     let stale = f64::from_bits(mcp_server::ingest::remote_write::STALE_NAN);
-    let samples = [(1.0, T0), (stale, T0 + 1000), (f64::NAN, T0 + 2000)];
-    let strict = TestApp::spawn(&db, None).await;
-    let only_stale = body(vec![series(&[("__name__", "up")], &samples[..2])]);
-    assert_eq!(remote_write(&strict, only_stale).await.status, 204);
-    assert_eq!(db.count("SELECT count(*) AS n FROM timeseries_data"), 1);
-    drop(strict);
-    let lenient = TestApp::try_spawn(
-        crate::helpers::figment(&db.url, None).merge(("ingest_non_finite", "skip")),
-    )
-    .await
-    .unwrap();
-    let with_nan = body(vec![series(&[("__name__", "g")], &samples)]);
-    assert_eq!(remote_write(&lenient, with_nan).await.status, 204);
+    let samples = [
+        (1.0, T0),
+        (stale, T0 + 1000),
+        (f64::NAN, T0 + 2000),
+        (f64::INFINITY, T0 + 3000),
+        (2.0, T0 + 4000),
+    ];
+    let sent = remote_write(&app, body(vec![series(&[("__name__", "g")], &samples)])).await;
+    assert_eq!(sent.status, 204, "{}", sent.body);
     assert_eq!(db.count("SELECT count(*) AS n FROM timeseries_data"), 2);
-    let metrics = lenient.metrics_text().await;
-    assert!(
-        metrics.contains(r#"mcp_ingest_samples_total{outcome="skipped",protocol="prometheus"} 2"#),
-        "{metrics}"
-    );
+    let metrics = app.metrics_text().await;
+    for (outcome, n) in [("accepted", 2), ("skipped", 3)] {
+        let line =
+            format!(r#"mcp_ingest_samples_total{{outcome="{outcome}",protocol="prometheus"}} {n}"#);
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
 }
 
 fn gzip(text: &str) -> Vec<u8> {

@@ -35,14 +35,14 @@ impl TestApp {
 
     /// Folds every tail written through this application into the
     /// rollups now, waiting for writers, as the background fold does a
-    /// moment later; returns how many series moved.
+    /// moment later; returns how many series moved (once per day folded).
     pub async fn fold(&self) -> usize {
         let folder = &self.mcp_state().ingest.folder;
         folder
             .fold(folder.limit(), true)
             .await
             .expect("the fold runs")
-            .series
+            .moves
     }
 
     /// A POST of raw bytes to `path` with `headers`: the status, the
