@@ -21,6 +21,7 @@ mod operator;
 mod pool;
 mod properties;
 mod rollups;
+mod senders;
 mod startup;
 mod stdio;
 mod tasks;
