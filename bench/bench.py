@@ -1,7 +1,8 @@
 """Every figure of the performance table, each next to its baseline measured
 in the same run: wrk for cache hits and /health (baseline: redis-benchmark
 GET), the hit latency on one connection (baseline: redis GET from one client), ingest
-at three batch sizes (baseline: psql \\copy of the same rows), the statistics
+at three batch sizes and through the collectors' formats (baseline: psql \\copy of
+the same rows), the statistics
 miss at 100k and 1M points, 10M with BENCH_10M=1 (baseline: the same SQL in
 psql), and the server's RSS idle and at peak. Standard library only; prints
 figures and never fails on one.
@@ -15,9 +16,11 @@ import json
 import os
 import re
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 from datetime import datetime, timedelta, timezone
@@ -166,6 +169,103 @@ for per_call, calls in INGEST:
     line(f"ingest {n:,} points, {per_call:,} per call", f"{mcp_rate:,.0f} points/s",
          f"\\copy {copy_rate:,.0f} points/s", f"ratio {mcp_rate / copy_rate:.2f} (>= 0.7, rollups kept)")
 
+# --- the collectors' formats, each against \copy of the same rows (their
+# names, times, values and tags as stored), 500,000 samples per shape. Bodies
+# are built before the clock starts; one connection, one request at a time.
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | 0x80 if n else b)
+        if not n:
+            return bytes(out)
+
+
+def pb(number, payload):
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def remote_write_body(series, samples):
+    """A prompb WriteRequest, in snappy's block format with literals only
+    (the standard library has no snappy; the server inflates either alike)."""
+    raw = b"".join(pb(1, b"".join(pb(1, pb(1, k.encode()) + pb(2, v.encode())) for k, v in labels.items())
+                      + b"".join(pb(2, b"\x09" + struct.pack("<d", v) + b"\x10" + varint(t)) for v, t in samples(i)))
+                   for i, labels in enumerate(series))
+    out = bytearray(varint(len(raw)))
+    for i in range(0, len(raw), 65536):
+        chunk = raw[i:i + 65536]
+        out += bytes([61 << 2]) + (len(chunk) - 1).to_bytes(2, "little") + chunk
+    return bytes(out)
+
+
+T0_MS = int(T0.timestamp() * 1000)
+
+
+def scrapes(metric, shard, requests, series=500):
+    """One request per scrape of `series` series, as Prometheus sends them."""
+    return [remote_write_body([{"__name__": metric, "job": "node", "shard": str(shard),
+                                "instance": f"host{s % 50}:9100", "cpu": str(s)} for s in range(series)],
+                              lambda i, k=k: [(value(k * series + i), T0_MS + 15_000 * k)])
+            for k in range(requests)]
+
+
+# (label, path, metric, one list of bodies per connection)
+SHAPES = [
+    # Prometheus' default queue sends at most 500 samples a request: one
+    # scrape of 500 series.
+    ("remote write, 500 series x 1 sample a request", "/api/v1/write", "bench_rw1",
+     [scrapes("bench_rw1", 0, 1000)]),
+    # The same from four shards at once, as Prometheus runs them when one
+    # does not keep up.
+    ("  the same from 4 shards at once", "/api/v1/write", "bench_rw4",
+     [scrapes("bench_rw4", shard, 250) for shard in range(4)]),
+    # Catching up after an outage: many samples of fewer series.
+    ("remote write, 50 series x 200 samples a request", "/api/v1/write", "bench_rw200", [[
+        remote_write_body([{"__name__": "bench_rw200", "job": "node", "instance": f"host{s}:9100"} for s in range(50)],
+                          lambda i, k=k: [(value(j), T0_MS + 15_000 * (k * 200 + j)) for j in range(200)])
+        for k in range(50)]]),
+    # Telegraf's default batch: 1,000 lines, here of 5 fields each.
+    ("line protocol, 1,000 lines x 5 fields a request", "/api/v2/write?precision=s", "bench_lp", [[
+        "".join(f"bench_lp,host=h{n % 100},cpu=cpu{n // 100 % 10} usage_user={value(n)},usage_system={value(n + 1)},"
+                f"usage_idle={value(n + 2)},usage_iowait={value(n + 3)},usage_steal={value(n + 4)} "
+                f"{int(T0.timestamp()) + 10 * (n // 1000)}\n" for n in range(k * 1000, (k + 1) * 1000)).encode()
+        for k in range(100)]]),
+]
+
+
+def send_all(path, headers, bodies):
+    c = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    for b in bodies:
+        c.request("POST", path, b, headers)
+        r = c.getresponse()
+        r.read()
+        assert r.status == 204, (path, r.status)
+
+
+for label, path, metric, per_connection in SHAPES:
+    headers = ({"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"}
+               if "line protocol" not in label else {"Content-Type": "text/plain"})
+    senders = [threading.Thread(target=send_all, args=(path, headers, bodies)) for bodies in per_connection]
+    started = time.perf_counter()
+    for t in senders:
+        t.start()
+    for t in senders:
+        t.join()
+    took = time.perf_counter() - started
+    same = f"tags->>'__name__' = '{metric}' OR tags->>'_measurement' = '{metric}'"
+    n = int(psql("-At", "-c", f"SELECT count(*) FROM timeseries_data WHERE {same}").strip())
+    path_csv = os.path.join(tmp, "same.csv")
+    psql("-c", f"\\copy (SELECT 'c' || series_name, time, value, tags FROM timeseries_data WHERE {same}) "
+               f"TO '{path_csv}' CSV")
+    t = time.perf_counter()
+    psql("-c", f"\\copy timeseries_data(series_name, time, value, tags) FROM '{path_csv}' CSV")
+    copy_s = time.perf_counter() - t
+    os.unlink(path_csv)
+    line(f"{label}", f"{n / took:,.0f} samples/s", f"\\copy {n / copy_s:,.0f} rows/s",
+         f"ratio {copy_s / took:.2f} (>= 0.8); {n:,} rows")
+del SHAPES
+
 # --- the statistics miss, growing with the series, against the same SQL
 # The statement the server runs (src/store/aggregates.rs, `summary`).
 SQL = """SELECT count, mean, stddev, min, max, p[1], p[2], p[3], first_time, last_time
@@ -180,11 +280,10 @@ for size in STATS_SIZES:
     copy_in(path)
     os.unlink(path)
     psql("-c", "VACUUM ANALYZE timeseries_data")
-    # \copy bypasses the server: fill the hours as the rollups migration does
-    # (after the VACUUM, as on a table that was not loaded a moment ago).
+    # \copy bypasses the server: fold the series as an operator would after
+    # it (after the VACUUM, as on a table that was not loaded a moment ago).
     t = time.perf_counter()
-    psql("-c", f"INSERT INTO timeseries_rollups SELECT * FROM mcp_rollups_from_raw('{series}', '-infinity', 'infinity')",
-         "-c", f"INSERT INTO timeseries_rollups_daily SELECT * FROM mcp_days_from_hours('{series}', '-infinity', 'infinity')")
+    psql("-c", f"SELECT mcp_refold('{series}')")
     fill_s = time.perf_counter() - t
     psql("-c", "VACUUM ANALYZE timeseries_rollups")
     # Interleaved, so drift on a shared machine hits both alike.
@@ -200,7 +299,7 @@ for size in STATS_SIZES:
     d, m = statistics.median(direct), statistics.median(misses)
     line(f"compute_statistics miss, {size:,} points", f"{m:,.1f} ms", f"same SQL in psql {d:,.1f} ms",
          f"ratio {m / d:.2f}; <= 50 ms TSL, 100 ms PG")
-    line("  rollup fill (as the migration does it)", f"{fill_s * 1e3:,.0f} ms", "", "")
+    line("  rollup fold (mcp_refold)", f"{fill_s * 1e3:,.0f} ms", "", "")
     # The other read tools over the whole series, each beside its raw SQL.
     for tool, args, raw_sql in [
         ("analyze_trend", {}, f"SELECT regr_slope(value, date_part('epoch', time)), regr_r2(value, date_part('epoch', time)) FROM timeseries_data WHERE series_name = '{series}'"),

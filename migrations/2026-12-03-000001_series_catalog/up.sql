@@ -37,24 +37,53 @@ CREATE INDEX timeseries_series_tags_idx ON timeseries_series USING gin (tags jso
 CREATE FUNCTION mcp_series_stripe(p_series TEXT) RETURNS INTEGER
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT hashtext(p_series) & 63 $$;
 
+-- The first statement of a write: takes the fold lock of the named series'
+-- stripes shared (every stripe with p_all, for a write that will name more
+-- series than it knows yet), in stripe order, then returns the folded_to of
+-- those that folded anything. The read is a statement of its own, so its
+-- snapshot comes after the lock: no fold can move folded_to before the
+-- write commits.
+CREATE FUNCTION mcp_lock_for_write(p_series TEXT[], p_all BOOLEAN)
+RETURNS TABLE (series_name TEXT, folded_to TIMESTAMPTZ)
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM count(pg_advisory_xact_lock_shared(hashtext('mcp_fold'), q.s))
+       FROM (SELECT DISTINCT a.s FROM (
+               SELECT mcp_series_stripe(n) AS s FROM unnest(p_series) AS n
+               UNION ALL SELECT g FROM generate_series(0, 63) AS g WHERE p_all) a
+             ORDER BY a.s) q;
+    RETURN QUERY SELECT c.series_name, c.folded_to FROM timeseries_series c
+                  WHERE c.series_name = ANY(p_series) AND c.folded_to > '-infinity';
+END
+$$;
+
 -- Folds the raw points of the named series from their folded_to up to
 -- p_until (hour-aligned) into the hours, recomputes the days those hours
--- fall in, and advances folded_to. The caller holds the series' fold lock
--- exclusively. Returns how many series moved.
+-- fall in, and advances folded_to. A series folds no further than the start
+-- of the hour of its newest point: a series that goes on growing keeps
+-- writing into its tail, however old its timestamps (a backfill, a replay).
+-- The caller holds the series' fold lock exclusively. Returns how many
+-- series moved.
 CREATE FUNCTION mcp_fold(p_series TEXT[], p_until TIMESTAMPTZ) RETURNS INTEGER
 LANGUAGE plpgsql AS $$
 DECLARE
     v_names TEXT[];
     v_from  TIMESTAMPTZ[];
+    v_to    TIMESTAMPTZ[];
 BEGIN
-    SELECT array_agg(series_name), array_agg(folded_to) INTO v_names, v_from
-      FROM timeseries_series WHERE series_name = ANY(p_series) AND folded_to < p_until;
+    SELECT array_agg(s.series_name), array_agg(s.folded_to), array_agg(e.until)
+      INTO v_names, v_from, v_to
+      FROM timeseries_series s
+     CROSS JOIN LATERAL (
+           SELECT LEAST(p_until, date_bin('1 hour', max(d.time), TIMESTAMPTZ '2000-01-01 00:00:00+00')) AS until
+             FROM timeseries_data d WHERE d.series_name = s.series_name AND d.time >= s.folded_to) e
+     WHERE s.series_name = ANY(p_series) AND s.folded_to < e.until;
     IF v_names IS NULL THEN
         RETURN 0;
     END IF;
     INSERT INTO timeseries_rollups
-    SELECT r.* FROM unnest(v_names, v_from) AS u(s, f)
-     CROSS JOIN LATERAL mcp_rollups_from_raw(u.s, u.f, p_until) r
+    SELECT r.* FROM unnest(v_names, v_from, v_to) AS u(s, f, t)
+     CROSS JOIN LATERAL mcp_rollups_from_raw(u.s, u.f, u.t) r
     ON CONFLICT (series_name, bucket) DO UPDATE SET
         count = EXCLUDED.count, sum = EXCLUDED.sum, m2 = EXCLUDED.m2,
         min_value = EXCLUDED.min_value, max_value = EXCLUDED.max_value,
@@ -63,9 +92,9 @@ BEGIN
         mean_t = EXCLUDED.mean_t, sxx = EXCLUDED.sxx, sxy = EXCLUDED.sxy,
         sketch_keys = EXCLUDED.sketch_keys, sketch_counts = EXCLUDED.sketch_counts;
     INSERT INTO timeseries_rollups_daily
-    SELECT d.* FROM unnest(v_names, v_from) AS u(s, f)
+    SELECT d.* FROM unnest(v_names, v_from, v_to) AS u(s, f, t)
      CROSS JOIN LATERAL mcp_days_from_hours(
-         u.s, date_bin('1 day', u.f, TIMESTAMPTZ '2000-01-01 00:00:00+00'), p_until) d
+         u.s, date_bin('1 day', u.f, TIMESTAMPTZ '2000-01-01 00:00:00+00'), u.t) d
     ON CONFLICT (series_name, bucket) DO UPDATE SET
         count = EXCLUDED.count, sum = EXCLUDED.sum, m2 = EXCLUDED.m2,
         min_value = EXCLUDED.min_value, max_value = EXCLUDED.max_value,
@@ -73,13 +102,15 @@ BEGIN
         last_time = EXCLUDED.last_time, last_value = EXCLUDED.last_value,
         mean_t = EXCLUDED.mean_t, sxx = EXCLUDED.sxx, sxy = EXCLUDED.sxy,
         sketch_keys = EXCLUDED.sketch_keys, sketch_counts = EXCLUDED.sketch_counts;
-    UPDATE timeseries_series SET folded_to = p_until WHERE series_name = ANY(v_names);
+    UPDATE timeseries_series c SET folded_to = u.t
+      FROM unnest(v_names, v_to) AS u(s, t) WHERE c.series_name = u.s;
     RETURN cardinality(v_names);
 END
 $$;
 
 -- Rebuilds one series' rollups from its raw points, for points written
 -- behind the server's back (a psql \copy): `SELECT mcp_refold('cpu')`.
+-- Everything but the hour of the newest point ends up folded.
 CREATE FUNCTION mcp_refold(p_series TEXT) RETURNS INTEGER
 LANGUAGE plpgsql AS $$
 DECLARE

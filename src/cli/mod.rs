@@ -187,7 +187,12 @@ fn shown_config() -> Result<serde_json::Value, String> {
         "profile": figment.profile().as_str().as_str(),
         "address": rocket.address.to_string(),
         "port": rocket.port,
-        "limits": { "json": limit("json"), "bytes": limit("bytes"), "string": limit("string") },
+        "limits": {
+            "json": limit("json"),
+            "bytes": limit("bytes"),
+            "string": limit("string"),
+            "ingest": limit("ingest"),
+        },
         "settings": settings.redacted(),
     }))
 }

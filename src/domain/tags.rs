@@ -1,8 +1,6 @@
 //! A series' tags: a JSON object, serialized once and stored with the
 //! series in the catalog and with every point written.
 
-use std::collections::BTreeMap;
-
 /// The text of a JSON object that PostgreSQL's jsonb can hold (no NUL).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Tags(String);
@@ -24,8 +22,8 @@ impl Tags {
         Ok(Tags(value.to_string()))
     }
 
-    /// A label set of strings (a collector's labels); the keys come sorted.
-    pub fn from_labels(labels: &BTreeMap<String, String>) -> Result<Tags, String> {
+    /// A label set of strings (a collector's labels), sorted by name.
+    pub fn from_labels(labels: &[(&str, &str)]) -> Result<Tags, String> {
         if let Some((k, v)) = labels
             .iter()
             .find(|(k, v)| k.contains('\0') || v.contains('\0'))
@@ -36,7 +34,16 @@ impl Tags {
                 super::echo(what)
             ));
         }
-        Ok(Tags(serde_json::to_string(labels).unwrap_or_default()))
+        /// Serialized as a JSON object in the given order.
+        struct Pairs<'a>(&'a [(&'a str, &'a str)]);
+        impl serde::Serialize for Pairs<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+            }
+        }
+        Ok(Tags(
+            serde_json::to_string(&Pairs(labels)).unwrap_or_default(),
+        ))
     }
 
     pub fn as_str(&self) -> &str {
@@ -50,15 +57,16 @@ mod tests {
 
     #[test]
     fn labels_serialize_sorted_and_nul_is_refused() {
-        let mut labels = BTreeMap::new();
-        labels.insert("job".to_owned(), "node".to_owned());
-        labels.insert("__name__".to_owned(), "up".to_owned());
+        let labels = [("__name__", "up"), ("job", "node")];
         assert_eq!(
             Tags::from_labels(&labels).unwrap().as_str(),
             r#"{"__name__":"up","job":"node"}"#
         );
-        labels.insert("bad".to_owned(), "a\0b".to_owned());
-        assert!(Tags::from_labels(&labels).unwrap_err().contains("NUL"));
+        assert!(
+            Tags::from_labels(&[("bad", "a\0b")])
+                .unwrap_err()
+                .contains("NUL")
+        );
         let mut map = serde_json::Map::new();
         map.insert("k\0".into(), 1.into());
         assert!(Tags::from_object(map).is_err());

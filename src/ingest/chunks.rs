@@ -7,14 +7,18 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::SeriesPoints;
 
-/// Points per chunk: what one `COPY` carries, and about what one parsed
-/// chunk holds in memory (some MiB).
+/// Points per chunk: what one `COPY` carries.
 pub const CHUNK_POINTS: usize = 50_000;
+/// Bytes of names and tags per chunk: a chunk of few points with long
+/// label sets closes early, so a chunk stays some MiB (it is held, copied
+/// into the `COPY` and bound for the catalog at once).
+pub const CHUNK_BYTES: usize = 4 << 20;
 
 /// Collects samples series by series until a chunk is full.
 pub struct Chunker {
     cap: usize,
     points: usize,
+    bytes: usize,
     series: HashMap<String, SeriesPoints>,
 }
 
@@ -29,6 +33,7 @@ impl Chunker {
         Chunker {
             cap: cap.max(1),
             points: 0,
+            bytes: 0,
             series: HashMap::new(),
         }
     }
@@ -39,6 +44,7 @@ impl Chunker {
         match self.series.get_mut(name) {
             Some(s) => s.points.push((time, value)),
             None => {
+                self.bytes += 2 * name.len() + key.metric.len() + key.tags.as_str().len();
                 let mut s = SeriesPoints {
                     points: Vec::new(),
                     ..key.clone()
@@ -48,11 +54,13 @@ impl Chunker {
             }
         }
         self.points += 1;
+        // Each point is carried with its series' name and tags into the COPY.
+        self.bytes += 24 + name.len() + key.tags.as_str().len();
     }
 
     /// Whether the chunk holds its fill.
     pub fn is_full(&self) -> bool {
-        self.points >= self.cap
+        self.points >= self.cap || self.bytes >= CHUNK_BYTES
     }
 
     pub fn is_empty(&self) -> bool {
@@ -63,6 +71,7 @@ impl Chunker {
     /// of a repeated timestamp kept), in name order; the chunker starts over.
     pub fn take(&mut self) -> Vec<SeriesPoints> {
         self.points = 0;
+        self.bytes = 0;
         let mut out: Vec<SeriesPoints> = std::mem::take(&mut self.series).into_values().collect();
         for s in &mut out {
             s.settle();

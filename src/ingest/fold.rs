@@ -24,7 +24,8 @@ const MAX_DIRTY: usize = 100_000;
 const SETTLE: Duration = Duration::from_secs(1);
 /// And at least this often, as hours end.
 const TICK: Duration = Duration::from_secs(30);
-/// The look for tails nobody folded.
+/// The look for tails nobody folded: soon after start, then hourly.
+const FIRST_SCAN: Duration = Duration::from_secs(5);
 const SCAN_EVERY: Duration = Duration::from_secs(3600);
 /// Series found by one look.
 const SCAN_LIMIT: i64 = 10_000;
@@ -82,18 +83,23 @@ impl Folder {
         })
     }
 
-    /// A write committed points of `series` in [first, last].
-    pub fn written(&self, series: &str, first: DateTime<Utc>, last: DateTime<Utc>) {
+    /// A write committed points of these series, each in [first, last].
+    pub fn written<'a>(
+        &self,
+        spans: impl IntoIterator<Item = (&'a str, DateTime<Utc>, DateTime<Utc>)>,
+    ) {
         {
             let mut dirty = self.dirty.lock();
-            let room = dirty.series.len() < MAX_DIRTY;
-            if let Some(t) = dirty.series.get_mut(series) {
-                t.first = t.first.min(first);
-                t.last = t.last.max(last);
-            } else if room {
-                dirty.series.insert(series.to_owned(), Tail { first, last });
-            } else {
-                dirty.overflowed = true;
+            for (series, first, last) in spans {
+                let room = dirty.series.len() < MAX_DIRTY;
+                if let Some(t) = dirty.series.get_mut(series) {
+                    t.first = t.first.min(first);
+                    t.last = t.last.max(last);
+                } else if room {
+                    dirty.series.insert(series.to_owned(), Tail { first, last });
+                } else {
+                    dirty.overflowed = true;
+                }
             }
         }
         self.wake.notify_one();
@@ -108,11 +114,15 @@ impl Folder {
 
     async fn run(self: Arc<Self>) {
         let mut scanned: Option<Instant> = None;
+        // The first look for unfolded tails comes soon after start, once
+        // start-up's own work is done.
+        let mut wait = FIRST_SCAN;
         loop {
             tokio::select! {
                 _ = self.wake.notified() => tokio::time::sleep(SETTLE).await,
-                _ = tokio::time::sleep(TICK) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
+            wait = TICK;
             if scanned.is_none_or(|t| t.elapsed() >= SCAN_EVERY) {
                 self.dirty.lock().overflowed = true;
                 scanned = Some(Instant::now());
@@ -133,12 +143,17 @@ impl Folder {
             let mut dirty = self.dirty.lock();
             let mut due = BTreeMap::new();
             dirty.series.retain(|name, tail| {
-                if tail.first >= until {
-                    return true;
+                // A series folds no further than the hour of its newest point
+                // (mcp_fold): points written within that hour wait for a
+                // later one, and cost no fold meanwhile.
+                let reach = until.min(floor_hour(tail.last));
+                if tail.first >= reach {
+                    // Kept only while time alone will make it foldable.
+                    return tail.last >= until;
                 }
                 due.insert(name.clone(), *tail);
-                // Points past `until` fold next time.
-                if tail.last >= until {
+                // Points past `until` fold once it moves on, by time alone.
+                if reach == until && tail.last >= until {
                     tail.first = until;
                     true
                 } else {

@@ -174,13 +174,14 @@ impl Tally {
 pub struct Report {
     pub written: Written,
     series: HashMap<String, Span>,
+    /// Series whose catalog rows this write wrote, with their digests.
+    registered: Vec<(String, u64)>,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Span {
     first: DateTime<Utc>,
     last: DateTime<Utc>,
-    digest: u64,
 }
 
 impl Report {
@@ -197,18 +198,15 @@ impl Report {
         let (Some(first), Some(last)) = (s.points.first(), s.points.last()) else {
             return;
         };
-        let digest = digest(s);
         let span = self
             .series
             .entry(s.series.as_str().to_owned())
             .or_insert(Span {
                 first: first.0,
                 last: last.0,
-                digest,
             });
         span.first = span.first.min(first.0);
         span.last = span.last.max(last.0);
-        span.digest = digest;
     }
 }
 
@@ -321,18 +319,27 @@ impl Ingest {
         let names: Vec<&str> = report.series().collect();
         self.cache.invalidate(&names).await;
         // Each series is a resource, and so is its chart.
-        let mut uris = Vec::with_capacity(2 * names.len());
-        for name in &names {
-            uris.push(format!("timeseries://{name}"));
-            uris.push(format!("timeseries://{name}/chart.png"));
+        for part in names.chunks(500) {
+            notify.resources_updated(
+                part.iter()
+                    .flat_map(|n| {
+                        [
+                            format!("timeseries://{n}"),
+                            format!("timeseries://{n}/chart.png"),
+                        ]
+                    })
+                    .collect(),
+            );
         }
-        for part in uris.chunks(1000) {
-            notify.resources_updated(part.to_vec());
+        for (name, digest) in &report.registered {
+            self.known.insert(name.clone(), *digest);
         }
-        for (name, span) in &report.series {
-            self.known.insert(name.clone(), span.digest);
-            self.folder.written(name, span.first, span.last);
-        }
+        self.folder.written(
+            report
+                .series
+                .iter()
+                .map(|(name, span)| (name.as_str(), span.first, span.last)),
+        );
     }
 }
 
@@ -353,9 +360,11 @@ fn write_all(
     // then every stripe is locked up front, in order, so that no two
     // writers wait on each other.
     let second = chunks.next().transpose()?;
+    let several = second.is_some();
     let names: Vec<&str> = first.iter().map(|s| s.series.as_str()).collect();
-    points::lock(conn, &names, second.is_some())?;
-    let mut registered: HashSet<String> = HashSet::new();
+    let mut folded = Some(points::lock(conn, &names, several)?);
+    // Series met in earlier chunks (a chunk names each of its series once).
+    let mut seen: HashSet<String> = HashSet::new();
     for chunk in std::iter::once(Ok(first))
         .chain(second.map(Ok))
         .chain(chunks)
@@ -363,12 +372,20 @@ fn write_all(
         let chunk = chunk?;
         let fresh: Vec<&SeriesPoints> = chunk
             .iter()
-            .filter(|s| !registered.contains(s.series.as_str()))
+            .filter(|s| !seen.contains(s.series.as_str()))
             .collect();
-        if registered.len() + fresh.len() > max_series {
+        if seen.len() + fresh.len() > max_series {
             return Err(IngestError::TooLarge(format!(
                 "more than {max_series} distinct series in one request \
                  (INGEST_MAX_SERIES_PER_REQUEST); send them in smaller requests"
+            ))
+            .into());
+        }
+        if let Some(s) = chunk.iter().find(|s| !summable(s)) {
+            return Err(IngestError::Invalid(format!(
+                "values too large: the points of series {} within one hour sum past the range \
+                 of double precision, so the hour cannot be summarised",
+                s.series
             ))
             .into());
         }
@@ -378,17 +395,24 @@ fn write_all(
             .filter(|s| known.get(s.series.as_str()) != Some(digest(s)))
             .collect();
         catalog::register(conn, &unknown)??;
-        registered.extend(fresh.iter().map(|s| s.series.as_str().to_owned()));
-        if let Some(s) = chunk.iter().find(|s| !summable(s)) {
-            return Err(IngestError::Invalid(format!(
-                "values too large: the points of series {} within one hour sum past the range \
-                 of double precision, so the hour cannot be summarised",
-                s.series
-            ))
-            .into());
+        report.registered.extend(
+            unknown
+                .iter()
+                .map(|s| (s.series.as_str().to_owned(), digest(s))),
+        );
+        if several {
+            seen.extend(fresh.iter().map(|s| s.series.as_str().to_owned()));
         }
         let batch: Vec<&SeriesPoints> = chunk.iter().filter(|s| !s.points.is_empty()).collect();
-        report.written += points::write(conn, &batch)?;
+        // The first chunk's were read with the lock; a later chunk reads its own.
+        let folded = match folded.take() {
+            Some(f) => f,
+            None => {
+                let names: Vec<&str> = batch.iter().map(|s| s.series.as_str()).collect();
+                catalog::folded(conn, &names)?
+            }
+        };
+        report.written += points::write(conn, &batch, &folded)?;
         for s in &chunk {
             report.note(s);
         }

@@ -61,22 +61,32 @@ struct NewPoint<'a> {
     tags: JsonbText<'a>,
 }
 
+/// `folded_to` of the series of a write that have folded anything.
+pub type Folded = HashMap<String, DateTime<Utc>>;
+
 /// Takes the fold lock shared on the stripes of `names` (every stripe when
 /// `all`, for a transaction that will write more series than it knows
-/// now), in stripe order. Writers do not block one another; the fold of a
-/// series waits for its writers and they for it. First in the transaction.
-pub fn lock(conn: &mut PgConnection, names: &[&str], all: bool) -> Result<(), DbError> {
-    diesel::sql_query(
-        "SELECT count(pg_advisory_xact_lock_shared(hashtext('mcp_fold'), s)) AS n
-           FROM (SELECT DISTINCT s FROM (
-                   SELECT mcp_series_stripe(n) AS s FROM unnest($1::text[]) AS n
-                   UNION ALL SELECT g FROM generate_series(0, 63) AS g WHERE $2) a
-                 ORDER BY s) q",
+/// now), in stripe order, and reads their `folded_to` once it holds it
+/// (`mcp_lock_for_write`): one round trip. Writers do not block one
+/// another; the fold of a series waits for its writers and they for it.
+/// First in the transaction.
+pub fn lock(conn: &mut PgConnection, names: &[&str], all: bool) -> Result<Folded, DbError> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        series_name: String,
+        #[diesel(sql_type = Timestamptz)]
+        folded_to: DateTime<Utc>,
+    }
+    Ok(
+        diesel::sql_query("SELECT series_name, folded_to FROM mcp_lock_for_write($1, $2)")
+            .bind::<Array<Text>, _>(names)
+            .bind::<Bool, _>(all)
+            .load::<Row>(conn)?
+            .into_iter()
+            .map(|r| (r.series_name, r.folded_to))
+            .collect(),
     )
-    .bind::<Array<Text>, _>(names)
-    .bind::<Bool, _>(all)
-    .execute(conn)?;
-    Ok(())
 }
 
 /// Writes `batch` (each series' points sorted, one per timestamp) inside
@@ -87,9 +97,13 @@ pub fn lock(conn: &mut PgConnection, names: &[&str], all: bool) -> Result<(), Db
 /// timestamp is already stored (a retry, a correction) the `COPY` fails on
 /// the key and is rolled back to its savepoint, and one upsert over arrays
 /// replaces them instead.
-pub fn write(conn: &mut PgConnection, batch: &[&SeriesPoints]) -> Result<Written, DbError> {
-    let names: Vec<&str> = batch.iter().map(|s| s.series.as_str()).collect();
-    let folded = super::catalog::folded(conn, &names)?;
+/// `folded` holds the `folded_to` of the batch's series (from [`lock`], or
+/// [`super::catalog::folded`] for a later chunk).
+pub fn write(
+    conn: &mut PgConnection,
+    batch: &[&SeriesPoints],
+    folded: &Folded,
+) -> Result<Written, DbError> {
     let rows: Vec<NewPoint> = batch
         .iter()
         .flat_map(|s| {
@@ -115,7 +129,7 @@ pub fn write(conn: &mut PgConnection, batch: &[&SeriesPoints]) -> Result<Written
         Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => replace(conn, batch)?,
         Err(e) => return Err(e.into()),
     };
-    refresh_folded(conn, batch, &folded)?;
+    refresh_folded(conn, batch, folded)?;
     Ok(written)
 }
 
@@ -124,7 +138,7 @@ pub fn write(conn: &mut PgConnection, batch: &[&SeriesPoints]) -> Result<Written
 fn refresh_folded(
     conn: &mut PgConnection,
     batch: &[&SeriesPoints],
-    folded: &HashMap<String, DateTime<Utc>>,
+    folded: &Folded,
 ) -> Result<(), DbError> {
     let touched: Vec<rollups::Touched> = batch
         .iter()

@@ -306,11 +306,14 @@ pub fn unfolded(
         #[diesel(sql_type = Timestamptz)]
         first: DateTime<Utc>,
     }
+    // As mcp_fold: no further than the hour of the series' newest point.
     Ok(diesel::sql_query(
         "SELECT s.series_name, t.first FROM timeseries_series s
-          CROSS JOIN LATERAL (SELECT min(d.time) AS first FROM timeseries_data d
+          CROSS JOIN LATERAL (SELECT min(d.time) AS first, max(d.time) AS last
+                                FROM timeseries_data d
                                WHERE d.series_name = s.series_name AND d.time >= s.folded_to) t
-          WHERE s.folded_to < $1 AND t.first < $1
+          WHERE s.folded_to < $1
+            AND t.first < LEAST($1, date_bin('1 hour', t.last, TIMESTAMPTZ '2000-01-01Z'))
           LIMIT $2",
     )
     .bind::<Timestamptz, _>(until)

@@ -47,6 +47,9 @@ async fn prometheus_remote_writes_what_it_scrapes() {
     let server = server(&db);
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
+    // The README's block: the token in a file.
+    let token = dir.path().join("mcp-write-token");
+    std::fs::write(&token, TOKEN).unwrap();
     let config = dir.path().join("prometheus.yml");
     std::fs::write(
         &config,
@@ -59,10 +62,13 @@ scrape_configs:
     static_configs: [{{targets: ['127.0.0.1:{}']}}]
 remote_write:
   - url: http://127.0.0.1:{}/api/v1/write
-    authorization: {{credentials: {TOKEN}}}
+    authorization:
+      credentials_file: {}
     queue_config: {{batch_send_deadline: 1s, min_backoff: 100ms, max_backoff: 1s}}
 ",
-            server.port, server.port
+            server.port,
+            server.port,
+            token.display()
         ),
     )
     .unwrap();

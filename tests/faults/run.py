@@ -396,8 +396,80 @@ def large_bodies(pg):
             peak[0] <= 400 and after <= idle + 100 and ok + busy == 8 and ok >= 1)
         if ok + busy != 8:
             print(f"    answers: {statuses}")
+
+        # 30 MiB bodies of the collectors' formats, two of each at once.
+        idle = server.rss_mib()
+        lp = "".join(f"big,host=h{i},note={'n' * 900} v={i} {1_767_225_600 + i}\n" for i in range(32_000))
+        rw = snappy_literal(write_request([({"__name__": "big", "host": f"h{i}", "note": "n" * 900}, [(1.0, 1_767_225_600_000 + i)])
+                                           for i in range(32_000)]))
+        answers, peak = [], [0.0]
+        stop.clear()
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+
+        def write(path, body, headers):
+            c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+            try:
+                c.request("POST", path, body, headers)
+                answers.append(c.getresponse().status)
+            except OSError as e:
+                answers.append(repr(e))
+
+        writers = [threading.Thread(target=write, args=("/api/v2/write?precision=s", lp.encode(), {}))
+                   for _ in range(2)]
+        writers += [threading.Thread(target=write, args=("/api/v1/write", rw, {
+            "Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"})) for _ in range(2)]
+        for t in writers:
+            t.start()
+        for t in writers:
+            t.join(180)
+        stop.set()
+        sampler.join()
+        time.sleep(5)
+        after = server.rss_mib()
+        written = answers.count(204)
+        row(f"line protocol and remote write, 2 of each {len(lp) / 2**20:.0f} / {len(rw) / 2**20:.0f} MiB at once",
+            f"peak RSS {peak[0]:.0f} MiB (idle {idle:.0f}), {after:.0f} MiB 5 s later; answers {answers}",
+            peak[0] <= 400 and after <= idle + 100 and all(a in (204, 503) for a in answers) and written >= 1)
     finally:
         server.stop()
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def field(number, payload):
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def write_request(series):
+    """A prompb WriteRequest of (labels, [(value, ms)]) pairs."""
+    import struct
+    out = bytearray()
+    for labels, samples in series:
+        ts = b"".join(field(1, field(1, k.encode()) + field(2, v.encode())) for k, v in labels.items())
+        ts += b"".join(field(2, b"\x09" + struct.pack("<d", v) + b"\x10" + varint(t)) for v, t in samples)
+        out += field(1, ts)
+    return bytes(out)
+
+
+def snappy_literal(data):
+    """Snappy block format with literals only: valid, not compressed (the
+    standard library has no snappy)."""
+    out = bytearray(varint(len(data)))
+    for i in range(0, len(data), 65536):
+        chunk = data[i:i + 65536]
+        out += bytes([61 << 2]) + (len(chunk) - 1).to_bytes(2, "little") + chunk
+    return bytes(out)
 
 
 def postgres_faults(pg):
@@ -455,17 +527,6 @@ def postgres_faults(pg):
     counts = pg.sql(db, "SELECT count(*) FROM timeseries_data WHERE series_name LIKE 'batch%' GROUP BY series_name").split()
     partial = sum(1 for c in counts if int(c) not in (0, 20_000))
     row("kill -9 mid-ingest (8 batches of 20,000)", f"{partial} partial batches ({len(counts)} complete)", partial == 0)
-    # The rollups are written in the same transaction: none counts a point
-    # that is not there, none misses one that is.
-    mismatched = pg.sql(db, """
-        WITH fresh AS (SELECT r.* FROM (SELECT DISTINCT series_name FROM timeseries_data) s
-               CROSS JOIN LATERAL mcp_rollups_from_raw(s.series_name, '-infinity', 'infinity') r)
-        SELECT count(*) FROM fresh f FULL JOIN timeseries_rollups r USING (series_name, bucket)
-         WHERE f.count IS DISTINCT FROM r.count OR f.min_value IS DISTINCT FROM r.min_value
-            OR f.max_value IS DISTINCT FROM r.max_value OR f.sketch_counts IS DISTINCT FROM r.sketch_counts""")
-    hours = pg.sql(db, "SELECT count(*) FROM timeseries_rollups")
-    row("  rollups after the kill agree with the points", f"{mismatched} of {hours} hours differ",
-        mismatched == "0")
 
     # Starting while PostgreSQL is down: waits, then serves.
     pg.stop()
@@ -475,6 +536,20 @@ def postgres_faults(pg):
     pg.start()
     up = late.healthy(40)
     row("started while PostgreSQL was down (up 3 s later)", f"healthy after {time.time() - t:.1f} s", up)
+    # The killed server's tails were never folded; the next start finds
+    # them and folds them, and what it folds agrees with the points.
+    # All but the hour of each series' newest point, which stays a tail.
+    points_in = int(pg.sql(db, """SELECT count(*) FROM timeseries_data d WHERE series_name LIKE 'batch%'
+        AND time < (SELECT date_bin('1 hour', max(e.time), TIMESTAMPTZ '2000-01-01Z')
+                      FROM timeseries_data e WHERE e.series_name = d.series_name)"""))
+    folded = lambda: int(pg.sql(db, "SELECT COALESCE(sum(count), 0) FROM timeseries_rollups WHERE series_name LIKE 'batch%'"))
+    t = time.time()
+    wait_for(lambda: folded() == points_in, 60, 0.5)
+    mismatched = pg.sql(db, ROLLUP_MISMATCHES)
+    hours = pg.sql(db, "SELECT count(*) FROM timeseries_rollups")
+    row("  rollups after the kill: folded by the next start, agree with the points",
+        f"{folded()} of {points_in} points folded in {time.time() - t:.0f} s; {mismatched} of {hours} hours differ",
+        folded() == points_in and mismatched == "0")
     late.stop()
 
     # Pool exhaustion: clear, retryable answers within the checkout timeout.
@@ -503,6 +578,120 @@ def postgres_faults(pg):
         server.stop()
 
 
+# Rollup rows that differ from a recomputation from the points, before each
+# series' folded_to (nothing lies after it).
+ROLLUP_MISMATCHES = """
+    WITH s AS (SELECT d.series_name, COALESCE(c.folded_to, '-infinity') AS f
+                 FROM (SELECT DISTINCT series_name FROM timeseries_data) d
+                 LEFT JOIN timeseries_series c USING (series_name)),
+    fresh AS (SELECT r.* FROM s CROSS JOIN LATERAL mcp_rollups_from_raw(s.series_name, '-infinity', s.f) r)
+    SELECT count(*) FROM fresh f FULL JOIN timeseries_rollups r USING (series_name, bucket)
+     WHERE f.count IS DISTINCT FROM r.count OR f.min_value IS DISTINCT FROM r.min_value
+        OR f.max_value IS DISTINCT FROM r.max_value OR f.sketch_counts IS DISTINCT FROM r.sketch_counts"""
+
+
+class Exporter:
+    """A scrape target whose one sample counts its scrapes: what Prometheus
+    scraped is 1..served, so a gap in what was stored is a lost sample."""
+
+    def __init__(self):
+        import http.server
+        self.served, self.open = 0, True
+        exporter = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if not exporter.open:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                exporter.served += 1
+                body = f"# TYPE fault_seq gauge\nfault_seq {exporter.served}\n".encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+def prometheus_outage(pg):
+    # Prometheus remote-writes at a steady rate while PostgreSQL restarts:
+    # what it was told was written is there, the rest it retries, and it arrives.
+    if not shutil.which("prometheus"):
+        row("Prometheus remote write across a PostgreSQL restart", "not run: no prometheus binary", False)
+        return
+    # Writes during the outage fail within a second (503), rather than
+    # waiting it out for a connection.
+    server = Server(pg, {"MCP_AUTH_TOKEN": "faults-token", "DB_CHECKOUT_TIMEOUT_SECS": "1"})
+    exporter = Exporter()
+    work = tempfile.mkdtemp(prefix="mcp-faults-prometheus-")
+    prom_port = free_port()
+    with open(os.path.join(work, "prometheus.yml"), "w") as f:
+        f.write(f"""global: {{scrape_interval: 500ms, scrape_timeout: 450ms}}
+scrape_configs:
+  - job_name: faults
+    static_configs: [{{targets: ['127.0.0.1:{exporter.port}']}}]
+remote_write:
+  - url: http://127.0.0.1:{server.port}/api/v1/write
+    authorization: {{credentials: faults-token}}
+    queue_config: {{batch_send_deadline: 250ms, min_backoff: 100ms, max_backoff: 1s}}
+""")
+    prom = subprocess.Popen(["prometheus", f"--config.file={work}/prometheus.yml",
+                             f"--web.listen-address=127.0.0.1:{prom_port}", f"--storage.tsdb.path={work}/data"],
+                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "log"), "w"))
+    stored = lambda: pg.sql(server.db, "SELECT count(*), COALESCE(max(value), 0)::bigint, count(DISTINCT value) "
+                                       "FROM timeseries_data WHERE tags->>'__name__' = 'fault_seq'").split("|")
+    try:
+        wait_for(lambda: int(stored()[0]) > 0, 30, 0.25)
+        time.sleep(3)
+        before = int(stored()[0])
+        pg.stop()
+        time.sleep(4)
+        pg.start()
+        time.sleep(3)
+        exporter.open = False
+        served = exporter.served
+        t = time.time()
+        wait_for(lambda: int(stored()[0]) >= served, 60, 0.5)
+        count, top, distinct = (int(x) for x in stored())
+        _, metrics = http_get(prom_port, "/metrics")
+        failed = sum(float(l.split()[-1]) for l in metrics.splitlines()
+                     if l.startswith(("prometheus_remote_storage_samples_failed_total",
+                                      "prometheus_remote_storage_samples_dropped_total")))
+        retried = sum(float(l.split()[-1]) for l in metrics.splitlines()
+                      if l.startswith("prometheus_remote_storage_samples_retried_total"))
+        row("Prometheus remote write across a PostgreSQL restart",
+            f"{served} scraped, {count} stored ({before} before the restart, {distinct} distinct, 1..{top}); "
+            f"{retried:.0f} retried, {failed:.0f} dropped by Prometheus; caught up {time.time() - t:.1f} s after",
+            count == served and distinct == served and top == served and failed == 0 and retried > 0)
+    finally:
+        prom.terminate()
+        try:
+            prom.wait(15)
+        except subprocess.TimeoutExpired:
+            prom.kill()
+        exporter.close()
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def http_get(port, path):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", path)
+    r = c.getresponse()
+    return r.status, r.read().decode(errors="replace")
+
+
 def _quiet(f):
     try:
         f()
@@ -520,7 +709,7 @@ def main():
     started = time.time()
     try:
         only = os.environ.get("FAULTS_ONLY", "").split(",")
-        for scenario in (redis_faults, hostile, large_bodies, postgres_faults):
+        for scenario in (redis_faults, hostile, large_bodies, postgres_faults, prometheus_outage):
             if only != [""] and scenario.__name__ not in only:
                 continue
             if time.time() > DEADLINE:
