@@ -2,7 +2,7 @@
 # Builds the image and runs the compose stack on TimescaleDB, as an operator would, on
 # the private engine from ../shared/docker (host network, ports 15432/16379/18000), then
 # checks it: migrations ran once, the hypertable exists, /health is ok with Redis, an MCP
-# round trip works through the container, `migrate status` works inside it, data survives
+# round trip and a line-protocol write work through the container, `migrate status` works inside it, data survives
 # an app restart, and `down -v` cleans up. Prints the figures it measured.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -106,6 +106,12 @@ print(stats["count"])
 PY
 }
 points=$(mcp_round_trip write) || fail "MCP round trip"
+# A collector's write through the container: line protocol, as Telegraf sends it.
+lp=$(curl -sS -o /dev/null -w '%{http_code}' --data-binary 'compose_check,host=ci value=1 1767225600' \
+  "$APP/api/v2/write?org=ops&bucket=metrics&precision=s")
+[ "$lp" = 204 ] || fail "a line-protocol write answered $lp"
+[ "$(psql_ts "SELECT count(*) FROM timeseries_series WHERE metric = 'compose_check.value'")" = 1 ] \
+  || fail "the line-protocol write is not in the catalog"
 chunks=$(psql_ts "SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name = 'timeseries_data'")
 [ "$chunks" -ge 3 ] || fail "three weeks of points made $chunks chunks"
 

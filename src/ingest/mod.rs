@@ -50,6 +50,8 @@ pub struct Limits {
     pub max_decoded: usize,
     /// A Prometheus sample of NaN or ±Inf.
     pub non_finite: NonFinite,
+    /// `MCP_READ_ONLY`: nothing is written, whatever a token allows.
+    pub read_only: bool,
 }
 
 impl Limits {
@@ -60,6 +62,7 @@ impl Limits {
                 .unwrap_or(usize::MAX)
                 .saturating_mul(1 << 20),
             non_finite: settings.ingest_non_finite,
+            read_only: settings.mcp_read_only,
         }
     }
 }
@@ -270,7 +273,11 @@ impl Ingest {
             db,
             cache,
             folder,
-            known: moka::sync::Cache::new(KNOWN),
+            // Re-checked hourly, so a catalog row deleted by hand comes back.
+            known: moka::sync::Cache::builder()
+                .max_capacity(KNOWN)
+                .time_to_live(Duration::from_secs(3600))
+                .build(),
             limits,
         }
     }

@@ -250,6 +250,13 @@ async fn admit(
             challenge: Some(mcp.auth.challenge(Challenge::Denied(&denied))),
             ..Reply::refused(protocol, Status::Unauthorized, denied.message())
         })?;
+    if mcp.ingest.limits.read_only {
+        return Err(Reply::refused(
+            protocol,
+            Status::Forbidden,
+            "this server is read-only (MCP_READ_ONLY): it takes no writes",
+        ));
+    }
     if !grant.scopes.contains(Scopes::WRITE) {
         return Err(Reply {
             challenge: Some(mcp.auth.challenge(Challenge::Insufficient {

@@ -501,6 +501,26 @@ async fn the_write_endpoints_take_the_tokens_of_mcp_and_their_own_schemes() {
 }
 
 #[rocket::async_test]
+async fn a_read_only_server_takes_no_writes() {
+    let db = TestDatabase::migrated();
+    let app =
+        TestApp::try_spawn(crate::helpers::figment(&db.url, None).merge(("mcp_read_only", true)))
+            .await
+            .unwrap();
+    let sent = remote_write(
+        &app,
+        body(vec![series(&[("__name__", "up")], &[(1.0, T0)])]),
+    )
+    .await;
+    refused(&sent, 403, "read-only");
+    let lp = app
+        .send("/api/v2/write?precision=s", b"m v=1 1\n".to_vec(), &[])
+        .await;
+    assert_eq!(lp.status, 403, "{}", lp.body);
+    assert_eq!(db.count("SELECT count(*) AS n FROM timeseries_data"), 0);
+}
+
+#[rocket::async_test]
 async fn a_database_that_cannot_take_the_write_gets_a_503_to_retry() {
     let db = TestDatabase::migrated();
     let app = TestApp::try_spawn(
