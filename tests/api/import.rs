@@ -170,3 +170,35 @@ fn a_bad_row_stops_the_import_naming_its_line_and_keeps_the_batches_before() {
     // The first batch went in whole; the second, with the bad row, not at all.
     assert_eq!(db.count("SELECT count(*) AS n FROM timeseries_data"), 2);
 }
+
+#[test]
+fn on_a_terminal_it_shows_a_progress_bar() {
+    let db = TestDatabase::migrated();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bar.csv");
+    csv(&file, 200_000, "bar");
+    // `script` gives the command a terminal and copies what it shows.
+    let command = format!(
+        "{} import {}",
+        env!("CARGO_BIN_EXE_mcp-server"),
+        file.display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .env_remove("REDIS_URL")
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux) runs");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    // Bytes read of the file's size, the rate, the time left, points per second.
+    assert!(shown.contains("MiB/"), "{shown}");
+    assert!(shown.contains("left)"), "{shown}");
+    assert!(shown.contains("points/s"), "{shown}");
+    assert!(
+        shown.contains("imported 200000 points into 4 series"),
+        "{shown}"
+    );
+}
