@@ -57,6 +57,41 @@ BEGIN
 END
 $$;
 
+-- Recomputes the hours of each series over its [from, to) from the raw
+-- points and stores them, replacing the rows there were: the one statement
+-- behind a refresh after a write into folded hours, the fold, and the
+-- revert of this migration.
+CREATE FUNCTION mcp_store_hours(p_series TEXT[], p_from TIMESTAMPTZ[], p_to TIMESTAMPTZ[])
+RETURNS VOID LANGUAGE sql AS $$
+    INSERT INTO timeseries_rollups
+    SELECT r.* FROM unnest(p_series, p_from, p_to) AS u(s, f, t)
+     CROSS JOIN LATERAL mcp_rollups_from_raw(u.s, u.f, u.t) r
+    ON CONFLICT (series_name, bucket) DO UPDATE SET
+        count = EXCLUDED.count, sum = EXCLUDED.sum, m2 = EXCLUDED.m2,
+        min_value = EXCLUDED.min_value, max_value = EXCLUDED.max_value,
+        first_time = EXCLUDED.first_time, first_value = EXCLUDED.first_value,
+        last_time = EXCLUDED.last_time, last_value = EXCLUDED.last_value,
+        mean_t = EXCLUDED.mean_t, sxx = EXCLUDED.sxx, sxy = EXCLUDED.sxy,
+        sketch_keys = EXCLUDED.sketch_keys, sketch_counts = EXCLUDED.sketch_counts
+$$;
+
+-- The same for the days that [from, to) reaches (from the start of the day
+-- of `from`), merged from their hours.
+CREATE FUNCTION mcp_store_days(p_series TEXT[], p_from TIMESTAMPTZ[], p_to TIMESTAMPTZ[])
+RETURNS VOID LANGUAGE sql AS $$
+    INSERT INTO timeseries_rollups_daily
+    SELECT d.* FROM unnest(p_series, p_from, p_to) AS u(s, f, t)
+     CROSS JOIN LATERAL mcp_days_from_hours(
+         u.s, date_bin('1 day', u.f, TIMESTAMPTZ '2000-01-01 00:00:00+00'), u.t) d
+    ON CONFLICT (series_name, bucket) DO UPDATE SET
+        count = EXCLUDED.count, sum = EXCLUDED.sum, m2 = EXCLUDED.m2,
+        min_value = EXCLUDED.min_value, max_value = EXCLUDED.max_value,
+        first_time = EXCLUDED.first_time, first_value = EXCLUDED.first_value,
+        last_time = EXCLUDED.last_time, last_value = EXCLUDED.last_value,
+        mean_t = EXCLUDED.mean_t, sxx = EXCLUDED.sxx, sxy = EXCLUDED.sxy,
+        sketch_keys = EXCLUDED.sketch_keys, sketch_counts = EXCLUDED.sketch_counts
+$$;
+
 -- Folds the raw points of the named series from their folded_to up to
 -- p_until (hour-aligned) into the hours, recomputes the days those hours
 -- fall in, and advances folded_to. A series folds no further than the start
@@ -81,27 +116,8 @@ BEGIN
     IF v_names IS NULL THEN
         RETURN 0;
     END IF;
-    INSERT INTO timeseries_rollups
-    SELECT r.* FROM unnest(v_names, v_from, v_to) AS u(s, f, t)
-     CROSS JOIN LATERAL mcp_rollups_from_raw(u.s, u.f, u.t) r
-    ON CONFLICT (series_name, bucket) DO UPDATE SET
-        count = EXCLUDED.count, sum = EXCLUDED.sum, m2 = EXCLUDED.m2,
-        min_value = EXCLUDED.min_value, max_value = EXCLUDED.max_value,
-        first_time = EXCLUDED.first_time, first_value = EXCLUDED.first_value,
-        last_time = EXCLUDED.last_time, last_value = EXCLUDED.last_value,
-        mean_t = EXCLUDED.mean_t, sxx = EXCLUDED.sxx, sxy = EXCLUDED.sxy,
-        sketch_keys = EXCLUDED.sketch_keys, sketch_counts = EXCLUDED.sketch_counts;
-    INSERT INTO timeseries_rollups_daily
-    SELECT d.* FROM unnest(v_names, v_from, v_to) AS u(s, f, t)
-     CROSS JOIN LATERAL mcp_days_from_hours(
-         u.s, date_bin('1 day', u.f, TIMESTAMPTZ '2000-01-01 00:00:00+00'), u.t) d
-    ON CONFLICT (series_name, bucket) DO UPDATE SET
-        count = EXCLUDED.count, sum = EXCLUDED.sum, m2 = EXCLUDED.m2,
-        min_value = EXCLUDED.min_value, max_value = EXCLUDED.max_value,
-        first_time = EXCLUDED.first_time, first_value = EXCLUDED.first_value,
-        last_time = EXCLUDED.last_time, last_value = EXCLUDED.last_value,
-        mean_t = EXCLUDED.mean_t, sxx = EXCLUDED.sxx, sxy = EXCLUDED.sxy,
-        sketch_keys = EXCLUDED.sketch_keys, sketch_counts = EXCLUDED.sketch_counts;
+    PERFORM mcp_store_hours(v_names, v_from, v_to);
+    PERFORM mcp_store_days(v_names, v_from, v_to);
     UPDATE timeseries_series c SET folded_to = u.t
       FROM unnest(v_names, v_to) AS u(s, t) WHERE c.series_name = u.s;
     RETURN cardinality(v_names);

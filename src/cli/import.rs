@@ -22,7 +22,7 @@ use crate::config::Settings;
 use crate::domain::{Series, SeriesPoints};
 use crate::ingest::fold::Folder;
 use crate::ingest::line_protocol::{self, Precision};
-use crate::ingest::{Ingest, IngestError, Limits, Tally, csv};
+use crate::ingest::{ChunkSource, Ingest, IngestError, Limits, Tally, csv};
 use crate::mcp::events::Events;
 
 #[derive(Debug, Args)]
@@ -191,8 +191,7 @@ fn parse(
 ) -> Parsed {
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     std::thread::spawn(move || {
-        let chunks: Box<dyn Iterator<Item = Result<Vec<SeriesPoints>, IngestError>>> = match format
-        {
+        let chunks: ChunkSource = match format {
             Format::Csv => Box::new(csv::Chunks::new(input, series, batch)),
             Format::Lp => Box::new(line_protocol::Chunks::new(
                 input,

@@ -188,10 +188,6 @@ struct Span {
 }
 
 impl Report {
-    pub fn series_count(&self) -> usize {
-        self.series.len()
-    }
-
     /// The series written, in no particular order.
     pub fn series(&self) -> impl Iterator<Item = &str> {
         self.series.keys().map(String::as_str)
@@ -249,8 +245,8 @@ pub struct Ingest {
     pub limits: Limits,
 }
 
-/// Chunks of a write, in order; an `Err` aborts it.
-pub type Chunks = Box<dyn Iterator<Item = Result<Vec<SeriesPoints>, IngestError>> + Send>;
+/// The chunks of a write, in order; an `Err` aborts it.
+pub type ChunkSource = Box<dyn Iterator<Item = Result<Vec<SeriesPoints>, IngestError>> + Send>;
 
 impl Ingest {
     /// Starts the background fold; call from within the runtime.
@@ -297,7 +293,7 @@ impl Ingest {
     /// chunks are held at a time, so memory does not follow the input.
     pub async fn write_chunks(
         &self,
-        mut chunks: Chunks,
+        mut chunks: ChunkSource,
         notify: &dyn Notify,
     ) -> Result<Report, IngestError> {
         let max_series = self.limits.max_series;
@@ -354,7 +350,7 @@ impl Ingest {
 /// the points, chunk by chunk.
 fn write_all(
     conn: &mut PgConnection,
-    chunks: &mut Chunks,
+    chunks: &mut ChunkSource,
     known: &moka::sync::Cache<String, u64>,
     max_series: usize,
 ) -> Result<Report, Abort> {

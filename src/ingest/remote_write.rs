@@ -80,7 +80,7 @@ pub fn body_chunks(
     max: usize,
     non_finite: NonFinite,
     tally: Arc<Tally>,
-) -> super::Chunks {
+) -> super::ChunkSource {
     let mut body = Some(body);
     let mut decoded: Option<Chunks> = None;
     Box::new(std::iter::from_fn(move || {

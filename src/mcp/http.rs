@@ -239,6 +239,36 @@ pub async fn drain(stream: &mut rocket::data::DataStream<'_>) {
     let _ = tokio::time::timeout(DRAIN_WAIT, tokio::io::copy(stream, &mut tokio::io::sink())).await;
 }
 
+/// A request body, read whole.
+pub enum Body {
+    Read(Vec<u8>),
+    /// Past the limit; the rest was read and discarded.
+    TooLarge,
+    Failed(std::io::Error),
+}
+
+/// Reads a body of at most `cap` bytes (`expected`, the `Content-Length`,
+/// sizes the buffer). One past the limit is drained, so that the refusal
+/// reaches the client.
+pub async fn read_body(
+    stream: &mut rocket::data::DataStream<'_>,
+    cap: u64,
+    expected: Option<u64>,
+) -> Body {
+    use tokio::io::AsyncReadExt;
+    let expected = expected.unwrap_or(0).min(cap);
+    let mut body = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
+    if let Err(e) = (&mut *stream).take(cap + 1).read_to_end(&mut body).await {
+        return Body::Failed(e);
+    }
+    if body.len() as u64 > cap {
+        drop(body);
+        drain(stream).await;
+        return Body::TooLarge;
+    }
+    Body::Read(body)
+}
+
 /// The checks that need no body besides the caller's: `Accept`, `Content-Type`.
 fn refusal(h: &McpHeaders<'_>) -> Option<Reply> {
     if !(h.accepts("application/json") && h.accepts("text/event-stream")) {
@@ -267,7 +297,6 @@ pub async fn post_mcp(
     limits: &Limits,
     data: Data<'_>,
 ) -> Reply {
-    use tokio::io::AsyncReadExt;
     let mcp: Arc<Mcp> = Arc::clone(mcp);
     let limit = limits.get("json").unwrap_or(32.mebibytes());
     let mut stream = data.open(limit + DRAIN_CAP.bytes());
@@ -294,23 +323,21 @@ pub async fn post_mcp(
             "Service Unavailable: too many large requests in flight; retry shortly",
         );
     };
-    let cap = limit.as_u64();
-    let expected = h.content_length.unwrap_or(0).min(cap);
-    let mut body = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
-    if let Err(e) = (&mut stream).take(cap + 1).read_to_end(&mut body).await {
-        return refused(
-            Status::BadRequest,
-            format!("Bad Request: could not read the body: {e}"),
-        );
-    }
-    if body.len() as u64 > cap {
-        drop(body);
-        drain(&mut stream).await;
-        return refused(
-            Status::PayloadTooLarge,
-            format!("Payload Too Large: the limit is {limit}"),
-        );
-    }
+    let body = match read_body(&mut stream, limit.as_u64(), h.content_length).await {
+        Body::Read(body) => body,
+        Body::Failed(e) => {
+            return refused(
+                Status::BadRequest,
+                format!("Bad Request: could not read the body: {e}"),
+            );
+        }
+        Body::TooLarge => {
+            return refused(
+                Status::PayloadTooLarge,
+                format!("Payload Too Large: the limit is {limit}"),
+            );
+        }
+    };
     let started = Instant::now();
     let bytes = body.len();
     let parsed = jsonrpc::parse_message(&body);

@@ -17,13 +17,12 @@ use rocket::http::{ContentType, Header, Status};
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::{self, Responder, Response};
 use rocket::{State, post};
-use tokio::io::AsyncReadExt;
 
 use crate::auth::{self, Challenge, Scopes};
 use crate::ingest::line_protocol::{self, Precision};
-use crate::ingest::{Chunks, IngestError, Tally, remote_write};
+use crate::ingest::{ChunkSource, IngestError, Tally, remote_write};
 use crate::mcp::Mcp;
-use crate::mcp::http::{DRAIN_CAP, drain};
+use crate::mcp::http::{Body, DRAIN_CAP, drain, read_body};
 
 /// The headers the write endpoints look at.
 pub struct WriteHeaders<'r> {
@@ -162,7 +161,7 @@ impl<'r> Responder<'r, 'static> for Reply {
 }
 
 /// How one body becomes chunks, once read.
-type Decode = Box<dyn FnOnce(Vec<u8>, Arc<Tally>) -> Result<Chunks, IngestError> + Send>;
+type Decode = Box<dyn FnOnce(Vec<u8>, Arc<Tally>) -> Result<ChunkSource, IngestError> + Send>;
 
 /// The checks, the body, the write, the counts: all the endpoints' path.
 async fn write(
@@ -190,25 +189,25 @@ async fn write(
             "too many large requests in flight; retry shortly",
         );
     };
-    let cap = limit.as_u64();
-    let expected = h.content_length.unwrap_or(0).min(cap);
-    let mut body = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
-    if let Err(e) = (&mut stream).take(cap + 1).read_to_end(&mut body).await {
-        return Reply::refused(
-            protocol,
-            Status::BadRequest,
-            format!("the body could not be read: {e}"),
-        );
-    }
-    if body.len() as u64 > cap {
-        drop(body);
-        drain(&mut stream).await;
-        return Reply::refused(
-            protocol,
-            Status::PayloadTooLarge,
-            format!("the body is larger than {limit} (ROCKET_LIMITS ingest); send smaller batches"),
-        );
-    }
+    let body = match read_body(&mut stream, limit.as_u64(), h.content_length).await {
+        Body::Read(body) => body,
+        Body::Failed(e) => {
+            return Reply::refused(
+                protocol,
+                Status::BadRequest,
+                format!("the body could not be read: {e}"),
+            );
+        }
+        Body::TooLarge => {
+            return Reply::refused(
+                protocol,
+                Status::PayloadTooLarge,
+                format!(
+                    "the body is larger than {limit} (ROCKET_LIMITS ingest); send smaller batches"
+                ),
+            );
+        }
+    };
     let tally = Arc::new(Tally::default());
     let written = match decode(body, Arc::clone(&tally)) {
         Ok(chunks) => mcp.ingest.write_chunks(chunks, &mcp.events).await,
@@ -277,6 +276,14 @@ fn ingest_limit(limits: &Limits) -> rocket::data::ByteUnit {
     limits.get("ingest").unwrap_or(32.mebibytes())
 }
 
+/// A refusal made before the body is read: the body is drained first, so
+/// that the answer reaches the sender.
+async fn unread(data: Data<'_>, limits: &Limits, reply: Reply) -> Reply {
+    let mut stream = data.open(ingest_limit(limits) + DRAIN_CAP.bytes());
+    drain(&mut stream).await;
+    reply
+}
+
 /// Prometheus remote write 1.0: snappy-compressed protobuf.
 #[post("/api/v1/write", data = "<data>")]
 pub async fn prometheus(
@@ -289,13 +296,12 @@ pub async fn prometheus(
     if h.content_encoding
         .is_some_and(|e| !e.eq_ignore_ascii_case("snappy"))
     {
-        let mut stream = data.open(ingest_limit(limits) + DRAIN_CAP.bytes());
-        drain(&mut stream).await;
-        return Reply::refused(
+        let refused = Reply::refused(
             protocol,
             Status::UnsupportedMediaType,
             "remote write bodies are snappy-compressed (Content-Encoding: snappy)",
         );
+        return unread(data, limits, refused).await;
     }
     let (max, non_finite) = (mcp.ingest.limits.max_decoded, mcp.ingest.limits.non_finite);
     let token = auth::bearer(h.authorization, &["bearer"]);
@@ -357,22 +363,17 @@ async fn influx(
         None => false,
         Some(e) if e.eq_ignore_ascii_case("gzip") => true,
         Some(other) => {
-            let mut stream = data.open(ingest_limit(limits) + DRAIN_CAP.bytes());
-            drain(&mut stream).await;
-            return Reply::refused(
+            let refused = Reply::refused(
                 protocol,
                 Status::UnsupportedMediaType,
                 format!("Content-Encoding {other} is not taken; send gzip or none"),
             );
+            return unread(data, limits, refused).await;
         }
     };
     let precision = match Precision::parse(precision) {
         Ok(p) => p,
-        Err(e) => {
-            let mut stream = data.open(ingest_limit(limits) + DRAIN_CAP.bytes());
-            drain(&mut stream).await;
-            return Reply::of(protocol, &e);
-        }
+        Err(e) => return unread(data, limits, Reply::of(protocol, &e)).await,
     };
     let max = mcp.ingest.limits.max_decoded as u64;
     let decode: Decode = Box::new(move |body, tally| {

@@ -12,7 +12,6 @@
 //! (`mcp_rollups_from_raw`), so every answer is exact and both halves agree.
 
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel::prelude::*;
@@ -106,51 +105,22 @@ fn hour_floor(t: DateTime<Utc>) -> DateTime<Utc> {
     floor_to(t, RESOLUTION)
 }
 
-/// A level of rollups: its width in seconds, and the statement that upserts
-/// its rows over (series, from, to) ranges, built once.
+/// A level of rollups: its width in seconds, and the function that
+/// recomputes and stores its rows over (series, from, to) ranges.
 struct Level {
     width: i64,
-    upsert: LazyLock<String>,
+    store: &'static str,
 }
 
-static HOURS: Level = Level {
+const HOURS: Level = Level {
     width: RESOLUTION,
-    upsert: LazyLock::new(|| upsert("timeseries_rollups", "mcp_rollups_from_raw")),
+    store: "SELECT mcp_store_hours($1, $2, $3)",
 };
 
-static DAYS: Level = Level {
+const DAYS: Level = Level {
     width: DAY,
-    upsert: LazyLock::new(|| upsert("timeseries_rollups_daily", "mcp_days_from_hours")),
+    store: "SELECT mcp_store_days($1, $2, $3)",
 };
-
-/// The columns a recomputation replaces.
-const VALUES: [&str; 14] = [
-    "count",
-    "sum",
-    "m2",
-    "min_value",
-    "max_value",
-    "first_time",
-    "first_value",
-    "last_time",
-    "last_value",
-    "mean_t",
-    "sxx",
-    "sxy",
-    "sketch_keys",
-    "sketch_counts",
-];
-
-/// Upserts into `table` the rows `function` computes over each range.
-fn upsert(table: &str, function: &str) -> String {
-    let set = VALUES.map(|c| format!("{c} = EXCLUDED.{c}")).join(", ");
-    format!(
-        "INSERT INTO {table}
-         SELECT r.* FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS u(s, f, t)
-          CROSS JOIN LATERAL {function}(u.s, u.f, u.t) r
-         ON CONFLICT (series_name, bucket) DO UPDATE SET {set}"
-    )
-}
 
 /// Points a write put before their series' `folded_to` (sorted).
 pub type Touched<'a> = (&'a Series, &'a [(DateTime<Utc>, f64)]);
@@ -189,7 +159,7 @@ fn recompute(conn: &mut PgConnection, level: &Level, touched: &[Touched]) -> Res
     if from.is_empty() {
         return Ok(());
     }
-    diesel::sql_query(level.upsert.as_str())
+    diesel::sql_query(level.store)
         .bind::<Array<Text>, _>(&series)
         .bind::<Array<Timestamptz>, _>(&from)
         .bind::<Array<Timestamptz>, _>(&to)

@@ -48,7 +48,19 @@ impl TestApp {
     /// A POST of raw bytes to `path` with `headers`: the status, the
     /// response's headers and its body.
     pub async fn send(&self, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Sent {
-        let mut req = self.client.post(path.to_owned()).body(body);
+        self.request(rocket::http::Method::Post, path, body, headers)
+            .await
+    }
+
+    /// Any request, as [`TestApp::send`].
+    pub async fn request(
+        &self,
+        method: rocket::http::Method,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> Sent {
+        let mut req = self.client.req(method, path.to_owned()).body(body);
         for (k, v) in headers {
             req.add_header(rocket::http::Header::new(k.to_string(), v.to_string()));
         }

@@ -48,27 +48,15 @@ impl TestApp {
         body: &str,
         headers: &[(&str, &str)],
     ) -> Exchange {
-        let mut req = self.client.req(method, "/mcp").body(body);
-        for (k, v) in headers {
-            req.add_header(rocket::http::Header::new(k.to_string(), v.to_string()));
-        }
-        let response = req.dispatch().await;
-        let get = |name: &str| response.headers().get_one(name).map(str::to_owned);
-        let status = response.status().code;
-        let content_type = get("Content-Type").unwrap_or_default();
-        let session = get("Mcp-Session-Id");
-        let headers = response
-            .headers()
-            .iter()
-            .map(|h| (h.name().to_string(), h.value().to_string()))
-            .collect();
-        let body = response.into_string().await.unwrap_or_default();
+        let sent = self
+            .request(method, "/mcp", body.as_bytes().to_vec(), headers)
+            .await;
         Exchange {
-            status,
-            content_type,
-            session,
-            headers,
-            body,
+            content_type: sent.header("Content-Type").unwrap_or_default().to_owned(),
+            session: sent.header("Mcp-Session-Id").map(str::to_owned),
+            status: sent.status,
+            headers: sent.headers,
+            body: sent.body,
         }
     }
 
