@@ -33,10 +33,7 @@ if command -v node >/dev/null 2>&1; then
     MCP_OAUTH_ISSUER="$ISSUER" MCP_OAUTH_AUDIENCE="$BENCH_JWT_URL" \
     ./target/release/mcp-server serve >"$LOG.jwt" 2>&1 &
   JWT_SERVER=$!
-  BENCH_JWT=$(curl -s -u agent:agent-secret -d grant_type=client_credentials \
-    -d resource="$BENCH_JWT_URL" -d scope=timeseries:read "$ISSUER/token" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-  export BENCH_JWT
+  export BENCH_JWT_ISSUER="$ISSUER"
 fi
 cleanup() {
   kill "$SERVER" $JWT_SERVER $PROVIDER 2>/dev/null || true
