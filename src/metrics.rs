@@ -199,9 +199,10 @@ impl Metrics {
                 IntCounterVec::new(
                     Opts::new(
                         "ingest_samples_total",
-                        "Samples received by the write endpoints and import, by protocol and \
-                         outcome (accepted; rejected with their request; skipped: staleness \
-                         markers, and NaN or ±Inf under INGEST_NON_FINITE=skip)"
+                        "Samples received by the write endpoints, by protocol and outcome \
+                         (accepted; rejected with their request; skipped: staleness \
+                         markers, native histograms, and NaN or ±Inf under \
+                         INGEST_NON_FINITE=skip)"
                     ),
                     &["protocol", "outcome"]
                 )

@@ -22,7 +22,7 @@ use crate::config::Settings;
 use crate::domain::{Series, SeriesPoints};
 use crate::ingest::fold::Folder;
 use crate::ingest::line_protocol::{self, Precision};
-use crate::ingest::{ChunkSource, Ingest, IngestError, Limits, Tally, csv};
+use crate::ingest::{ChunkSource, Ingest, IngestError, Limits, csv};
 use crate::mcp::events::Events;
 
 #[derive(Debug, Args)]
@@ -97,15 +97,7 @@ async fn run(args: Import) -> Result<(), String> {
     // Subscribers on the servers hear of it through Redis, as after a write there.
     let events = Events::start(cache);
 
-    let tally = Arc::new(Tally::default());
-    let mut parsed = parse(
-        input,
-        format,
-        series,
-        precision,
-        args.batch,
-        Arc::clone(&tally),
-    );
+    let mut parsed = parse(input, format, series, precision, args.batch);
     let started = Instant::now();
     let (mut points, mut names) = (0usize, std::collections::HashSet::new());
     while let Some(chunk) = parsed.recv().await {
@@ -187,7 +179,6 @@ fn parse(
     series: Option<Series>,
     precision: Precision,
     batch: usize,
-    tally: Arc<Tally>,
 ) -> Parsed {
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     std::thread::spawn(move || {
@@ -197,7 +188,8 @@ fn parse(
                 input,
                 precision,
                 u64::MAX,
-                tally,
+                // Nothing reads its counts: they are the servers' /metrics.
+                Default::default(),
             )),
         };
         for chunk in chunks {

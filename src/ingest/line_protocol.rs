@@ -328,9 +328,10 @@ mod tests {
         );
         assert_eq!(
             last_line_without_newline
-                .map(|c| c.unwrap().len())
+                .flat_map(|c| c.unwrap())
+                .map(|s| s.points.len())
                 .sum::<usize>(),
-            1
+            2
         );
         let mut too_big = Chunks::new(
             text.as_bytes(),

@@ -392,16 +392,17 @@ fn write_all(
             ))
             .into());
         }
-        let unknown: Vec<&SeriesPoints> = fresh
+        let (unknown, digests): (Vec<&SeriesPoints>, Vec<u64>) = fresh
             .iter()
-            .copied()
-            .filter(|s| known.get(s.series.as_str()) != Some(digest(s)))
-            .collect();
+            .map(|&s| (s, digest(s)))
+            .filter(|(s, d)| known.get(s.series.as_str()) != Some(*d))
+            .unzip();
         catalog::register(conn, &unknown)??;
         report.registered.extend(
             unknown
                 .iter()
-                .map(|s| (s.series.as_str().to_owned(), digest(s))),
+                .zip(digests)
+                .map(|(s, d)| (s.series.as_str().to_owned(), d)),
         );
         if several {
             seen.extend(fresh.iter().map(|s| s.series.as_str().to_owned()));

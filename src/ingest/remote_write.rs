@@ -159,7 +159,8 @@ impl Chunks {
     }
 
     fn add(&mut self, ts: TimeSeries) -> Result<(), IngestError> {
-        // Native histograms are not stored.
+        // Native histograms are not stored: seen and skipped.
+        self.tally.saw(ts.histograms.len());
         self.tally.skip(ts.histograms.len());
         if ts.samples.is_empty() {
             return Ok(());

@@ -161,7 +161,7 @@ impl<'r> Responder<'r, 'static> for Reply {
 }
 
 /// How one body becomes chunks, once read.
-type Decode = Box<dyn FnOnce(Vec<u8>, Arc<Tally>) -> Result<ChunkSource, IngestError> + Send>;
+type Decode = Box<dyn FnOnce(Vec<u8>, Arc<Tally>) -> ChunkSource + Send>;
 
 /// The checks, the body, the write, the counts: all the endpoints' path.
 async fn write(
@@ -209,10 +209,10 @@ async fn write(
         }
     };
     let tally = Arc::new(Tally::default());
-    let written = match decode(body, Arc::clone(&tally)) {
-        Ok(chunks) => mcp.ingest.write_chunks(chunks, &mcp.events).await,
-        Err(e) => Err(e),
-    };
+    let written = mcp
+        .ingest
+        .write_chunks(decode(body, Arc::clone(&tally)), &mcp.events)
+        .await;
     drop(share);
     let (samples, skipped) = tally.counts();
     let label = protocol.label();
@@ -306,7 +306,7 @@ pub async fn prometheus(
     let (max, non_finite) = (mcp.ingest.limits.max_decoded, mcp.ingest.limits.non_finite);
     let token = auth::bearer(h.authorization, &["bearer"]);
     let decode: Decode =
-        Box::new(move |body, tally| Ok(remote_write::body_chunks(body, max, non_finite, tally)));
+        Box::new(move |body, tally| remote_write::body_chunks(body, max, non_finite, tally));
     write(
         mcp,
         &h,
@@ -378,7 +378,7 @@ async fn influx(
     let max = mcp.ingest.limits.max_decoded as u64;
     let decode: Decode = Box::new(move |body, tally| {
         let body = std::io::Cursor::new(body);
-        Ok(if gzip {
+        if gzip {
             Box::new(line_protocol::Chunks::new(
                 flate2::read::GzDecoder::new(body),
                 precision,
@@ -387,7 +387,7 @@ async fn influx(
             ))
         } else {
             Box::new(line_protocol::Chunks::new(body, precision, max, tally))
-        })
+        }
     });
     write(
         mcp,

@@ -62,27 +62,37 @@ pub fn register(
     })
 }
 
-/// `folded_to` of the named series that have folded anything (the others
-/// hold nothing in the rollups yet). Read after the fold lock is held.
-pub fn folded(
-    conn: &mut PgConnection,
-    names: &[&str],
-) -> Result<HashMap<String, DateTime<Utc>>, DbError> {
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = Text)]
-        series_name: String,
-        #[diesel(sql_type = Timestamptz)]
-        folded_to: DateTime<Utc>,
+/// `folded_to` of the series of a write that have folded anything (the
+/// others hold nothing in the rollups yet).
+pub type Folded = HashMap<String, DateTime<Utc>>;
+
+/// A row of [`Folded`], as `folded` and `mcp_lock_for_write` return it.
+#[derive(QueryableByName)]
+pub struct FoldedTo {
+    #[diesel(sql_type = Text)]
+    series_name: String,
+    #[diesel(sql_type = Timestamptz)]
+    folded_to: DateTime<Utc>,
+}
+
+impl FromIterator<FoldedTo> for Folded {
+    fn from_iter<I: IntoIterator<Item = FoldedTo>>(rows: I) -> Self {
+        rows.into_iter()
+            .map(|r| (r.series_name, r.folded_to))
+            .collect()
     }
+}
+
+/// `folded_to` of the named series that have folded anything. Read after
+/// the fold lock is held.
+pub fn folded(conn: &mut PgConnection, names: &[&str]) -> Result<Folded, DbError> {
     Ok(diesel::sql_query(
         "SELECT series_name, folded_to FROM timeseries_series
           WHERE series_name = ANY($1) AND folded_to > '-infinity'",
     )
     .bind::<Array<Text>, _>(names)
-    .load::<Row>(conn)?
+    .load::<FoldedTo>(conn)?
     .into_iter()
-    .map(|r| (r.series_name, r.folded_to))
     .collect())
 }
 

@@ -7,7 +7,6 @@
 //! hours and days they fall in, in the same transaction. Either way every
 //! answer that follows is exact (see `rollups`).
 
-use std::collections::HashMap;
 use std::io::Write;
 
 use chrono::{DateTime, Utc};
@@ -18,6 +17,7 @@ use diesel::result::{DatabaseErrorKind, Error};
 use diesel::serialize::{self, IsNull, Output, ToSql};
 use diesel::sql_types::{Array, BigInt, Bool, Double, Jsonb, Text, Timestamptz};
 
+use super::catalog::{Folded, FoldedTo};
 use super::rollups;
 use crate::db::DbError;
 use crate::domain::SeriesPoints;
@@ -61,9 +61,6 @@ struct NewPoint<'a> {
     tags: JsonbText<'a>,
 }
 
-/// `folded_to` of the series of a write that have folded anything.
-pub type Folded = HashMap<String, DateTime<Utc>>;
-
 /// Takes the fold lock shared on the stripes of `names` (every stripe when
 /// `all`, for a transaction that will write more series than it knows
 /// now), in stripe order, and reads their `folded_to` once it holds it
@@ -71,20 +68,12 @@ pub type Folded = HashMap<String, DateTime<Utc>>;
 /// another; the fold of a series waits for its writers and they for it.
 /// First in the transaction.
 pub fn lock(conn: &mut PgConnection, names: &[&str], all: bool) -> Result<Folded, DbError> {
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = Text)]
-        series_name: String,
-        #[diesel(sql_type = Timestamptz)]
-        folded_to: DateTime<Utc>,
-    }
     Ok(
         diesel::sql_query("SELECT series_name, folded_to FROM mcp_lock_for_write($1, $2)")
             .bind::<Array<Text>, _>(names)
             .bind::<Bool, _>(all)
-            .load::<Row>(conn)?
+            .load::<FoldedTo>(conn)?
             .into_iter()
-            .map(|r| (r.series_name, r.folded_to))
             .collect(),
     )
 }
