@@ -1,5 +1,7 @@
 //! Checksums of the embedded migrations, so the binary can tell when an
-//! applied migration's SQL was edited afterwards (Diesel keeps none).
+//! applied migration's SQL was edited afterwards (Diesel keeps none). And
+//! `cfg(timescale)` when `TIMESCALE_URL` is set, which un-ignores the tests
+//! that need a TimescaleDB server (tests/api/timescale.rs).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -9,6 +11,11 @@ use sha2::{Digest, Sha256};
 fn main() {
     let dir = Path::new("migrations");
     println!("cargo:rerun-if-changed=migrations");
+    println!("cargo:rerun-if-env-changed=TIMESCALE_URL");
+    println!("cargo::rustc-check-cfg=cfg(timescale)");
+    if std::env::var_os("TIMESCALE_URL").is_some_and(|u| !u.is_empty()) {
+        println!("cargo::rustc-cfg=timescale");
+    }
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .expect("migrations/ exists")
         .flatten()

@@ -4,6 +4,7 @@
 # package), and optionally Redis (with redis-benchmark), as for the tests.
 #   bench/run.sh               # Redis cache when redis-cli ping answers, else in-process
 #   BENCH_10M=1 bench/run.sh   # also the statistics miss over 10,000,000 points
+#   TIMESCALE_URL=postgres://postgres@host:5432/postgres bench/run.sh   # on TimescaleDB
 # With node on PATH, a second server takes JWT access tokens from the tests'
 # authorization server (tests/oauth/provider.mjs), for the cache-hit figure
 # with a JWT beside the one without.
@@ -12,7 +13,8 @@ cd "$(dirname "$0")/.."
 cargo build --release --locked -q
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 DB="mcp_bench_$$"
-ADMIN="${BENCH_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+# TIMESCALE_URL (a TimescaleDB server) adds the hypertable and columnstore rows.
+ADMIN="${BENCH_ADMIN_URL:-${TIMESCALE_URL:-postgres://postgres@127.0.0.1:5432/postgres}}"
 URL="${ADMIN%/*}/$DB"
 REDIS=""
 # Database 15 of the local Redis, emptied afterwards.

@@ -1,9 +1,10 @@
 //! A database of its own for each test, copied from a template migrated
 //! once per migrations state.
 
+use std::collections::BTreeSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
@@ -17,15 +18,31 @@ pub fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-fn url_for(db: &str) -> String {
-    let mut url = url::Url::parse(&admin_url()).expect("TEST_DATABASE_URL is a URL");
+/// A TimescaleDB server (any database on it) for the tests that need one.
+/// Setting it at build time un-ignores them (build.rs sets `cfg(timescale)`).
+pub fn timescale_url() -> String {
+    std::env::var("TIMESCALE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .expect(
+            "TIMESCALE_URL names a TimescaleDB server, e.g. postgres://postgres@host:5432/postgres",
+        )
+}
+
+fn url_for(server: &str, db: &str) -> String {
+    let mut url = url::Url::parse(server)
+        .unwrap_or_else(|e| panic!("{server} (TEST_DATABASE_URL or TIMESCALE_URL) is a URL: {e}"));
     url.set_path(&format!("/{db}"));
     url.into()
 }
 
 pub fn admin() -> PgConnection {
-    PgConnection::establish(&admin_url())
-        .unwrap_or_else(|e| panic!("PostgreSQL at {} is needed for tests: {e}", admin_url()))
+    connect(&admin_url())
+}
+
+fn connect(server: &str) -> PgConnection {
+    PgConnection::establish(server)
+        .unwrap_or_else(|e| panic!("PostgreSQL at {server} is needed for tests: {e}"))
 }
 
 pub fn project_dir() -> PathBuf {
@@ -106,14 +123,16 @@ fn retry_while_in_use(conn: &mut PgConnection, db: &str, sql: &str) {
     }
 }
 
-/// Builds the migrated template once per migrations state. Test processes
-/// may race (nextest, parallel runs): a cross-process advisory lock
+/// Builds the migrated template once per migrations state and server. Test
+/// processes may race (nextest, parallel runs): a cross-process advisory lock
 /// serialises them, and the template appears under its name only complete.
-fn ensure_template() -> &'static str {
-    static READY: OnceLock<()> = OnceLock::new();
+fn ensure_template(server: &str) -> &'static str {
+    static READY: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
     let name = template_name();
-    READY.get_or_init(|| {
-        let mut conn = admin();
+    // Held while building, so one test builds and the others wait for it.
+    let mut ready = READY.lock().unwrap_or_else(|e| e.into_inner());
+    if !ready.contains(server) {
+        let mut conn = connect(server);
         diesel::sql_query("SELECT pg_advisory_lock(7171717171)")
             .execute(&mut conn)
             .unwrap();
@@ -126,7 +145,7 @@ fn ensure_template() -> &'static str {
                 .execute(&mut conn)
                 .unwrap();
             {
-                let mut tpl = PgConnection::establish(&url_for(&building)).unwrap();
+                let mut tpl = PgConnection::establish(&url_for(server, &building)).unwrap();
                 tpl.run_pending_migrations(MIGRATIONS)
                     .expect("migrations apply to the template");
             }
@@ -154,7 +173,8 @@ fn ensure_template() -> &'static str {
         diesel::sql_query("SELECT pg_advisory_unlock(7171717171)")
             .execute(&mut conn)
             .unwrap();
-    });
+        ready.insert(server.to_owned());
+    }
     name
 }
 
@@ -162,26 +182,29 @@ fn ensure_template() -> &'static str {
 pub struct TestDatabase {
     pub name: String,
     pub url: String,
+    /// The server it lives on (any database there), to drop it through.
+    server: String,
 }
 
 impl TestDatabase {
-    fn named() -> Self {
+    fn named(server: String) -> Self {
         let suffix: u64 = rand::rng().random();
         let name = format!("mcp_test_{suffix:016x}");
         TestDatabase {
-            url: url_for(&name),
+            url: url_for(&server, &name),
             name,
+            server,
         }
     }
 
     /// A name only: the database does not exist yet.
     pub fn unborn() -> Self {
-        Self::named()
+        Self::named(admin_url())
     }
 
     /// Created, with no migrations applied.
     pub fn empty() -> Self {
-        let db = Self::named();
+        let db = Self::named(admin_url());
         diesel::sql_query(format!("CREATE DATABASE {}", db.name))
             .execute(&mut admin())
             .unwrap();
@@ -190,10 +213,28 @@ impl TestDatabase {
 
     /// Created from the migrated template: the current schema, no rows.
     pub fn migrated() -> Self {
-        let template = ensure_template();
-        let db = Self::named();
+        Self::migrated_on(admin_url())
+    }
+
+    /// The same on the TimescaleDB server `TIMESCALE_URL` names.
+    pub fn timescale() -> Self {
+        let db = Self::migrated_on(timescale_url());
+        let made = "SELECT count(*) AS n FROM pg_extension WHERE extname = 'timescaledb'";
+        assert_eq!(
+            db.count(made),
+            1,
+            "TIMESCALE_URL={} has no TimescaleDB: the migrations made no extension \
+             (it must be installed and in shared_preload_libraries, as in the official image)",
+            db.server
+        );
+        db
+    }
+
+    fn migrated_on(server: String) -> Self {
+        let template = ensure_template(&server);
+        let db = Self::named(server);
         let sql = format!("CREATE DATABASE {} TEMPLATE {template}", db.name);
-        retry_while_in_use(&mut admin(), template, &sql);
+        retry_while_in_use(&mut connect(&db.server), template, &sql);
         db
     }
 
@@ -204,7 +245,7 @@ impl TestDatabase {
     /// Refuses new connections to this database and ends the open ones
     /// (`false`), or lets them in again (`true`): a database outage.
     pub fn allow_connections(&self, allow: bool) {
-        let mut admin = admin();
+        let mut admin = connect(&self.server);
         diesel::sql_query(format!(
             "ALTER DATABASE {} WITH ALLOW_CONNECTIONS {allow}",
             self.name
@@ -260,7 +301,7 @@ impl TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        if let Err(e) = diesel::sql_query(sql).execute(&mut admin()) {
+        if let Err(e) = diesel::sql_query(sql).execute(&mut connect(&self.server)) {
             eprintln!("could not drop test database {}: {e}", self.name);
         }
     }
