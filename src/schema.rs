@@ -115,6 +115,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    timeseries_metrics (metric) {
+        metric -> Text,
+        kind -> Text,
+        help -> Text,
+        unit -> Text,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     timeseries_rollups (series_name, bucket) {
         series_name -> Text,
         bucket -> Timestamptz,
@@ -174,6 +184,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     performance_metrics,
     statistics_data,
     timeseries_data,
+    timeseries_metrics,
     timeseries_rollups,
     timeseries_rollups_daily,
     timeseries_series,

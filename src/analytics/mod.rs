@@ -1,6 +1,8 @@
 //! Numerical code: pure functions, no I/O. Aggregates over whole series run
-//! in PostgreSQL; what cannot (fitting forecasting models) lives here.
+//! in PostgreSQL; what cannot (fitting forecasting models, aggregating
+//! across series) lives here.
 
+pub mod across;
 pub mod forecast;
 pub mod linalg;
 

@@ -13,6 +13,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct Bounded<const MIN: u32, const MAX: u32, const DEFAULT: u32 = 0>(u32);
 
 impl<const MIN: u32, const MAX: u32, const DEFAULT: u32> Bounded<MIN, MAX, DEFAULT> {
+    /// The largest value it takes.
+    pub const LARGEST: u32 = MAX;
+
     const HAS_DEFAULT: bool = MIN <= DEFAULT && DEFAULT <= MAX;
 
     pub fn new(n: u32) -> Result<Self, String> {

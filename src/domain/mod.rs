@@ -10,13 +10,15 @@
 pub mod batch;
 pub mod bounded;
 pub mod kinds;
+pub mod selector;
 pub mod series;
 pub mod tags;
 pub mod time;
 
 pub use batch::SeriesPoints;
 pub use bounded::Bounded;
-pub use kinds::{Aggregate, AnalysisKind, ModelKind, RunStatus};
+pub use kinds::{Across, Aggregate, AnalysisKind, MetricKind, ModelKind, PerSeries, RunStatus};
+pub use selector::Selector;
 pub use series::Series;
 pub use tags::Tags;
 pub use time::{Bucket, Timestamp, Window};

@@ -15,7 +15,7 @@ pub mod identity;
 pub mod line_protocol;
 pub mod remote_write;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +30,8 @@ use crate::config::Settings;
 use crate::db::{Db, DbError};
 use crate::domain::SeriesPoints;
 use crate::domain::batch::NonFinite;
+use crate::models::MetricMetadata;
+use crate::store;
 use crate::store::catalog::{self, Collision};
 use crate::store::points::{self, Written};
 
@@ -147,13 +149,34 @@ impl From<Abort> for IngestError {
 /// Samples a parser met, and those it dropped on purpose (staleness
 /// markers, native histograms, NaN under `INGEST_NON_FINITE=skip`): shared
 /// with the caller, which counts them in `/metrics` once the write ends.
+/// Also the metric metadata a body carried, for the caller to keep.
 #[derive(Debug, Default)]
 pub struct Tally {
     samples: AtomicU64,
     skipped: AtomicU64,
+    described: parking_lot::Mutex<BTreeMap<String, MetricMetadata>>,
 }
 
+/// Metric families one request may describe; the rest are dropped (a
+/// Prometheus sends its families in requests of 500 by default).
+const MAX_DESCRIBED: usize = 10_000;
+
 impl Tally {
+    /// A family's metadata; the last given for a family wins.
+    pub fn describe(&self, metadata: MetricMetadata) {
+        let mut described = self.described.lock();
+        if described.len() < MAX_DESCRIBED || described.contains_key(&metadata.metric) {
+            described.insert(metadata.metric.clone(), metadata);
+        }
+    }
+
+    /// The metadata met, once.
+    pub fn take_described(&self) -> Vec<MetricMetadata> {
+        std::mem::take(&mut *self.described.lock())
+            .into_values()
+            .collect()
+    }
+
     pub fn saw(&self, n: usize) {
         self.samples.fetch_add(n as u64, Ordering::Relaxed);
     }
@@ -310,6 +333,19 @@ impl Ingest {
             .map_err(|a: Abort| IngestError::from(a))?;
         self.committed(&report, notify).await;
         Ok(report)
+    }
+
+    /// Keeps what collectors say their metrics are (a request of its own,
+    /// after the points: metadata describes families, not these samples).
+    pub async fn describe(&self, metadata: Vec<MetricMetadata>) -> Result<(), IngestError> {
+        if metadata.is_empty() {
+            return Ok(());
+        }
+        self.db
+            .run(move |conn| store::metadata::upsert(conn, &metadata))
+            .await
+            .map_err(IngestError::from)?;
+        Ok(())
     }
 
     /// After a commit: cached figures of the series are stale, their

@@ -1,7 +1,7 @@
 //! Prometheus remote write 1.0: a snappy-compressed (block format) protobuf
 //! `WriteRequest` (`prompb`). The messages are declared here for prost, with
-//! only the fields we read; others (exemplars, metadata) are skipped by the
-//! decoder.
+//! only the fields we read (the series, their samples, and the metric
+//! metadata); others (exemplars) are skipped by the decoder.
 
 use std::sync::Arc;
 
@@ -10,12 +10,15 @@ use prost::Message;
 
 use super::{Chunker, IngestError, Tally, identity};
 pub use crate::domain::batch::NonFinite;
-use crate::domain::{SeriesPoints, batch::in_range, cut};
+use crate::domain::{MetricKind, SeriesPoints, batch::in_range, cut};
+use crate::models;
 
 #[derive(Clone, PartialEq, Message)]
 pub struct WriteRequest {
     #[prost(message, repeated, tag = "1")]
     pub timeseries: Vec<TimeSeries>,
+    #[prost(message, repeated, tag = "3")]
+    pub metadata: Vec<MetricMetadata>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -44,6 +47,47 @@ pub struct Sample {
     /// Milliseconds since the epoch.
     #[prost(int64, tag = "2")]
     pub timestamp: i64,
+}
+
+/// What a metric family is (`WriteRequest.metadata`, field 3), which
+/// Prometheus sends by default, in requests of their own.
+#[derive(Clone, PartialEq, Message)]
+pub struct MetricMetadata {
+    /// Unknown 0, counter 1, gauge 2, histogram 3, gauge histogram 4,
+    /// summary 5, info 6, stateset 7.
+    #[prost(int32, tag = "1")]
+    pub r#type: i32,
+    #[prost(string, tag = "2")]
+    pub metric_family_name: String,
+    #[prost(string, tag = "4")]
+    pub help: String,
+    #[prost(string, tag = "5")]
+    pub unit: String,
+}
+
+impl MetricMetadata {
+    /// As the catalog keeps it: the family's name and strings cut to the
+    /// label bounds, NUL dropped (PostgreSQL's text cannot hold it).
+    fn kept(self) -> Option<models::MetricMetadata> {
+        let clean = |s: String, max: usize| -> String {
+            let s = if s.contains('\0') {
+                s.replace('\0', "")
+            } else {
+                s
+            };
+            match s.char_indices().nth(max) {
+                Some((at, _)) => s[..at].to_owned(),
+                None => s,
+            }
+        };
+        let metric = clean(self.metric_family_name, identity::MAX_VALUE);
+        (!metric.is_empty()).then(|| models::MetricMetadata {
+            metric,
+            kind: MetricKind::from_prometheus(self.r#type),
+            help: clean(self.help, identity::MAX_VALUE),
+            unit: clean(self.unit, identity::MAX_NAME),
+        })
+    }
 }
 
 /// A native histogram, whose fields are skipped.
@@ -154,6 +198,12 @@ impl Chunks {
                     .map(Some)
                     .map_err(bad);
             }
+            if field == 3 && wire == 2 {
+                let m = MetricMetadata::decode(&self.buf[start..start + size]).map_err(bad)?;
+                if let Some(m) = m.kept() {
+                    self.tally.describe(m);
+                }
+            }
         }
         Ok(None)
     }
@@ -240,7 +290,11 @@ mod tests {
     use super::*;
 
     fn body(series: Vec<TimeSeries>) -> Vec<u8> {
-        let raw = WriteRequest { timeseries: series }.encode_to_vec();
+        let raw = WriteRequest {
+            timeseries: series,
+            ..Default::default()
+        }
+        .encode_to_vec();
         snap::raw::Encoder::new().compress_vec(&raw).unwrap()
     }
 
@@ -295,11 +349,13 @@ mod tests {
         let stale = f64::from_bits(STALE_NAN);
         let raw = WriteRequest {
             timeseries: vec![ts("up", &[(stale, 1000), (1.0, 2000)])],
+            ..Default::default()
         }
         .encode_to_vec();
         assert_eq!(all(raw, NonFinite::Reject).unwrap()[0].points.len(), 1);
         let raw = WriteRequest {
             timeseries: vec![ts("up", &[(f64::NAN, 1000), (1.0, 2000)])],
+            ..Default::default()
         }
         .encode_to_vec();
         assert!(all(raw.clone(), NonFinite::Reject).is_err());
@@ -326,6 +382,7 @@ mod tests {
         assert!(all(vec![0x0a, 0xff, 0xff], NonFinite::Reject).is_err());
         let raw = WriteRequest {
             timeseries: vec![ts("up", &[(1.0, 300_000_000_000_000)])],
+            ..Default::default()
         }
         .encode_to_vec();
         let e = all(raw, NonFinite::Reject).unwrap_err().to_string();

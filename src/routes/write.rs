@@ -214,6 +214,15 @@ async fn write(
         .write_chunks(decode(body, Arc::clone(&tally)), &mcp.events)
         .await;
     drop(share);
+    // The families a remote write described, kept once its points are in.
+    let written = match written {
+        Ok(report) => mcp
+            .ingest
+            .describe(tally.take_described())
+            .await
+            .map(|()| report),
+        e => e,
+    };
     let (samples, skipped) = tally.counts();
     let label = protocol.label();
     mcp.metrics.ingest(label, "skipped", skipped);

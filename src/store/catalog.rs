@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Jsonb, Nullable, Text, Timestamptz};
 
 use crate::db::DbError;
-use crate::domain::{Series, SeriesPoints};
+use crate::domain::{Selector, Series, SeriesPoints};
 
 /// A name already registered under other tags, though derived from its
 /// tags: two tag sets whose hashes collide. Nothing is written.
@@ -129,4 +129,122 @@ pub fn find(conn: &mut PgConnection, filter: &Filter, limit: i64) -> Result<Vec<
     // The table's CHECK holds the same rule, so every stored name parses.
     .filter_map(|n| Series::try_from(n.series_name).ok())
     .collect())
+}
+
+/// A catalogued series as selectors and discovery see it.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Entry {
+    #[diesel(sql_type = Text)]
+    pub series_name: String,
+    #[diesel(sql_type = Text)]
+    pub metric: String,
+    #[diesel(sql_type = Jsonb)]
+    pub tags: serde_json::Value,
+}
+
+/// Catalogued series that `selector` matches, in name order. The catalog's
+/// indexes pick the candidates (its metric equality, its tag equalities as
+/// `tags @>`) and the other matchers filter them here; at most `cap`
+/// candidates are read, and `true` says the cap cut the read.
+pub fn select(
+    conn: &mut PgConnection,
+    selector: &Selector,
+    cap: usize,
+) -> Result<(Vec<Entry>, bool), DbError> {
+    let (mut rows, cut) = limited(
+        diesel::sql_query(
+            "SELECT series_name, metric, tags FROM timeseries_series
+              WHERE ($1::text IS NULL OR metric = $1) AND tags @> $2
+              ORDER BY series_name LIMIT $3",
+        )
+        .bind::<Nullable<Text>, _>(selector.metric())
+        .bind::<Jsonb, _>(selector.required_tags())
+        .bind::<BigInt, _>(cap as i64 + 1)
+        .load::<Entry>(conn)?,
+        cap,
+    )?;
+    rows.retain(|e| selector.matches(&e.metric, &e.tags));
+    Ok((rows, cut))
+}
+
+/// Label names over the whole catalog with the series that carry each,
+/// by name, at most `limit` (and whether more exist).
+pub fn label_names(conn: &mut PgConnection, limit: usize) -> Result<(Vec<Count>, bool), DbError> {
+    limited(
+        diesel::sql_query(
+            "SELECT k AS key, count(*) AS series FROM timeseries_series, jsonb_object_keys(tags) k
+              WHERE k <> '__name__' GROUP BY k ORDER BY k LIMIT $1",
+        )
+        .bind::<BigInt, _>(limit as i64 + 1)
+        .load(conn)?,
+        limit,
+    )
+}
+
+/// One label's string values over the whole catalog, the most frequent
+/// first; `__name__`'s are the metrics (of series written by name too).
+pub fn label_values(
+    conn: &mut PgConnection,
+    label: &str,
+    limit: usize,
+) -> Result<(Vec<Count>, bool), DbError> {
+    limited(
+        diesel::sql_query(
+            "SELECT CASE WHEN $1 = '__name__' THEN metric ELSE tags->>$1 END AS key,
+                    count(*) AS series
+               FROM timeseries_series
+              WHERE $1 = '__name__' OR jsonb_typeof(tags->$1) = 'string'
+              GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $2",
+        )
+        .bind::<Text, _>(label)
+        .bind::<BigInt, _>(limit as i64 + 1)
+        .load(conn)?,
+        limit,
+    )
+}
+
+/// Metrics starting with `prefix` and their series, by name.
+pub fn metrics(
+    conn: &mut PgConnection,
+    prefix: &str,
+    limit: usize,
+) -> Result<(Vec<MetricCount>, bool), DbError> {
+    limited(
+        diesel::sql_query(
+            "SELECT metric, count(*) AS series, bool_or(tags ? '_measurement') AS influx
+               FROM timeseries_series WHERE starts_with(metric, $1)
+              GROUP BY metric ORDER BY metric LIMIT $2",
+        )
+        .bind::<Text, _>(prefix)
+        .bind::<BigInt, _>(limit as i64 + 1)
+        .load(conn)?,
+        limit,
+    )
+}
+
+/// A key (a label name or value) and the series that have it.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Count {
+    #[diesel(sql_type = Text)]
+    pub key: String,
+    #[diesel(sql_type = BigInt)]
+    pub series: i64,
+}
+
+#[derive(Debug, Clone, QueryableByName)]
+pub struct MetricCount {
+    #[diesel(sql_type = Text)]
+    pub metric: String,
+    #[diesel(sql_type = BigInt)]
+    pub series: i64,
+    /// Written as InfluxDB line protocol (its fields are gauges).
+    #[diesel(sql_type = Bool)]
+    pub influx: bool,
+}
+
+/// The first `limit` of rows read with `LIMIT limit + 1`, and whether more exist.
+fn limited<T>(mut rows: Vec<T>, limit: usize) -> Result<(Vec<T>, bool), DbError> {
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    Ok((rows, more))
 }

@@ -4,7 +4,9 @@
 
 pub mod aggregates;
 pub mod catalog;
+pub mod counters;
 pub mod health;
+pub mod metadata;
 pub mod metrics;
 pub mod points;
 pub mod request_log;

@@ -6,13 +6,17 @@
 //! To add a tool: write its argument and result types and its `async fn`
 //! in a module here, and add one line to [`all`].
 
+pub mod aggregate;
 pub mod analysis;
 pub mod chart;
+pub mod compare;
+pub mod discovery;
 pub mod ingest;
 pub mod models;
 pub mod query;
 pub mod records;
 pub mod registry;
+pub mod selection;
 pub mod series;
 pub mod server;
 
@@ -30,6 +34,11 @@ pub fn all() -> ToolRegistry {
     reg.typed(query::QUERY, query::query_timeseries);
     reg.typed(query::STATISTICS, query::compute_statistics);
     reg.typed(series::SPEC, series::list_series);
+    reg.typed(discovery::LIST_METRICS, discovery::list_metrics);
+    reg.typed(discovery::LIST_LABELS, discovery::list_labels);
+    reg.typed(discovery::LABEL_VALUES, discovery::label_values);
+    reg.typed(aggregate::SPEC, aggregate::aggregate_series);
+    reg.typed(compare::SPEC, compare::compare_windows);
     reg.typed_with_content(chart::SPEC, chart::plot_series);
     reg.typed(analysis::ANOMALIES, analysis::detect_anomalies);
     reg.typed(analysis::TREND, analysis::analyze_trend);

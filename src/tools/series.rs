@@ -3,8 +3,9 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::selection;
 use super::{Annotations, Output, Scopes, Spec, ToolContext, ToolError};
-use crate::domain::{Bounded, holds_nul};
+use crate::domain::{Bounded, Selector, Series, holds_nul};
 use crate::store::catalog::{self, Filter};
 use crate::store::series::{self, SeriesSummary};
 
@@ -12,10 +13,11 @@ pub const SPEC: Spec = Spec {
     name: "list_series",
     title: "List series",
     description: "The stored time series with their point counts, first/last timestamps, metric \
-                  and tags. Filter by name prefix, by metric (a Prometheus metric name, an \
-                  InfluxDB measurement.field) and by tags (a Prometheus label set, InfluxDB tags \
-                  with _measurement and _field): {\"job\": \"node\"} lists the series whose \
-                  tags hold job=node",
+                  and tags. Filter by name prefix, and by a selector \
+                  (http_requests_total{job=\"api\",code=~\"5..\"}) or by metric (a Prometheus \
+                  metric name, an InfluxDB measurement.field) and tags (a Prometheus label set, \
+                  InfluxDB tags with _measurement and _field): {\"job\": \"node\"} lists the \
+                  series whose tags hold job=node",
     annotations: Annotations::READ_ONLY,
     scope: Scopes::READ,
 };
@@ -30,6 +32,8 @@ pub struct ListSeriesArgs {
     pub metric: Option<String>,
     /// Only series whose tags hold every one of these, e.g. {"job": "node"}.
     pub tags: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Only the series this selects (instead of metric and tags).
+    pub selector: Option<Selector>,
     /// At most this many series.
     #[serde(default)]
     pub limit: Bounded<1, 1000, 100>,
@@ -50,8 +54,14 @@ pub async fn list_series(
         prefix,
         metric,
         tags,
+        selector,
         limit,
     } = args;
+    if selector.is_some() && (metric.is_some() || tags.is_some()) {
+        return Err(ToolError::invalid(
+            "give a selector, or metric and tags, not both (a selector says both)",
+        ));
+    }
     let tags = tags.map(serde_json::Value::Object);
     if prefix.contains('\0')
         || metric.as_deref().is_some_and(|m| m.contains('\0'))
@@ -62,7 +72,7 @@ pub async fn list_series(
             "prefix, metric and tags must not contain the NUL character (\\u0000)",
         ));
     }
-    let filtered = metric.is_some() || tags.is_some();
+    let filtered = metric.is_some() || tags.is_some() || selector.is_some();
     let filter = Filter {
         prefix,
         metric,
@@ -72,12 +82,21 @@ pub async fn list_series(
         .db
         .run(move |conn| {
             let wanted = limit.as_i64() + 1;
-            let mut names = if filtered {
-                catalog::find(conn, &filter, wanted)?
+            // `cut`: a selector's catalog read stopped short, so more match.
+            let (mut names, cut) = if let Some(s) = &selector {
+                let (entries, cut) = selection::all(conn, s)?;
+                let names = entries
+                    .into_iter()
+                    .filter(|e| e.series_name.starts_with(&filter.prefix))
+                    .filter_map(|e| Series::try_from(e.series_name).ok())
+                    .collect();
+                (names, cut)
+            } else if filtered {
+                (catalog::find(conn, &filter, wanted)?, false)
             } else {
-                series::names(conn, "", &filter.prefix, wanted)?
+                (series::names(conn, "", &filter.prefix, wanted)?, false)
             };
-            let truncated = names.len() > limit.as_usize();
+            let truncated = cut || names.len() > limit.as_usize();
             names.truncate(limit.as_usize());
             Ok((series::summaries(conn, &names)?, truncated))
         })

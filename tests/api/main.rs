@@ -1,8 +1,10 @@
 //! One integration-test binary (it links once); each module is one concern.
 
+mod aggregate;
 mod cache_faults;
 mod charts;
 mod cli;
+mod compare;
 mod compose;
 mod config;
 mod handlers;
@@ -21,6 +23,7 @@ mod operator;
 mod pool;
 mod properties;
 mod rollups;
+mod selectors;
 mod senders;
 mod startup;
 mod stdio;

@@ -75,6 +75,7 @@ fn the_tables_exist_with_their_keys() {
         ("performance_metrics", "id"),
         ("statistics_data", "id"),
         ("timeseries_data", "series_name,time"),
+        ("timeseries_metrics", "metric"),
         ("timeseries_rollups", "series_name,bucket"),
         ("timeseries_rollups_daily", "series_name,bucket"),
         ("timeseries_series", "series_name"),

@@ -25,8 +25,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-const TOOLS: usize = 13;
-const READ_TOOLS: usize = 8;
+const TOOLS: usize = 18;
+const READ_TOOLS: usize = 12;
 
 async fn resource_server(
     db: &TestDatabase,

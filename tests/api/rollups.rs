@@ -413,7 +413,10 @@ async fn reverting_the_catalog_folds_every_tail_first() {
     app.ingest(&session, "r.tail", &tail).await;
     assert_eq!(db.count(FOLDED), 0, "not folded yet");
     // The code before the catalog expects rollups of every point.
-    let back = mcp(&["migrate", "revert", "--yes"], &db.url);
+    let back = mcp(
+        &["migrate", "revert", "--to", "2026-12-02-000003", "--yes"],
+        &db.url,
+    );
     assert!(back.status.success(), "{}", text(&back));
     assert_eq!(db.count(FOLDED), 3);
     assert_eq!(

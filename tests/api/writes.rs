@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use mcp_server::ingest::remote_write::{Label, Sample, TimeSeries, WriteRequest};
+use mcp_server::ingest::remote_write::{Label, MetricMetadata, Sample, TimeSeries, WriteRequest};
 use prost::Message;
 use serde_json::{Value, json};
 
@@ -36,17 +36,28 @@ pub fn series(labels: &[(&str, &str)], samples: &[(f64, i64)]) -> TimeSeries {
 
 /// A remote-write body: the request, protobuf, snappy.
 pub fn body(timeseries: Vec<TimeSeries>) -> Vec<u8> {
+    described(timeseries, vec![])
+}
+
+/// The same, with metric metadata as Prometheus sends it.
+pub fn described(timeseries: Vec<TimeSeries>, metadata: Vec<MetricMetadata>) -> Vec<u8> {
     snap::raw::Encoder::new()
-        .compress_vec(&WriteRequest { timeseries }.encode_to_vec())
+        .compress_vec(
+            &WriteRequest {
+                timeseries,
+                metadata,
+            }
+            .encode_to_vec(),
+        )
         .unwrap()
 }
 
-async fn remote_write(app: &TestApp, body: Vec<u8>) -> Sent {
+pub async fn remote_write(app: &TestApp, body: Vec<u8>) -> Sent {
     app.send("/api/v1/write", body, &REMOTE_WRITE).await
 }
 
 /// 2026-03-01T00:00:00Z in milliseconds.
-const T0: i64 = 1_772_323_200_000;
+pub const T0: i64 = 1_772_323_200_000;
 
 async fn list(app: &TestApp, session: &str, args: Value) -> Vec<Value> {
     let r = app.call_tool(session, "list_series", args).await;

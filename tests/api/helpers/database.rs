@@ -309,12 +309,12 @@ impl Drop for TestDatabase {
 
 /// The newest migration, the one before it, and how many there are: tests
 /// that walk the history name them through these.
-pub const NEWEST: &str = "20261203000001";
-pub const NEWEST_DIR: &str = "2026-12-03-000001_series_catalog";
-pub const PREVIOUS: &str = "20261202000003";
-pub const MIGRATION_COUNT: i64 = 8;
+pub const NEWEST: &str = "20261204000001";
+pub const NEWEST_DIR: &str = "2026-12-04-000001_metric_metadata";
+pub const PREVIOUS: &str = "20261203000001";
+pub const MIGRATION_COUNT: i64 = 9;
 
-pub const TABLES: [&str; 10] = [
+pub const TABLES: [&str; 11] = [
     "analysis_results",
     "mcp_request_logs",
     "mcp_tasks",
@@ -322,6 +322,7 @@ pub const TABLES: [&str; 10] = [
     "performance_metrics",
     "statistics_data",
     "timeseries_data",
+    "timeseries_metrics",
     "timeseries_rollups",
     "timeseries_rollups_daily",
     "timeseries_series",

@@ -1,0 +1,289 @@
+//! Selectors and discovery over series the collectors wrote: a small fleet
+//! by Prometheus remote write (with the metadata Prometheus sends), a field
+//! by line protocol, a series by name; then `list_metrics`, `list_labels`,
+//! `label_values` and `list_series` with a selector in both spellings.
+
+use mcp_server::ingest::remote_write::{MetricMetadata, TimeSeries};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, TestDatabase};
+use crate::writes::{T0, described, remote_write, series};
+
+/// 2 jobs × 5 instances × 2 codes of a counter, a histogram's buckets of
+/// one instance, and `up` without metadata.
+fn fleet() -> Vec<TimeSeries> {
+    let mut all = Vec::new();
+    for job in ["api", "web"] {
+        for i in 0..5 {
+            for code in ["200", "500"] {
+                let instance = format!("i{i}");
+                let labels = [
+                    ("__name__", "http_requests_total"),
+                    ("code", code),
+                    ("instance", instance.as_str()),
+                    ("job", job),
+                ];
+                all.push(series(&labels, &[(1.0, T0), (2.0, T0 + 30_000)]));
+            }
+        }
+    }
+    for le in ["0.1", "1", "+Inf"] {
+        let labels = [
+            ("__name__", "http_duration_seconds_bucket"),
+            ("le", le),
+            ("job", "api"),
+        ];
+        all.push(series(&labels, &[(3.0, T0)]));
+    }
+    all.push(series(&[("__name__", "up"), ("job", "api")], &[(1.0, T0)]));
+    all
+}
+
+fn metadata(family: &str, kind: i32, help: &str) -> MetricMetadata {
+    MetricMetadata {
+        r#type: kind,
+        metric_family_name: family.into(),
+        help: help.into(),
+        unit: String::new(),
+    }
+}
+
+async fn stocked(db: &TestDatabase) -> (TestApp, String) {
+    let app = TestApp::spawn(db, None).await;
+    assert_eq!(
+        remote_write(&app, described(fleet(), vec![])).await.status,
+        204
+    );
+    // Prometheus sends metadata in requests of their own.
+    let meta = vec![
+        metadata("http_requests_total", 1, "Requests served."),
+        metadata("http_duration_seconds", 3, "Request latency."),
+    ];
+    assert_eq!(
+        remote_write(&app, described(vec![], meta)).await.status,
+        204
+    );
+    let lp = app
+        .send(
+            "/api/v2/write?precision=s",
+            b"cpu,host=a usage_idle=99 1772323200".to_vec(),
+            &[],
+        )
+        .await;
+    assert_eq!(lp.status, 204, "{}", lp.body);
+    let session = app.session().await;
+    app.ingest(&session, "plain.series", &[(chrono::Utc::now(), 1.0)])
+        .await;
+    (app, session)
+}
+
+async fn call(app: &TestApp, session: &str, tool: &str, args: Value) -> Value {
+    let r = app.call_tool(session, tool, args).await;
+    assert_ne!(r["isError"], true, "{tool}: {r}");
+    r["structuredContent"].clone()
+}
+
+fn names(listed: &Value) -> Vec<String> {
+    let mut n: Vec<String> = listed["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| format!("{}", s["tags"]))
+        .collect();
+    n.sort();
+    n
+}
+
+#[rocket::async_test]
+async fn list_metrics_gives_each_metric_its_kind_help_and_series() {
+    let db = TestDatabase::migrated();
+    let (app, session) = stocked(&db).await;
+    let m = call(&app, &session, "list_metrics", json!({})).await;
+    let by_name = |n: &str| {
+        m["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == n)
+            .cloned()
+    };
+    let requests = by_name("http_requests_total").expect("listed");
+    assert_eq!(requests["kind"], "counter");
+    assert_eq!(requests["help"], "Requests served.");
+    assert_eq!(requests["series"], 20);
+    // The bucket series' metadata is its family's.
+    assert_eq!(
+        by_name("http_duration_seconds_bucket").unwrap()["kind"],
+        "histogram"
+    );
+    // No metadata: a line-protocol field is a gauge, `up` and a named series unknown.
+    assert_eq!(by_name("cpu.usage_idle").unwrap()["kind"], "gauge");
+    assert_eq!(by_name("up").unwrap()["kind"], "unknown");
+    assert_eq!(by_name("plain.series").unwrap()["kind"], "unknown");
+    assert_eq!(m["truncated"], false);
+    let two = call(
+        &app,
+        &session,
+        "list_metrics",
+        json!({"prefix": "http_", "limit": 1}),
+    )
+    .await;
+    assert_eq!(two["metrics"].as_array().unwrap().len(), 1);
+    assert_eq!(two["truncated"], true);
+}
+
+#[rocket::async_test]
+async fn a_selector_in_either_spelling_lists_the_same_series() {
+    let db = TestDatabase::migrated();
+    let (app, session) = stocked(&db).await;
+    let text = call(
+        &app,
+        &session,
+        "list_series",
+        json!({"selector": r#"http_requests_total{job="api",code=~"5..",instance!="i0"}"#}),
+    )
+    .await;
+    let object = call(
+        &app,
+        &session,
+        "list_series",
+        json!({"selector": {"metric": "http_requests_total",
+                            "match": {"job": "api", "code": "=~5..", "instance": "!=i0"}}}),
+    )
+    .await;
+    assert_eq!(names(&text), names(&object));
+    assert_eq!(names(&text).len(), 4, "{text}");
+    for s in text["series"].as_array().unwrap() {
+        assert_eq!(s["tags"]["code"], "500");
+        assert_ne!(s["tags"]["instance"], "i0");
+        assert_eq!(s["points"], 2);
+    }
+    // A regex over the metric, and an InfluxDB measurement's tags.
+    let re = call(
+        &app,
+        &session,
+        "list_series",
+        json!({"selector": r#"{__name__=~"http_.*",le="+Inf"}"#}),
+    )
+    .await;
+    assert_eq!(re["series"].as_array().unwrap().len(), 1, "{re}");
+    let influx = call(
+        &app,
+        &session,
+        "list_series",
+        json!({"selector": r#"{_measurement="cpu",host="a"}"#}),
+    )
+    .await;
+    assert_eq!(influx["series"][0]["metric"], "cpu.usage_idle", "{influx}");
+    // Bounded like list_series: truncated, not refused.
+    let few = call(
+        &app,
+        &session,
+        "list_series",
+        json!({"selector": "http_requests_total", "limit": 3}),
+    )
+    .await;
+    assert_eq!(
+        (few["series"].as_array().unwrap().len(), &few["truncated"]),
+        (3, &json!(true))
+    );
+}
+
+#[rocket::async_test]
+async fn labels_and_their_values_with_series_counts() {
+    let db = TestDatabase::migrated();
+    let (app, session) = stocked(&db).await;
+    let all = call(&app, &session, "list_labels", json!({})).await;
+    let count = |v: &Value, name: &str| {
+        v["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == name)
+            .map(|l| l["series"].clone())
+    };
+    assert_eq!(count(&all, "job"), Some(json!(24)), "{all}");
+    assert_eq!(count(&all, "_measurement"), Some(json!(1)));
+    assert_eq!(
+        count(&all, "__name__"),
+        None,
+        "the metric is list_metrics' and __name__ values'"
+    );
+    let sel = call(
+        &app,
+        &session,
+        "list_labels",
+        json!({"selector": r#"http_requests_total{code="500"}"#}),
+    )
+    .await;
+    let labels: Vec<&str> = sel["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["code", "instance", "job"]);
+    assert_eq!(count(&sel, "instance"), Some(json!(10)));
+
+    let jobs = call(&app, &session, "label_values", json!({"label": "job"})).await;
+    assert_eq!(
+        jobs["values"],
+        json!([{"value": "api", "series": 14}, {"value": "web", "series": 10}])
+    );
+    let codes = call(
+        &app,
+        &session,
+        "label_values",
+        json!({"label": "code", "selector": {"metric": "http_requests_total", "match": {"job": "web"}}}),
+    )
+    .await;
+    assert_eq!(
+        codes["values"],
+        json!([{"value": "200", "series": 5}, {"value": "500", "series": 5}])
+    );
+    let metrics = call(
+        &app,
+        &session,
+        "label_values",
+        json!({"label": "__name__", "limit": 1}),
+    )
+    .await;
+    assert_eq!(
+        metrics["values"],
+        json!([{"value": "http_requests_total", "series": 20}])
+    );
+    assert_eq!(metrics["truncated"], true);
+}
+
+#[rocket::async_test]
+async fn bad_selectors_are_tool_errors_that_name_the_problem() {
+    let db = TestDatabase::migrated();
+    let (app, session) = stocked(&db).await;
+    for (selector, says) in [
+        (json!("http_requests_total{code=~\"5((\"}"), "regex"),
+        (json!("rate(x[5m])"), "not a series selector"),
+        (json!("x{job=}"), "not a PromQL selector"),
+        (json!({"match": {"job": "!=api"}}), "matches every series"),
+        (
+            json!({"metric": "x", "match": {"code": "=~((a{100}){100}){100}"}}),
+            "past 1 MiB",
+        ),
+    ] {
+        for tool in ["list_series", "list_labels"] {
+            let r = app
+                .call_tool(&session, tool, json!({"selector": selector}))
+                .await;
+            assert_eq!(r["isError"], true, "{tool} {selector}: {r}");
+            let text = r["content"][0]["text"].as_str().unwrap();
+            assert!(text.contains(says), "{tool} {selector}: {text}");
+        }
+    }
+    let r = app
+        .call_tool(
+            &session,
+            "list_series",
+            json!({"selector": "up", "metric": "up"}),
+        )
+        .await;
+    assert_eq!(r["isError"], true, "{r}");
+}
