@@ -3,6 +3,7 @@
 //! across series) lives here.
 
 pub mod across;
+pub mod correlate;
 pub mod forecast;
 pub mod linalg;
 

@@ -764,6 +764,26 @@ pub fn bucket_values(
         .collect())
 }
 
+/// Buckets of any width with one aggregate: from the rollups when they are
+/// whole hours, else from the raw points; and where they came from.
+pub fn any_buckets(
+    conn: &mut PgConnection,
+    (series, window): (&Series, Window),
+    bucket: Bucket,
+    aggregate: Aggregate,
+    limit: i64,
+) -> Result<(Vec<TimedValue>, Source), DbError> {
+    Ok(if serves(bucket) {
+        (
+            bucket_values(conn, (series, window), bucket, aggregate, limit)?,
+            Source::Rollup,
+        )
+    } else {
+        let raw = super::aggregates::buckets(conn, series, window, bucket, aggregate, limit)?;
+        (raw, Source::Raw)
+    })
+}
+
 /// [`super::aggregates::training_values`] for buckets of whole hours: the
 /// latest `limit` bucket means, from the rollups, never the raw points.
 pub fn training_values(

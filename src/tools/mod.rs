@@ -10,6 +10,7 @@ pub mod aggregate;
 pub mod analysis;
 pub mod chart;
 pub mod compare;
+pub mod correlate;
 pub mod discovery;
 pub mod ingest;
 pub mod models;
@@ -39,6 +40,7 @@ pub fn all() -> ToolRegistry {
     reg.typed(discovery::LABEL_VALUES, discovery::label_values);
     reg.typed(aggregate::SPEC, aggregate::aggregate_series);
     reg.typed(compare::SPEC, compare::compare_windows);
+    reg.typed(correlate::SPEC, correlate::correlate_series);
     reg.typed_with_content(chart::SPEC, chart::plot_series);
     reg.typed(analysis::ANOMALIES, analysis::detect_anomalies);
     reg.typed(analysis::TREND, analysis::analyze_trend);

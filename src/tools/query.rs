@@ -118,10 +118,7 @@ pub async fn query_timeseries(
     let limit = max_points.as_i64() + 1;
     let (mut points, cached) = cache_aside(&ctx.cache, series.as_str(), &rest, TTL, async move {
         db.run(move |conn| match (bucket, aggregate) {
-            (Some(b), Some(a)) if rollups::serves(b) => {
-                rollups::bucket_values(conn, (&s, window), b, a, limit)
-            }
-            (Some(b), Some(a)) => aggregates::buckets(conn, &s, window, b, a, limit),
+            (Some(b), Some(a)) => Ok(rollups::any_buckets(conn, (&s, window), b, a, limit)?.0),
             _ => aggregates::points(conn, &s, window, limit),
         })
         .await

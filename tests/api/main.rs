@@ -7,6 +7,7 @@ mod cli;
 mod compare;
 mod compose;
 mod config;
+mod correlate;
 mod handlers;
 mod health;
 mod helpers;

@@ -366,7 +366,7 @@ async fn tools_list_shows_only_product_tools_without_fixtures() {
             );
         }
     }
-    assert_eq!(names.len(), 18, "{names:?}");
+    assert_eq!(names.len(), 19, "{names:?}");
     let prompts =
         app.rpc(&session, 2, "prompts/list", json!({})).await["result"]["prompts"].clone();
     assert_eq!(prompts.as_array().unwrap().len(), 2, "{prompts}");

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-const TOOLS: usize = 18;
+const TOOLS: usize = 19;
 const READ_TOOLS: usize = 12;
 
 async fn resource_server(
