@@ -22,6 +22,7 @@ mod modern;
 mod oauth;
 mod operator;
 mod pool;
+mod promql;
 mod properties;
 mod rollups;
 mod selectors;
