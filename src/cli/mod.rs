@@ -136,7 +136,11 @@ fn run_async(work: impl std::future::Future<Output = Result<(), String>>) -> Exi
 async fn open(
     settings: &Settings,
 ) -> Result<(crate::db::Db, std::sync::Arc<crate::cache::Cache>), String> {
-    let prepared = settings.clone();
+    let mut prepared = settings.clone();
+    // No idle connections kept topped up: r2d2 opens those on a thread of
+    // its own, and one still opening when the command exits crashed it
+    // (SIGSEGV in libpq's SCRAM, after the work was done). On demand only.
+    prepared.db_min_idle = 0;
     let (pool, _report) = tokio::task::spawn_blocking(move || crate::db::prepare(&prepared))
         .await
         .map_err(|e| format!("start-up aborted: database task failed: {e}"))?

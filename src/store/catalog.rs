@@ -167,6 +167,16 @@ pub fn select(
     Ok((rows, cut))
 }
 
+/// One series' catalog row.
+pub fn entry(conn: &mut PgConnection, series: &str) -> Result<Option<Entry>, DbError> {
+    Ok(diesel::sql_query(
+        "SELECT series_name, metric, tags FROM timeseries_series WHERE series_name = $1",
+    )
+    .bind::<Text, _>(series)
+    .get_result::<Entry>(conn)
+    .optional()?)
+}
+
 /// Label names over the whole catalog with the series that carry each,
 /// by name, at most `limit` (and whether more exist).
 pub fn label_names(conn: &mut PgConnection, limit: usize) -> Result<(Vec<Count>, bool), DbError> {

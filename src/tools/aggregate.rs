@@ -8,13 +8,13 @@ use std::collections::HashMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::selection::{self, MaxSeries};
+use super::selection::{self, MaxSeries, kinds};
 use super::{Annotations, Output, Scopes, Spec, ToolContext, ToolError, fmt_num};
 use crate::analytics::across::{self, Group, Grouping, Labels, Reduce};
-use crate::domain::{Across, Bounded, Bucket, MetricKind, PerSeries, Selector, Series, Window};
+use crate::domain::{Across, Bounded, Bucket, MetricKind, PerSeries, Selector, Window};
 use crate::store::catalog::Entry;
+use crate::store::counters;
 use crate::store::rollups::{self, Merged, Source};
-use crate::store::{counters, metadata};
 
 pub const SPEC: Spec = Spec {
     name: "aggregate_series",
@@ -243,22 +243,21 @@ pub(super) fn per_series_values(
         .collect())
 }
 
-/// Each entry's rollup rows over the window, merged.
+/// Each entry's rollup rows over the window, merged: one statement for all.
 pub(super) fn merged_each(
     conn: &mut diesel::PgConnection,
     entries: &[Entry],
     window: Window,
     sketch: bool,
 ) -> Result<Vec<Merged>, crate::db::DbError> {
-    entries
+    let names: Vec<&str> = entries.iter().map(|e| e.series_name.as_str()).collect();
+    let mut by_series: HashMap<String, Vec<rollups::Row>> = HashMap::new();
+    for n in rollups::read_many(conn, &names, window, true, None)? {
+        by_series.entry(n.series_name).or_default().push(n.row);
+    }
+    names
         .iter()
-        .map(|e| match Series::try_from(e.series_name.clone()) {
-            Ok(series) => {
-                Merged::checked(&rollups::read(conn, &series, window, true, None)?, sketch)
-            }
-            // The catalog's CHECK holds the same rule: not reached.
-            Err(_) => Ok(Merged::default()),
-        })
+        .map(|n| Merged::checked(by_series.get(*n).map_or(&[][..], Vec::as_slice), sketch))
         .collect()
 }
 
@@ -279,31 +278,6 @@ fn of_merged(m: &Merged, per_series: PerSeries) -> Option<f64> {
         PerSeries::P99 => m.quantile(0.99),
         PerSeries::Rate | PerSeries::Increase => None,
     }
-}
-
-/// What each matched metric is: its family's metadata, else its name.
-pub(super) fn kinds(
-    conn: &mut diesel::PgConnection,
-    entries: &[Entry],
-) -> Result<HashMap<String, MetricKind>, crate::db::DbError> {
-    let mut metrics: HashMap<&str, bool> = HashMap::new();
-    for e in entries {
-        *metrics.entry(&e.metric).or_default() |= e.tags.get("_measurement").is_some();
-    }
-    let families: Vec<&str> = metrics
-        .keys()
-        .flat_map(|m| MetricKind::families(m))
-        .collect();
-    let described = metadata::of(conn, &families)?;
-    Ok(metrics
-        .into_iter()
-        .map(|(m, influx)| {
-            let kind = MetricKind::families(m)
-                .find_map(|f| described.get(f).map(|d| d.kind))
-                .unwrap_or_else(|| MetricKind::by_name(m, influx));
-            (m.to_owned(), kind)
-        })
-        .collect())
 }
 
 /// A series' labels: its string tags, and its metric as `__name__`.

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::aggregate::{kinds, labels, merged_each, per_series_values};
-use super::selection::{self, MaxSeries};
+use super::aggregate::{labels, merged_each, per_series_values};
+use super::selection::{self, MaxSeries, kinds};
 use super::{Annotations, Output, Scopes, Spec, ToolContext, ToolError, fmt_num};
 use crate::analytics::across::{Labels, NAME};
 use crate::domain::{Bounded, PerSeries, Selector, Timestamp, Window};

@@ -5,12 +5,12 @@ use std::time::{Duration, Instant};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Annotations, Output, Scopes, Spec, ToolContext, ToolError, fmt_num};
+use super::{Annotations, Output, Scopes, Spec, ToolContext, ToolError, fmt_num, selection};
 use crate::cache::cache_aside;
 use crate::domain::{Aggregate, Bounded, Bucket, Series, Window};
 use crate::store::aggregates::{self, Summary, TimedValue};
 use crate::store::rollups::{self, Percentiles, Source};
-use crate::store::runs;
+use crate::store::{catalog, runs};
 
 /// Cached results live at most this long even without writes.
 const TTL: Duration = Duration::from_secs(300);
@@ -91,6 +91,9 @@ pub struct StatsResult {
     pub percentile_relative_error: Option<f64>,
     /// The `statistics_data` row written when these were computed.
     pub statistics_id: Option<i64>,
+    /// Set for a counter: these summarise its raw, cumulative values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     pub cached: bool,
 }
 
@@ -169,7 +172,7 @@ pub async fn compute_statistics(
     let started = Instant::now();
     let (s, db) = (series.clone(), ctx.db.clone());
     let rest = format!("stats:{}:{exact:?}", window.key());
-    let ((summary, percentiles, statistics_id), cached) =
+    let ((summary, percentiles, statistics_id, note), cached) =
         cache_aside(&ctx.cache, series.as_str(), &rest, TTL, async move {
             db.run(move |conn| {
                 let (summary, percentiles) = rollups::statistics(conn, &s, window, exact)?;
@@ -177,7 +180,7 @@ pub async fn compute_statistics(
                     0 => None,
                     _ => Some(runs::save_statistics(conn, &s, window, &summary)?),
                 };
-                Ok((summary, percentiles, id))
+                Ok((summary, percentiles, id, counter_note(conn, &s)?))
             })
             .await
         })
@@ -188,7 +191,7 @@ pub async fn compute_statistics(
             series.as_str()
         )));
     }
-    let text = format!(
+    let mut text = format!(
         "{series}: n={} mean={} sd={} min={} p50={} p95={} p99={} max={} ({}, {} percentiles, {:.1} ms)",
         summary.count,
         fmt_num(summary.mean),
@@ -205,6 +208,9 @@ pub async fn compute_statistics(
         },
         started.elapsed().as_secs_f64() * 1e3,
     );
+    if let Some(note) = &note {
+        text = format!("{text}\n{note}");
+    }
     Ok(Output {
         value: StatsResult {
             series,
@@ -215,8 +221,32 @@ pub async fn compute_statistics(
             percentile_relative_error: (percentiles == Percentiles::Sketch)
                 .then_some(rollups::SKETCH_ERROR),
             statistics_id,
+            note,
             cached,
         },
         text,
     })
+}
+
+/// What to say when the series is a counter (or a histogram's counts):
+/// its raw values are cumulative, so their mean and spread mislead.
+fn counter_note(
+    conn: &mut diesel::PgConnection,
+    series: &Series,
+) -> Result<Option<String>, crate::db::DbError> {
+    let Some(entry) = catalog::entry(conn, series.as_str())? else {
+        return Ok(None);
+    };
+    let kinds = selection::kinds(conn, std::slice::from_ref(&entry))?;
+    Ok(kinds
+        .get(&entry.metric)
+        .filter(|k| k.counts_up(&entry.metric))
+        .map(|k| {
+            format!(
+                "{} is a {k}: these are statistics of its cumulative count, which resets to 0 when \
+             its process restarts; aggregate_series with per_series rate or increase gives how \
+             fast or how much it grew",
+                entry.metric
+            )
+        }))
 }

@@ -2,14 +2,15 @@
 //! tool that takes a `selector` holds: past `max_series`, a refusal that
 //! gives the count and the labels that would narrow it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use diesel::PgConnection;
 
 use super::ToolError;
 use crate::db::DbError;
-use crate::domain::{Bounded, Selector};
+use crate::domain::{Bounded, MetricKind, Selector};
 use crate::store::catalog::{self, Entry};
+use crate::store::metadata;
 
 /// `max_series`: how many series a selector may match.
 pub type MaxSeries = Bounded<1, 10_000, 1_000>;
@@ -35,6 +36,31 @@ pub fn bounded(
         return Ok(Ok(entries));
     }
     Ok(Err(too_many(selector, &entries, cut, max)))
+}
+
+/// What each matched metric is: its family's metadata, else its name.
+pub fn kinds(
+    conn: &mut diesel::PgConnection,
+    entries: &[Entry],
+) -> Result<HashMap<String, MetricKind>, crate::db::DbError> {
+    let mut metrics: HashMap<&str, bool> = HashMap::new();
+    for e in entries {
+        *metrics.entry(&e.metric).or_default() |= e.tags.get("_measurement").is_some();
+    }
+    let families: Vec<&str> = metrics
+        .keys()
+        .flat_map(|m| MetricKind::families(m))
+        .collect();
+    let described = metadata::of(conn, &families)?;
+    Ok(metrics
+        .into_iter()
+        .map(|(m, influx)| {
+            let kind = MetricKind::families(m)
+                .find_map(|f| described.get(f).map(|d| d.kind))
+                .unwrap_or_else(|| MetricKind::by_name(m, influx));
+            (m.to_owned(), kind)
+        })
+        .collect())
 }
 
 fn too_many(selector: &Selector, entries: &[Entry], cut: bool, max: MaxSeries) -> ToolError {

@@ -125,6 +125,31 @@ async fn increase_and_rate_handle_resets_late_starts_gaps_and_stale_markers() {
             .contains("req_total count up"),
         "{raw}"
     );
+    // So does compute_statistics over one of them; a gauge's does not.
+    let one = app
+        .call_tool(
+            &session,
+            "list_series",
+            json!({"selector": "req_total{instance=\"a\"}"}),
+        )
+        .await;
+    let name = one["structuredContent"]["series"][0]["series"].clone();
+    let stats = app
+        .call_tool(&session, "compute_statistics", json!({"series": name}))
+        .await;
+    let note = stats["structuredContent"]["note"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        note.contains("req_total is a counter") && note.contains("rate or increase"),
+        "{stats}"
+    );
+    app.ingest(&session, "a.gauge", &[(chrono::Utc::now(), 1.0)])
+        .await;
+    let gauge = app
+        .call_tool(&session, "compute_statistics", json!({"series": "a.gauge"}))
+        .await;
+    assert!(gauge["structuredContent"].get("note").is_none(), "{gauge}");
 }
 
 #[rocket::async_test]

@@ -287,3 +287,51 @@ async fn bad_selectors_are_tool_errors_that_name_the_problem() {
         .await;
     assert_eq!(r["isError"], true, "{r}");
 }
+
+#[rocket::async_test]
+async fn a_selector_of_50_000_series_is_refused_with_its_count() {
+    use diesel::RunQueryDsl;
+    let db = TestDatabase::migrated();
+    diesel::sql_query(
+        "INSERT INTO timeseries_series (series_name, metric, tags)
+         SELECT 'big_total/' || lpad(g::text, 16, '0'), 'big_total',
+                jsonb_build_object('__name__', 'big_total', 'instance', 'i' || g, 'zone', 'z' || g % 5)
+           FROM generate_series(1, 50000) g",
+    )
+    .execute(&mut db.conn())
+    .unwrap();
+    let app = TestApp::spawn(&db, None).await;
+    let session = app.session().await;
+    let r = app
+        .call_tool(
+            &session,
+            "aggregate_series",
+            json!({"selector": "big_total", "per_series": "avg", "across": "sum"}),
+        )
+        .await;
+    assert_eq!(r["isError"], true, "{r}");
+    assert_eq!(
+        r["content"][0]["text"],
+        "the selector big_total matches 50,000 series, past max_series 1,000 (at most 10,000); \
+         narrow it with a matcher on instance (50,000 values), zone (5 values)"
+    );
+    // Discovery over them is fine, and narrowing works.
+    let zones = call(
+        &app,
+        &session,
+        "label_values",
+        json!({"label": "zone", "selector": "big_total"}),
+    )
+    .await;
+    assert_eq!(zones["values"].as_array().unwrap().len(), 5);
+    assert_eq!(zones["values"][0]["series"], 10_000);
+    let r = app
+        .call_tool(
+            &session,
+            "aggregate_series",
+            json!({"selector": "big_total{zone=\"z1\"}", "per_series": "avg", "across": "sum", "max_series": 10000}),
+        )
+        .await;
+    assert_ne!(r["isError"], true, "{r}");
+    assert_eq!(r["structuredContent"]["series_matched"], 10_000);
+}
