@@ -490,6 +490,72 @@ rate, p50, p99, bad = wrk(f"{base}/live", 32)
 line("GET /live, wrk 2 threads / 32 conns", f"{rate:,.0f} req/s", f"p99 {p99:.2f} ms",
      f"{f'({bad} non-2xx)' if bad else ''}")
 
+# --- the fleet: questions across series over data written as collectors write
+# it (remote write) and read right after, before the fold has run, then again
+# once it has; each beside the plain SQL that answers it over the raw points.
+# BENCH_FLEET=full is the issue's fixture (20 metrics x 100 instances, 3 days
+# at 30 s, 17M points); the default is 10 x 20, one day; BENCH_FLEET=0 skips.
+FLEET = os.environ.get("BENCH_FLEET", "small")
+if FLEET != "0":
+    metrics, instances, days = (20, 100, 3) if FLEET == "full" else (10, 20, 1)
+    scrapes_n = days * 86_400 // 30
+    fleet = [{"__name__": f"fleet_m{m:02}_total", "job": f"job{i % 4}", "instance": f"host{i:03}:9100",
+              "code": ("200", "500")[i % 2]} for m in range(metrics) for i in range(instances)]
+    # A counter per series, growing 1 to 3 a scrape; every tenth restarts midway.
+    def grow(i, k):
+        v = 1000 + k * (1 + i % 3)
+        return v - 1000 - (scrapes_n // 2) * (1 + i % 3) if i % 10 == 0 and k >= scrapes_n // 2 else v
+    per_body, per_series = 200, 100  # 20,000 samples a request
+    bodies = [remote_write_body(fleet[a:a + per_body],
+                                lambda i, a=a, k0=k0: [(grow(a + i, k), T0_MS + 30_000 * k)
+                                                       for k in range(k0, min(k0 + per_series, scrapes_n))])
+              for k0 in range(0, scrapes_n, per_series) for a in range(0, len(fleet), per_body)]
+    total = len(fleet) * scrapes_n
+    started = time.perf_counter()
+    send_all("/api/v1/write", {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"}, bodies)
+    written = time.perf_counter() - started
+    del bodies
+    line(f"fleet: {len(fleet):,} series x {scrapes_n:,} samples by remote write", f"{total / written:,.0f} samples/s",
+         f"{written:.1f} s for {total:,}", "")
+    start, end = T0.isoformat(), (T0 + timedelta(days=days)).isoformat()
+    last6 = (T0 + timedelta(days=days, hours=-6)).isoformat()
+    one = "fleet_m00_total"
+    RATE_SQL = f"""SELECT c.tags->>'job', sum(x.inc / extract(epoch FROM x.last - x.first))
+      FROM (SELECT series_name, sum(CASE WHEN d >= 0 THEN d WHEN d < 0 THEN value END) AS inc,
+                   min(time) AS first, max(time) AS last
+              FROM (SELECT series_name, time, value,
+                           value - lag(value) OVER (PARTITION BY series_name ORDER BY time) AS d
+                      FROM timeseries_data WHERE series_name LIKE '{{m}}/%') p GROUP BY series_name) x
+      JOIN timeseries_series c USING (series_name) GROUP BY 1"""
+    AVG_SQL = f"""SELECT c.tags->>'instance', avg(d.value) FROM timeseries_data d
+      JOIN timeseries_series c USING (series_name) WHERE c.metric = '{one}' GROUP BY 1 ORDER BY 2 DESC LIMIT 10"""
+    asks = [
+        (f"  sum by (job) (rate), {instances} series, {days} d", {"selector": one, "per_series": "rate",
+          "across": "sum", "by": ["job"]}, "aggregate_series", RATE_SQL.format(m=one), "<= 150 ms"),
+        (f"  the same over all {len(fleet):,} series", {"selector": '{__name__=~"fleet_.*"}', "per_series": "rate",
+          "across": "sum", "by": ["job"], "max_series": 10_000}, "aggregate_series",
+         RATE_SQL.format(m="fleet_"), "<= 150 ms"),
+        (f"  topk 10 by avg, {instances} series", {"selector": one, "per_series": "avg", "across": "avg",
+          "by": ["instance"], "topk": 10}, "aggregate_series", AVG_SQL, "<= 150 ms"),
+        (f"  compare_windows last 6 h, {instances} series", {"selector": one, "start": last6, "end": end},
+         "compare_windows", "", "<= 300 ms"),
+        ("  list_labels of the fleet", {"selector": '{__name__=~"fleet_.*"}'}, "list_labels", "", "<= 50 ms"),
+        ("  label_values instance", {"label": "instance"}, "label_values", "", "<= 50 ms"),
+    ]
+    for when in ("read right after the write", "after the fold"):
+        if when == "after the fold":
+            t = time.perf_counter()
+            psql("-c", "SELECT sum(mcp_refold(series_name)) FROM timeseries_series WHERE metric LIKE 'fleet_%'")
+            line("  (folded by hand)", f"{(time.perf_counter() - t):,.1f} s", "", "")
+        print(f"fleet, {when}:")
+        for label, args, tool, sql, goal in asks:
+            if tool != "list_labels" and tool != "label_values":
+                args = {"start": start, "end": end} | args
+            t = time.perf_counter()
+            call(tool, args)
+            took = (time.perf_counter() - t) * 1e3
+            line(label, f"{took:,.1f} ms", f"raw SQL in psql {psql_ms(sql):,.1f} ms" if sql else "", goal)
+
 time.sleep(2)
 now_rss, peak_rss = rss()
 line("RSS idle (after start) / peak (whole run)", f"{idle_rss:.1f} / {peak_rss:.1f} MiB", f"now {now_rss:.1f} MiB",

@@ -668,8 +668,13 @@ impl Merged {
 }
 
 /// The hours grouped into buckets of `bucket` (a whole number of hours), in
-/// time order, at most `limit`.
-pub fn group(rows: &[Row], bucket: Bucket, limit: usize) -> Vec<(DateTime<Utc>, Merged)> {
+/// time order, at most `limit`; with their sketches merged when `sketch`.
+pub fn group(
+    rows: &[Row],
+    bucket: Bucket,
+    limit: usize,
+    sketch: bool,
+) -> Vec<(DateTime<Utc>, Merged)> {
     let width = bucket.seconds();
     // date_bin's origin, 2000-01-01T00:00Z.
     const ORIGIN: i64 = 946_684_800;
@@ -683,7 +688,7 @@ pub fn group(rows: &[Row], bucket: Bucket, limit: usize) -> Vec<(DateTime<Utc>, 
             .position(|r| key(r) != k)
             .map_or(rows.len(), |p| start + p);
         let time = DateTime::from_timestamp(ORIGIN + k * width, 0).unwrap_or(rows[start].bucket);
-        out.push((time, Merged::of(&rows[start..end], false)));
+        out.push((time, Merged::of(&rows[start..end], sketch)));
         start = end;
     }
     out
@@ -769,6 +774,7 @@ pub fn buckets(
         &rows,
         bucket,
         usize::try_from(limit).unwrap_or(usize::MAX),
+        false,
     ))
 }
 

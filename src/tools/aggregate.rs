@@ -3,7 +3,9 @@
 //! for a counter's rate and increase), then groups `by` or `without`
 //! labels reduced `across`, then `topk`/`bottomk`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -52,6 +54,9 @@ pub struct AggregateArgs {
     pub bottomk: Option<Groups>,
     /// The quantile for across quantile and histogram_quantile, in [0, 1].
     pub q: Option<f64>,
+    /// Per bucket of whole hours (1h, 6h, 1d …; needs start and end): one
+    /// point per bucket in each group, as a PromQL range query with that step.
+    pub bucket: Option<Bucket>,
     /// Refuse past this many matching series.
     #[serde(default)]
     pub max_series: MaxSeries,
@@ -64,10 +69,22 @@ pub struct AggregateArgs {
 pub struct GroupValue {
     /// The group's labels: those of `by`, or all but those of `without`.
     pub labels: Labels,
-    /// None where there is no number (a histogram without observations).
+    /// None where there is no number (a histogram without observations);
+    /// with a bucket, the mean of the group's points (what topk ranks).
     pub value: Option<f64>,
-    /// Series in the group that had a value in the window.
+    /// Series in the group that had a value in the window (with a bucket:
+    /// in its fullest bucket).
     pub series: usize,
+    /// With a bucket: the group's value per bucket, in time order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub points: Option<Vec<BucketValue>>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct BucketValue {
+    /// The bucket's start.
+    pub time: DateTime<Utc>,
+    pub value: Option<f64>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -82,7 +99,9 @@ pub struct AggregateResult {
     pub source: Source,
     /// The rollups' width when they served the values.
     pub resolution: Option<Bucket>,
-    /// More groups than max_groups: the rest were cut.
+    pub bucket: Option<Bucket>,
+    /// More groups than max_groups (or groups × buckets past 10,000): the
+    /// rest were cut.
     pub truncated: bool,
     /// What to know about the answer (a counter read by its raw values).
     pub notes: Vec<String>,
@@ -143,12 +162,31 @@ fn plan(args: &AggregateArgs) -> Result<Plan, ToolError> {
         (None, Some(k)) => Some((k.as_usize(), false)),
         (None, None) => None,
     };
+    if let Some(b) = args.bucket {
+        if !rollups::serves(b) {
+            return Err(ToolError::invalid(
+                "bucket is a whole number of hours (1h, 6h, 1d …): the rollups serve those",
+            ));
+        }
+        let (Some(start), Some(end)) = (args.window.start, args.window.end) else {
+            return Err(ToolError::invalid("a bucket needs start and end"));
+        };
+        let buckets = (end - start).num_seconds() / b.seconds();
+        if buckets > MAX_POINTS as i64 {
+            return Err(ToolError::invalid(format!(
+                "{buckets} buckets in the window, past {MAX_POINTS}: widen the bucket or narrow the window"
+            )));
+        }
+    }
     Ok(Plan {
         grouping,
         reduce,
         rank,
     })
 }
+
+/// Points in one answer: groups × buckets.
+const MAX_POINTS: usize = 10_000;
 
 pub async fn aggregate_series(
     ctx: ToolContext,
@@ -159,6 +197,7 @@ pub async fn aggregate_series(
         selector,
         window,
         per_series,
+        bucket,
         max_series,
         max_groups,
         ..
@@ -170,16 +209,18 @@ pub async fn aggregate_series(
                 Ok(e) => e,
                 Err(refused) => return Ok(Err(refused)),
             };
-            let values = per_series_values(conn, &entries, window, per_series)?;
+            let values = per_series_buckets(conn, &entries, window, per_series, bucket)?;
             let kinds = kinds(conn, &entries)?;
             Ok(Ok((entries, values, kinds)))
         })
         .await??;
     let series_matched = entries.len();
-    let labelled: Vec<(Labels, f64)> = entries
+    // Each series' labels once, with its values per bucket (one, unbucketed).
+    let labelled: Vec<(Labels, &Values)> = entries
         .iter()
         .zip(&values)
-        .filter_map(|(e, v)| v.map(|v| (labels(e), v)))
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(e, v)| (labels(e), v))
         .collect();
     if matches!(plan.reduce, Reduce::HistogramQuantile(_))
         && !labelled.iter().any(|(l, _)| l.contains_key(across::LE))
@@ -189,22 +230,39 @@ pub async fn aggregate_series(
              e.g. selector http_request_duration_seconds_bucket",
         ));
     }
-    let mut groups = across::aggregate(&labelled, &plan.grouping, plan.reduce);
+    let mut groups: Vec<GroupValue> = match bucket {
+        None => {
+            let flat: Vec<(Labels, f64)> =
+                labelled.iter().map(|(l, v)| (l.clone(), v[0].1)).collect();
+            across::aggregate(&flat, &plan.grouping, plan.reduce)
+                .into_iter()
+                .map(GroupValue::from)
+                .collect()
+        }
+        Some(_) => bucketed(&labelled, &plan),
+    };
     if let Some((k, top)) = plan.rank {
-        groups = across::rank(groups, k, top);
+        groups = rank(groups, k, top);
     }
-    let truncated = groups.len() > max_groups.as_usize();
-    groups.truncate(max_groups.as_usize());
+    let per_group = groups
+        .first()
+        .and_then(|g| g.points.as_ref())
+        .map_or(1, Vec::len)
+        .max(1);
+    let keep = max_groups.as_usize().min(MAX_POINTS / per_group).max(1);
+    let truncated = groups.len() > keep;
+    groups.truncate(keep);
     let notes = notes(per_series, &kinds);
     let counter = matches!(per_series, PerSeries::Rate | PerSeries::Increase);
     let text = text(&groups, series_matched, labelled.len(), &notes);
     Ok(Output {
         value: AggregateResult {
-            groups: groups.into_iter().map(GroupValue::from).collect(),
+            groups,
             series_matched,
             series_with_values: labelled.len(),
             source: if counter { Source::Raw } else { Source::Rollup },
             resolution: (!counter).then_some(rollups::RESOLUTION_BUCKET),
+            bucket,
             truncated,
             notes,
         },
@@ -212,34 +270,132 @@ pub async fn aggregate_series(
     })
 }
 
-/// One value per entry, in order; none where the window holds too little.
+/// One series' values: one for the window (time none), or one per bucket.
+type Values = Vec<(Option<DateTime<Utc>>, f64)>;
+
+/// Per bucket, the groups of that bucket's values; then each group's
+/// points in time order, its value their mean.
+fn bucketed(labelled: &[(Labels, &Values)], plan: &Plan) -> Vec<GroupValue> {
+    let mut per_time: BTreeMap<DateTime<Utc>, Vec<(Labels, f64)>> = BTreeMap::new();
+    for (l, values) in labelled {
+        for (t, v) in values.iter() {
+            if let Some(t) = t {
+                per_time.entry(*t).or_default().push((l.clone(), *v));
+            }
+        }
+    }
+    let mut groups: BTreeMap<Labels, (usize, Vec<BucketValue>)> = BTreeMap::new();
+    for (time, values) in &per_time {
+        for g in across::aggregate(values, &plan.grouping, plan.reduce) {
+            let entry = groups.entry(g.labels).or_default();
+            entry.0 = entry.0.max(g.series);
+            entry.1.push(BucketValue {
+                time: *time,
+                value: g.value,
+            });
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(labels, (series, points))| {
+            let known: Vec<f64> = points.iter().filter_map(|p| p.value).collect();
+            let value = (!known.is_empty()).then(|| known.iter().sum::<f64>() / known.len() as f64);
+            GroupValue {
+                labels,
+                value,
+                series,
+                points: Some(points),
+            }
+        })
+        .collect()
+}
+
+/// The `k` groups of largest (`top`) or smallest value, ordered as
+/// [`across::rank`] orders them.
+fn rank(groups: Vec<GroupValue>, k: usize, top: bool) -> Vec<GroupValue> {
+    // Ranked by value alone, each carrying its index.
+    let keys: Vec<Group> = groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| Group {
+            labels: Labels::new(),
+            value: g.value,
+            series: i,
+        })
+        .collect();
+    let mut slots: Vec<Option<GroupValue>> = groups.into_iter().map(Some).collect();
+    across::rank(keys, k, top)
+        .into_iter()
+        .filter_map(|g| slots[g.series].take())
+        .collect()
+}
+
+/// Per entry, its values over the window or per bucket.
+fn per_series_buckets(
+    conn: &mut diesel::PgConnection,
+    entries: &[Entry],
+    window: Window,
+    per_series: PerSeries,
+    bucket: Option<Bucket>,
+) -> Result<Vec<Values>, crate::db::DbError> {
+    let names: Vec<&str> = entries.iter().map(|e| e.series_name.as_str()).collect();
+    if matches!(per_series, PerSeries::Rate | PerSeries::Increase) {
+        let mut found: HashMap<String, Values> = HashMap::new();
+        for i in counters::increases(conn, &names, window, bucket)? {
+            let v = match per_series {
+                PerSeries::Rate => i.rate(),
+                _ => (i.samples >= 2).then_some(i.increase),
+            };
+            if let Some(v) = v {
+                found.entry(i.series_name).or_default().push((i.bucket, v));
+            }
+        }
+        return Ok(names
+            .iter()
+            .map(|n| found.remove(*n).unwrap_or_default())
+            .collect());
+    }
+    let sketch = matches!(per_series, PerSeries::P50 | PerSeries::P95 | PerSeries::P99);
+    let Some(bucket) = bucket else {
+        return Ok(merged_each(conn, entries, window, sketch)?
+            .iter()
+            .map(|m| {
+                of_merged(m, per_series)
+                    .map(|v| (None, v))
+                    .into_iter()
+                    .collect()
+            })
+            .collect());
+    };
+    // Day rows only fit buckets of whole days.
+    let days = bucket.seconds() % rollups::DAY == 0;
+    let mut by_series: HashMap<String, Vec<rollups::Row>> = HashMap::new();
+    for n in rollups::read_many(conn, &names, window, days, None)? {
+        by_series.entry(n.series_name).or_default().push(n.row);
+    }
+    Ok(names
+        .iter()
+        .map(|n| {
+            let rows = by_series.get(*n).map_or(&[][..], Vec::as_slice);
+            rollups::group(rows, bucket, usize::MAX, sketch)
+                .iter()
+                .filter_map(|(t, m)| of_merged(m, per_series).map(|v| (Some(*t), v)))
+                .collect()
+        })
+        .collect())
+}
+
+/// One value per entry over the window, in order; none where the window
+/// holds too little.
 pub(super) fn per_series_values(
     conn: &mut diesel::PgConnection,
     entries: &[Entry],
     window: Window,
     per_series: PerSeries,
 ) -> Result<Vec<Option<f64>>, crate::db::DbError> {
-    if matches!(per_series, PerSeries::Rate | PerSeries::Increase) {
-        let names: Vec<&str> = entries.iter().map(|e| e.series_name.as_str()).collect();
-        let found: HashMap<String, counters::Increase> = counters::increases(conn, &names, window)?
-            .into_iter()
-            .map(|i| (i.series_name.clone(), i))
-            .collect();
-        return Ok(entries
-            .iter()
-            .map(|e| {
-                let i = found.get(&e.series_name)?;
-                match per_series {
-                    PerSeries::Rate => i.rate(),
-                    _ => (i.samples >= 2).then_some(i.increase),
-                }
-            })
-            .collect());
-    }
-    let sketch = matches!(per_series, PerSeries::P50 | PerSeries::P95 | PerSeries::P99);
-    Ok(merged_each(conn, entries, window, sketch)?
-        .iter()
-        .map(|m| of_merged(m, per_series))
+    Ok(per_series_buckets(conn, entries, window, per_series, None)?
+        .into_iter()
+        .map(|v| v.first().map(|(_, v)| *v))
         .collect())
 }
 
@@ -323,11 +479,12 @@ impl From<Group> for GroupValue {
             labels: g.labels,
             value: g.value,
             series: g.series,
+            points: None,
         }
     }
 }
 
-fn text(groups: &[Group], matched: usize, with_values: usize, notes: &[String]) -> String {
+fn text(groups: &[GroupValue], matched: usize, with_values: usize, notes: &[String]) -> String {
     let mut lines: Vec<String> = groups
         .iter()
         .map(|g| {

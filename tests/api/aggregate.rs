@@ -313,3 +313,94 @@ async fn bounds_and_bad_arguments_are_tool_errors() {
         assert!(text.contains(says), "{args}: {text}");
     }
 }
+
+#[rocket::async_test]
+async fn per_bucket_groups_one_point_per_hour() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    // Three hours at a sample a minute: gauge a is the hour's index, b ten
+    // times it; the counter grows 1 a minute.
+    let minutes = |f: &dyn Fn(i64) -> f64| -> Vec<(f64, i64)> {
+        (0..180).map(|m| (f(m), at(m * 60))).collect()
+    };
+    let all = vec![
+        series(
+            &[("__name__", "g"), ("host", "a")],
+            &minutes(&|m| (m / 60) as f64),
+        ),
+        series(
+            &[("__name__", "g"), ("host", "b")],
+            &minutes(&|m| (10 * (m / 60)) as f64),
+        ),
+        series(
+            &[("__name__", "c_total"), ("host", "a")],
+            &minutes(&|m| m as f64),
+        ),
+    ];
+    assert_eq!(remote_write(&app, body(all)).await.status, 204);
+    let session = app.session().await;
+    let window =
+        json!({"start": "2026-03-01T00:00:00Z", "end": "2026-03-01T03:00:00Z", "bucket": "1h"});
+    let call = |extra: Value| {
+        let mut args = window.clone();
+        args.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let (app, session) = (&app, &session);
+        async move {
+            let r = app
+                .call_tool(session, "aggregate_series", args.clone())
+                .await;
+            assert_ne!(r["isError"], true, "{args}: {r}");
+            r["structuredContent"].clone()
+        }
+    };
+    let points = |g: &Value| -> Vec<f64> {
+        g["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["value"].as_f64().unwrap())
+            .collect()
+    };
+    let sum = call(json!({"selector": "g", "per_series": "avg", "across": "sum"})).await;
+    assert_eq!(sum["bucket"], "1h");
+    assert_eq!(points(&sum["groups"][0]), [0.0, 11.0, 22.0]);
+    assert_eq!(
+        sum["groups"][0]["points"][1]["time"],
+        "2026-03-01T01:00:00Z"
+    );
+    let top = call(
+        json!({"selector": "g", "per_series": "max", "across": "max", "by": ["host"], "topk": 1}),
+    )
+    .await;
+    assert_eq!(top["groups"].as_array().unwrap().len(), 1);
+    assert_eq!(top["groups"][0]["labels"], json!({"host": "b"}));
+    assert_eq!(
+        (points(&top["groups"][0]), &top["groups"][0]["value"]),
+        (vec![0.0, 10.0, 20.0], &json!(10.0))
+    );
+    // A counter's rate per hour: 59 increments over the 59 minutes between its samples.
+    let rate = call(json!({"selector": "c_total", "per_series": "rate", "across": "sum"})).await;
+    for v in points(&rate["groups"][0]) {
+        assert!((v - 1.0 / 60.0).abs() < 1e-12, "{rate}");
+    }
+    for (extra, says) in [
+        (json!({"bucket": "5m"}), "whole number of hours"),
+        (json!({"start": null}), "needs start and end"),
+    ] {
+        let mut args = json!({"selector": "g", "per_series": "avg", "across": "sum"});
+        args.as_object_mut()
+            .unwrap()
+            .extend(window.as_object().unwrap().clone());
+        args.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let r = app.call_tool(&session, "aggregate_series", args).await;
+        assert_eq!(r["isError"], true, "{r}");
+        assert!(
+            r["content"][0]["text"].as_str().unwrap().contains(says),
+            "{r}"
+        );
+    }
+}
