@@ -52,6 +52,15 @@ pub const ENV_VARS: &[&str] = &[
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432/mcp_server";
 
+/// How long the slow-client gate (src/gate.rs) waits for a request's
+/// headers, and between pieces of its body. A setting's type, so it lives
+/// with the settings and the gate reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct GateLimits {
+    pub header: Duration,
+    pub body_idle: Duration,
+}
+
 // No `Debug`: it would print the auth token.
 #[derive(Clone, Deserialize, Serialize)]
 #[serde(default)]
@@ -294,8 +303,8 @@ impl Settings {
     pub fn migration_lock_timeout(&self) -> Duration {
         Duration::from_secs(self.migration_lock_timeout_secs)
     }
-    pub fn gate_limits(&self) -> crate::gate::Limits {
-        crate::gate::Limits {
+    pub fn gate_limits(&self) -> GateLimits {
+        GateLimits {
             header: Duration::from_secs(self.mcp_header_timeout_secs.max(1)),
             body_idle: Duration::from_secs(self.mcp_body_timeout_secs.max(1)),
         }

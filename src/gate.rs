@@ -37,11 +37,7 @@ use tokio::time::{sleep, timeout};
 
 use crate::metrics::Metrics;
 
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub header: Duration,
-    pub body_idle: Duration,
-}
+pub use crate::config::GateLimits as Limits;
 
 type Answer = Response<BoxBody<Bytes, hyper::Error>>;
 type Upstream = Client<HttpConnector, BoxBody<Bytes, std::io::Error>>;
