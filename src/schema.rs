@@ -142,6 +142,7 @@ diesel::table! {
         sxy -> Float8,
         sketch_keys -> Array<Nullable<Int4>>,
         sketch_counts -> Array<Nullable<Int4>>,
+        increase -> Float8,
     }
 }
 
@@ -163,6 +164,7 @@ diesel::table! {
         sxy -> Float8,
         sketch_keys -> Array<Nullable<Int4>>,
         sketch_counts -> Array<Nullable<Int4>>,
+        increase -> Float8,
     }
 }
 

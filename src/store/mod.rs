@@ -4,7 +4,6 @@
 
 pub mod aggregates;
 pub mod catalog;
-pub mod counters;
 pub mod health;
 pub mod metadata;
 pub mod metrics;

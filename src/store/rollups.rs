@@ -76,6 +76,10 @@ pub struct Row {
     pub sketch_keys: Vec<i32>,
     #[diesel(sql_type = Array<Integer>)]
     pub sketch_counts: Vec<i32>,
+    /// A counter's increase between consecutive points inside the row
+    /// (a drop counts as a restart from 0).
+    #[diesel(sql_type = Double)]
+    pub increase: f64,
     /// Seconds the row covers: a day, or an hour (or part of one, at a
     /// window's edge).
     #[diesel(sql_type = BigInt)]
@@ -348,7 +352,7 @@ pub fn read_many(
         (dlo, dhi) = (hhi, hhi);
     }
     let columns = "bucket, count, sum, m2, min_value, max_value, first_time, first_value, \
-                   last_time, last_value, mean_t, sxx, sxy, sketch_keys, sketch_counts";
+                   last_time, last_value, mean_t, sxx, sxy, sketch_keys, sketch_counts, increase";
     // The tables hold hours before f = folded_to, and days that end by it:
     // whole hours come from the table up to h1, whole days up to d1, and the
     // whole hours from f on are summarised from the raw points.
@@ -411,7 +415,7 @@ pub fn hours_in(
     Ok(diesel::sql_query(
         "SELECT r.bucket, r.count, r.sum, r.m2, r.min_value, r.max_value, r.first_time,
                 r.first_value, r.last_time, r.last_value, r.mean_t, r.sxx, r.sxy,
-                r.sketch_keys, r.sketch_counts, 3600::int8 AS span
+                r.sketch_keys, r.sketch_counts, r.increase, 3600::int8 AS span
            FROM unnest($2::timestamptz[], $3::timestamptz[]) AS u(f, t)
            JOIN timeseries_rollups r ON r.series_name = $1 AND r.bucket >= u.f AND r.bucket < u.t
           ORDER BY r.bucket",
@@ -595,6 +599,9 @@ pub struct Merged {
     pub sketch: Sketch,
     /// x of the moments is in seconds from here.
     pub origin: Option<DateTime<Utc>>,
+    /// A counter's increase over every pair of consecutive points: the
+    /// rows' own, and the pairs across rows (rows come in time order).
+    pub increase: f64,
 }
 
 impl Merged {
@@ -623,6 +630,14 @@ impl Merged {
             if m.first.is_none_or(|(t, _)| row.first_time < t) {
                 m.first = Some((row.first_time, row.first_value));
             }
+            m.increase += row.increase;
+            if let Some((_, before)) = m.last {
+                m.increase += if row.first_value >= before {
+                    row.first_value - before
+                } else {
+                    row.first_value
+                };
+            }
             if m.last.is_none_or(|(t, _)| row.last_time > t) {
                 m.last = Some((row.last_time, row.last_value));
             }
@@ -631,6 +646,18 @@ impl Merged {
             }
         }
         m
+    }
+
+    /// A counter's increase, with at least two points.
+    pub fn counter_increase(&self) -> Option<f64> {
+        (self.moments.n >= 2).then_some(self.increase)
+    }
+
+    /// A counter's increase per second between its first and last point.
+    pub fn counter_rate(&self) -> Option<f64> {
+        let ((t0, _), (t1, _)) = (self.first?, self.last?);
+        let seconds = (t1 - t0).num_milliseconds() as f64 / 1e3;
+        (self.moments.n >= 2 && seconds > 0.0).then(|| self.increase / seconds)
     }
 
     pub fn quantile(&self, q: f64) -> Option<f64> {

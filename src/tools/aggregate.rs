@@ -15,7 +15,6 @@ use super::{Annotations, Output, Scopes, Spec, ToolContext, ToolError, fmt_num};
 use crate::analytics::across::{self, Group, Grouping, Labels, Reduce};
 use crate::domain::{Across, Bounded, Bucket, MetricKind, PerSeries, Selector, Window};
 use crate::store::catalog::Entry;
-use crate::store::counters;
 use crate::store::rollups::{self, Merged, Source};
 
 pub const SPEC: Spec = Spec {
@@ -94,8 +93,8 @@ pub struct AggregateResult {
     pub series_matched: usize,
     /// Series with a value in the window (rate and increase need two samples).
     pub series_with_values: usize,
-    /// rollup: per-series values from the hourly and daily rollups (raw
-    /// points at the window's edges); raw: from every raw point (rate, increase).
+    /// rollup: per-series values from the hourly and daily rollups, with
+    /// the raw points at the window's edges and in the tail not yet folded.
     pub source: Source,
     /// The rollups' width when they served the values.
     pub resolution: Option<Bucket>,
@@ -253,15 +252,14 @@ pub async fn aggregate_series(
     let truncated = groups.len() > keep;
     groups.truncate(keep);
     let notes = notes(per_series, &kinds);
-    let counter = matches!(per_series, PerSeries::Rate | PerSeries::Increase);
     let text = text(&groups, series_matched, labelled.len(), &notes);
     Ok(Output {
         value: AggregateResult {
             groups,
             series_matched,
             series_with_values: labelled.len(),
-            source: if counter { Source::Raw } else { Source::Rollup },
-            resolution: (!counter).then_some(rollups::RESOLUTION_BUCKET),
+            source: Source::Rollup,
+            resolution: Some(rollups::RESOLUTION_BUCKET),
             bucket,
             truncated,
             notes,
@@ -339,22 +337,6 @@ fn per_series_buckets(
     bucket: Option<Bucket>,
 ) -> Result<Vec<Values>, crate::db::DbError> {
     let names: Vec<&str> = entries.iter().map(|e| e.series_name.as_str()).collect();
-    if matches!(per_series, PerSeries::Rate | PerSeries::Increase) {
-        let mut found: HashMap<String, Values> = HashMap::new();
-        for i in counters::increases(conn, &names, window, bucket)? {
-            let v = match per_series {
-                PerSeries::Rate => i.rate(),
-                _ => (i.samples >= 2).then_some(i.increase),
-            };
-            if let Some(v) = v {
-                found.entry(i.series_name).or_default().push((i.bucket, v));
-            }
-        }
-        return Ok(names
-            .iter()
-            .map(|n| found.remove(*n).unwrap_or_default())
-            .collect());
-    }
     let sketch = matches!(per_series, PerSeries::P50 | PerSeries::P95 | PerSeries::P99);
     let Some(bucket) = bucket else {
         return Ok(merged_each(conn, entries, window, sketch)?
@@ -368,11 +350,7 @@ fn per_series_buckets(
             .collect());
     };
     // Day rows only fit buckets of whole days.
-    let days = bucket.seconds() % rollups::DAY == 0;
-    let mut by_series: HashMap<String, Vec<rollups::Row>> = HashMap::new();
-    for n in rollups::read_many(conn, &names, window, days, None)? {
-        by_series.entry(n.series_name).or_default().push(n.row);
-    }
+    let by_series = rows_by_series(conn, &names, window, bucket.seconds() % rollups::DAY == 0)?;
     Ok(names
         .iter()
         .map(|n| {
@@ -407,14 +385,25 @@ pub(super) fn merged_each(
     sketch: bool,
 ) -> Result<Vec<Merged>, crate::db::DbError> {
     let names: Vec<&str> = entries.iter().map(|e| e.series_name.as_str()).collect();
-    let mut by_series: HashMap<String, Vec<rollups::Row>> = HashMap::new();
-    for n in rollups::read_many(conn, &names, window, true, None)? {
-        by_series.entry(n.series_name).or_default().push(n.row);
-    }
+    let by_series = rows_by_series(conn, &names, window, true)?;
     names
         .iter()
         .map(|n| Merged::checked(by_series.get(*n).map_or(&[][..], Vec::as_slice), sketch))
         .collect()
+}
+
+/// The rollup rows of each series in one statement, in time order.
+fn rows_by_series(
+    conn: &mut diesel::PgConnection,
+    names: &[&str],
+    window: Window,
+    days: bool,
+) -> Result<HashMap<String, Vec<rollups::Row>>, crate::db::DbError> {
+    let mut by_series: HashMap<String, Vec<rollups::Row>> = HashMap::new();
+    for n in rollups::read_many(conn, names, window, days, None)? {
+        by_series.entry(n.series_name).or_default().push(n.row);
+    }
+    Ok(by_series)
 }
 
 /// A per-series value from merged rollups (not a counter's rate or increase).
@@ -432,7 +421,8 @@ fn of_merged(m: &Merged, per_series: PerSeries) -> Option<f64> {
         PerSeries::P50 => m.quantile(0.5),
         PerSeries::P95 => m.quantile(0.95),
         PerSeries::P99 => m.quantile(0.99),
-        PerSeries::Rate | PerSeries::Increase => None,
+        PerSeries::Rate => m.counter_rate(),
+        PerSeries::Increase => m.counter_increase(),
     }
 }
 

@@ -203,11 +203,7 @@ pub async fn compare_windows(
             series: changes,
             explained_by,
             series_matched: entries.len(),
-            source: if matches!(per_series, PerSeries::Rate | PerSeries::Increase) {
-                Source::Raw
-            } else {
-                Source::Rollup
-            },
+            source: Source::Rollup,
             truncated,
         },
         text,

@@ -85,7 +85,7 @@ async fn increase_and_rate_handle_resets_late_starts_gaps_and_stale_markers() {
         (&increase["series_matched"], &increase["series_with_values"]),
         (&json!(5), &json!(4))
     );
-    assert_eq!(increase["source"], "raw");
+    assert_eq!(increase["source"], "rollup");
     let rate = aggregate(&app, &session, each("rate")).await;
     let want = [
         ("a", 25.0 / 90.0),
@@ -336,6 +336,15 @@ async fn per_bucket_groups_one_point_per_hour() {
             &[("__name__", "c_total"), ("host", "a")],
             &minutes(&|m| m as f64),
         ),
+        // Restarts as the third hour begins (119 → 0), and inside it (149 → 5).
+        series(
+            &[("__name__", "r_total")],
+            &minutes(&|m| if m < 120 { m } else { m - 120 } as f64),
+        ),
+        series(
+            &[("__name__", "s_total")],
+            &minutes(&|m| if m < 150 { m } else { m - 145 } as f64),
+        ),
     ];
     assert_eq!(remote_write(&app, body(all)).await.status, 204);
     let session = app.session().await;
@@ -385,6 +394,31 @@ async fn per_bucket_groups_one_point_per_hour() {
     for v in points(&rate["groups"][0]) {
         assert!((v - 1.0 / 60.0).abs() < 1e-12, "{rate}");
     }
+    // Over the window, from the raw tail, then from the rollups once folded:
+    // 119 + 0 + 59, and 149 + 5 + 29.
+    let whole = |metric: &str| {
+        json!({"selector": metric, "per_series": "increase", "across": "sum",
+               "start": "2026-03-01T00:00:00Z", "end": "2026-03-01T03:00:00Z"})
+    };
+    for folded in [false, true] {
+        if folded {
+            assert!(app.fold().await > 0);
+        }
+        for (metric, want) in [("r_total", 178.0), ("s_total", 183.0), ("c_total", 179.0)] {
+            let r = app
+                .call_tool(&session, "aggregate_series", whole(metric))
+                .await;
+            assert_eq!(
+                r["structuredContent"]["groups"][0]["value"], want,
+                "{metric}, folded {folded}: {r}"
+            );
+        }
+    }
+    assert_eq!(
+        db.count(crate::rollups::MISMATCHES),
+        0,
+        "the rollups' increase is the points'"
+    );
     for (extra, says) in [
         (json!({"bucket": "5m"}), "whole number of hours"),
         (json!({"start": null}), "needs start and end"),

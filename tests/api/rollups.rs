@@ -27,12 +27,14 @@ pub const MISMATCHES: &str = "
                 OR f.max_value IS DISTINCT FROM r.max_value OR f.first_time IS DISTINCT FROM r.first_time
                 OR f.last_value IS DISTINCT FROM r.last_value
                 OR f.sketch_counts IS DISTINCT FROM r.sketch_counts
-                OR abs(f.sum - r.sum) > 1e-9 * greatest(abs(f.sum), 1))
+                OR abs(f.sum - r.sum) > 1e-9 * greatest(abs(f.sum), 1)
+                OR abs(f.increase - r.increase) > 1e-9 * greatest(abs(f.increase), 1))
          + (SELECT count(*) FROM days f FULL JOIN timeseries_rollups_daily r USING (series_name, bucket)
              WHERE f.count IS DISTINCT FROM r.count OR f.min_value IS DISTINCT FROM r.min_value
                 OR f.max_value IS DISTINCT FROM r.max_value OR f.last_value IS DISTINCT FROM r.last_value
                 OR f.sketch_counts IS DISTINCT FROM r.sketch_counts
-                OR abs(f.m2 - r.m2) > 1e-9 * greatest(abs(f.m2), 1)) AS n";
+                OR abs(f.m2 - r.m2) > 1e-9 * greatest(abs(f.m2), 1)
+                OR abs(f.increase - r.increase) > 1e-9 * greatest(abs(f.increase), 1)) AS n";
 
 /// Points in the rollups: what the fold has moved.
 pub const FOLDED: &str = "SELECT COALESCE(sum(count), 0)::bigint AS n FROM timeseries_rollups";

@@ -653,7 +653,8 @@ ROLLUP_MISMATCHES = """
     fresh AS (SELECT r.* FROM s CROSS JOIN LATERAL mcp_rollups_from_raw(s.series_name, '-infinity', s.f) r)
     SELECT count(*) FROM fresh f FULL JOIN timeseries_rollups r USING (series_name, bucket)
      WHERE f.count IS DISTINCT FROM r.count OR f.min_value IS DISTINCT FROM r.min_value
-        OR f.max_value IS DISTINCT FROM r.max_value OR f.sketch_counts IS DISTINCT FROM r.sketch_counts"""
+        OR f.max_value IS DISTINCT FROM r.max_value OR f.sketch_counts IS DISTINCT FROM r.sketch_counts
+        OR abs(f.increase - r.increase) > 1e-9 * greatest(abs(f.increase), 1)"""
 
 
 class Exporter:

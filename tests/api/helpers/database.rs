@@ -309,10 +309,10 @@ impl Drop for TestDatabase {
 
 /// The newest migration, the one before it, and how many there are: tests
 /// that walk the history name them through these.
-pub const NEWEST: &str = "20261204000001";
-pub const NEWEST_DIR: &str = "2026-12-04-000001_metric_metadata";
-pub const PREVIOUS: &str = "20261203000001";
-pub const MIGRATION_COUNT: i64 = 9;
+pub const NEWEST: &str = "20261204000002";
+pub const NEWEST_DIR: &str = "2026-12-04-000002_counter_increase";
+pub const PREVIOUS: &str = "20261204000001";
+pub const MIGRATION_COUNT: i64 = 10;
 
 pub const TABLES: [&str; 11] = [
     "analysis_results",
