@@ -525,7 +525,9 @@ if FLEET != "0":
                    min(time) AS first, max(time) AS last
               FROM (SELECT series_name, time, value,
                            value - lag(value) OVER (PARTITION BY series_name ORDER BY time) AS d
-                      FROM timeseries_data WHERE series_name LIKE '{{m}}/%') p GROUP BY series_name) x
+                      FROM timeseries_data WHERE series_name IN (
+                           SELECT series_name FROM timeseries_series WHERE metric LIKE '{{m}}%')) p
+             GROUP BY series_name) x
       JOIN timeseries_series c USING (series_name) GROUP BY 1"""
     AVG_SQL = f"""SELECT c.tags->>'instance', avg(d.value) FROM timeseries_data d
       JOIN timeseries_series c USING (series_name) WHERE c.metric = '{one}' GROUP BY 1 ORDER BY 2 DESC LIMIT 10"""

@@ -140,19 +140,7 @@ async fn gauges_compare_means_and_say_how_far_they_moved() {
         c["explained_by"][0],
         json!({"label": "host", "value": "x", "share": 1.0, "delta": 4.0})
     );
-    let r = app
-        .call_tool(
-            &session,
-            "compare_windows",
-            json!({"selector": "temp", "start": "2026-03-01T01:00:00Z"}),
-        )
-        .await;
-    assert_eq!(r["isError"], true);
-    assert!(
-        r["content"][0]["text"]
-            .as_str()
-            .unwrap()
-            .contains("needs start and end"),
-        "{r}"
-    );
+    let open = json!({"selector": "temp", "start": "2026-03-01T01:00:00Z"});
+    let text = app.tool_error(&session, "compare_windows", open).await;
+    assert!(text.contains("needs start and end"), "{text}");
 }

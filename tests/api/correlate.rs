@@ -69,19 +69,8 @@ async fn followers_mirrors_and_flat_lines() {
     assert!((mirror["spearman"].as_f64().unwrap() + 1.0).abs() < 1e-9);
     assert_eq!(mirror["lag"], 0);
 
-    let short = app
-        .call_tool(
-            &session,
-            "correlate_series",
-            json!({"series": cpu, "selector": "mirror", "start": "2026-03-01T00:00:00Z", "end": "2026-03-01T02:00:00Z"}),
-        )
-        .await;
-    assert_eq!(short["isError"], true);
-    assert!(
-        short["content"][0]["text"]
-            .as_str()
-            .unwrap()
-            .contains("at least 3"),
-        "{short}"
-    );
+    let short = json!({"series": cpu, "selector": "mirror",
+                       "start": "2026-03-01T00:00:00Z", "end": "2026-03-01T02:00:00Z"});
+    let text = app.tool_error(&session, "correlate_series", short).await;
+    assert!(text.contains("at least 3"), "{text}");
 }

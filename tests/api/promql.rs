@@ -11,7 +11,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::helpers::{ServerProcess, TestApp, TestDatabase, free_port};
+use crate::senders::prometheus;
 
 /// The scrape at which `fx_requests_total{code="500"}` restarts from 1.
 const RESET: u64 = 12;
@@ -108,15 +109,6 @@ impl Drop for Exporter {
     }
 }
 
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// An instant query through Prometheus' HTTP API: (labels, value) pairs.
 fn prom(port: u16, query: &str, at_ms: i64) -> Vec<(Value, f64)> {
     let out = Command::new("curl")
@@ -173,19 +165,7 @@ remote_write:
         ),
     )
     .unwrap();
-    let _prometheus = Killed(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus runs (apt-get install prometheus)"),
-    );
+    let _prometheus = prometheus(dir.path(), &config, port);
     // Every scrape, and the last one remote-written here.
     let samples =
         "SELECT count(*) AS n FROM timeseries_data d JOIN timeseries_series c USING (series_name)

@@ -270,22 +270,18 @@ async fn bad_selectors_are_tool_errors_that_name_the_problem() {
         ),
     ] {
         for tool in ["list_series", "list_labels"] {
-            let r = app
-                .call_tool(&session, tool, json!({"selector": selector}))
+            let text = app
+                .tool_error(&session, tool, json!({"selector": selector}))
                 .await;
-            assert_eq!(r["isError"], true, "{tool} {selector}: {r}");
-            let text = r["content"][0]["text"].as_str().unwrap();
             assert!(text.contains(says), "{tool} {selector}: {text}");
         }
     }
-    let r = app
-        .call_tool(
-            &session,
-            "list_series",
-            json!({"selector": "up", "metric": "up"}),
-        )
-        .await;
-    assert_eq!(r["isError"], true, "{r}");
+    let both = json!({"selector": "up", "metric": "up"});
+    assert!(
+        app.tool_error(&session, "list_series", both)
+            .await
+            .contains("not both")
+    );
 }
 
 #[rocket::async_test]
@@ -302,16 +298,9 @@ async fn a_selector_of_50_000_series_is_refused_with_its_count() {
     .unwrap();
     let app = TestApp::spawn(&db, None).await;
     let session = app.session().await;
-    let r = app
-        .call_tool(
-            &session,
-            "aggregate_series",
-            json!({"selector": "big_total", "per_series": "avg", "across": "sum"}),
-        )
-        .await;
-    assert_eq!(r["isError"], true, "{r}");
+    let all = json!({"selector": "big_total", "per_series": "avg", "across": "sum"});
     assert_eq!(
-        r["content"][0]["text"],
+        app.tool_error(&session, "aggregate_series", all).await,
         "the selector big_total matches 50,000 series, past max_series 1,000 (at most 10,000); \
          narrow it with a matcher on instance (50,000 values), zone (5 values)"
     );

@@ -31,7 +31,25 @@ fn until(db: &TestDatabase, sql: &str, want: i64, secs: u64) -> i64 {
 }
 
 /// Killed on drop.
-struct Killed(Child);
+pub struct Killed(Child);
+
+/// Debian's Prometheus with `config`, its API on `port`, its data and its
+/// log (`prometheus.log`) in `dir`.
+pub fn prometheus(dir: &Path, config: &Path, port: u16) -> Killed {
+    Killed(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
+            .spawn()
+            .expect("prometheus runs (apt-get install prometheus)"),
+    )
+}
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -73,19 +91,7 @@ remote_write:
     )
     .unwrap();
     let log = dir.path().join("prometheus.log");
-    let prometheus = Killed(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("prometheus runs (apt-get install prometheus)"),
-    );
+    let prometheus = prometheus(dir.path(), &config, port);
     let ups = "SELECT count(*) AS n FROM timeseries_series WHERE metric = 'up'";
     assert_eq!(until(&db, ups, 2, 60), 2, "both jobs' `up` arrived");
     // Our own request counter, scraped and written back: the writes so far.

@@ -122,6 +122,22 @@ impl TestApp {
         response["result"].clone()
     }
 
+    /// `tools/call` that must fail as a tool error (`isError`, not a
+    /// JSON-RPC error); returns its text.
+    pub async fn tool_error(
+        &self,
+        session: &str,
+        name: &str,
+        arguments: serde_json::Value,
+    ) -> String {
+        let r = self.call_tool(session, name, arguments.clone()).await;
+        assert_eq!(r["isError"], true, "{name} {arguments}: {r}");
+        r["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     /// `ingest_timeseries` of `points`, asserting that every one was written.
     pub async fn ingest(
         &self,
