@@ -182,7 +182,9 @@ pub fn entry(conn: &mut PgConnection, series: &str) -> Result<Option<Entry>, DbE
 pub fn label_names(conn: &mut PgConnection, limit: usize) -> Result<(Vec<Count>, bool), DbError> {
     limited(
         diesel::sql_query(
-            "SELECT k AS key, count(*) AS series FROM timeseries_series, jsonb_object_keys(tags) k
+            "SELECT k AS key, count(*) AS series
+               FROM (SELECT tags FROM timeseries_series WHERE jsonb_typeof(tags) = 'object') c,
+                    jsonb_object_keys(c.tags) k
               WHERE k <> '__name__' GROUP BY k ORDER BY k LIMIT $1",
         )
         .bind::<BigInt, _>(limit as i64 + 1)

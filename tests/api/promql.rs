@@ -212,16 +212,24 @@ remote_write:
         "reset at {reset} of {}",
         times.len()
     );
-    // The window (T − 10 s, T] with both edges between scrapes, the reset inside.
-    let at = (times[reset + 4] + times[reset + 5]) / 2;
+    // The window (T − 10 s, T] with both edges at least 200 ms from any
+    // scrape, T between two scrapes a few after the reset: the reset inside.
+    let clear = |edge: i64| times.iter().all(|t| (t - edge).abs() >= 200);
+    let at = (reset + 4..(reset + 9).min(times.len() - 1))
+        .map(|k| (times[k] + times[k + 1]) / 2)
+        .find(|&at| clear(at) && clear(at - 10_000))
+        .unwrap_or_else(|| panic!("no window with both edges clear of the scrapes: {times:?}"));
+    assert!(
+        times
+            .iter()
+            .filter(|&&t| t > at - 10_000 && t <= at)
+            .count()
+            >= 8,
+        "{times:?}"
+    );
     let start = chrono::DateTime::from_timestamp_millis(at - 10_000).unwrap();
     let end = chrono::DateTime::from_timestamp_millis(at).unwrap();
-    for edge in [at - 10_000, at] {
-        assert!(
-            times.iter().all(|t| (t - edge).abs() >= 100),
-            "an edge near a scrape: {times:?}"
-        );
-    }
+    assert!(times[reset] > at - 10_000, "the reset is inside the window");
 
     let app = TestApp::spawn(&db, None).await;
     let session = app.session().await;
