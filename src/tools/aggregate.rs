@@ -393,7 +393,7 @@ pub(super) fn merged_each(
 }
 
 /// The rollup rows of each series in one statement, in time order.
-fn rows_by_series(
+pub(super) fn rows_by_series(
     conn: &mut diesel::PgConnection,
     names: &[&str],
     window: Window,

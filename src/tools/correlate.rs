@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::aggregate::labels;
+use super::aggregate::{labels, rows_by_series};
 use super::selection::{self, MaxSeries};
 use super::{Annotations, Output, Scopes, Spec, ToolContext, ToolError, fmt_num};
 use crate::analytics::across::Labels;
@@ -103,14 +103,38 @@ pub async fn correlate_series(
                 rollups::any_buckets(conn, (s, window), bucket, Aggregate::Avg, MAX_BUCKETS)
             };
             let (reference_buckets, source) = read(conn, &reference)?;
-            let mut others = Vec::with_capacity(entries.len());
-            for e in &entries {
-                // The catalog's CHECK holds the name rule: every name parses.
-                others.push(match Series::try_from(e.series_name.clone()) {
-                    Ok(s) => read(conn, &s)?.0,
-                    Err(_) => Vec::new(),
-                });
-            }
+            let others = if source == Source::Rollup {
+                // Whole hours: every series' rows in one statement.
+                let names: Vec<&str> = entries.iter().map(|e| e.series_name.as_str()).collect();
+                let by_series =
+                    rows_by_series(conn, &names, window, bucket.seconds() % rollups::DAY == 0)?;
+                names
+                    .iter()
+                    .map(|n| {
+                        let rows = by_series.get(*n).map_or(&[][..], Vec::as_slice);
+                        rollups::group(rows, bucket, MAX_BUCKETS as usize, false)
+                            .into_iter()
+                            .filter_map(|(time, m)| {
+                                Some(TimedValue {
+                                    time,
+                                    value: m.moments.mean()?,
+                                    count: None,
+                                })
+                            })
+                            .collect()
+                    })
+                    .collect()
+            } else {
+                let mut others = Vec::with_capacity(entries.len());
+                for e in &entries {
+                    // The catalog's CHECK holds the name rule: every name parses.
+                    others.push(match Series::try_from(e.series_name.clone()) {
+                        Ok(s) => read(conn, &s)?.0,
+                        Err(_) => Vec::new(),
+                    });
+                }
+                others
+            };
             Ok(Ok((entries, reference_buckets, others, source)))
         })
         .await??;
