@@ -12,7 +12,6 @@ use super::{Annotations, Output, Scopes, Spec, ToolContext, ToolError};
 use crate::domain::{Bounded, MetricKind, Selector, cut};
 use crate::ingest::identity::MAX_NAME;
 use crate::store::catalog::{self, Count};
-use crate::store::metadata;
 
 pub const LIST_METRICS: Spec = Spec {
     name: "list_metrics",
@@ -85,23 +84,13 @@ pub async fn list_metrics(
         .db
         .run(move |conn| {
             let (rows, more) = catalog::metrics(conn, &prefix, limit.as_usize())?;
-            let families: Vec<&str> = rows
-                .iter()
-                .flat_map(|r| MetricKind::families(&r.metric))
-                .collect();
-            let described = metadata::of(conn, &families)?;
+            let names: Vec<(&str, bool)> =
+                rows.iter().map(|r| (r.metric.as_str(), r.influx)).collect();
             let metrics = rows
                 .iter()
-                .map(|r| {
-                    let meta = MetricKind::families(&r.metric).find_map(|f| described.get(f));
-                    let (kind, help, unit) = match meta {
-                        Some(m) => (m.kind, m.help.clone(), m.unit.clone()),
-                        None => (
-                            MetricKind::by_name(&r.metric, r.influx),
-                            String::new(),
-                            String::new(),
-                        ),
-                    };
+                .zip(selection::describe(conn, &names)?)
+                .map(|(r, (kind, meta))| {
+                    let (help, unit) = meta.map(|m| (m.help, m.unit)).unwrap_or_default();
                     MetricInfo {
                         name: r.metric.clone(),
                         kind,

@@ -9,6 +9,7 @@ use diesel::PgConnection;
 use super::ToolError;
 use crate::db::DbError;
 use crate::domain::{Bounded, MetricKind, Selector};
+use crate::models::MetricMetadata;
 use crate::store::catalog::{self, Entry};
 use crate::store::metadata;
 
@@ -47,19 +48,34 @@ pub fn kinds(
     for e in entries {
         *metrics.entry(&e.metric).or_default() |= e.tags.get("_measurement").is_some();
     }
+    let metrics: Vec<(&str, bool)> = metrics.into_iter().collect();
+    Ok(metrics
+        .iter()
+        .zip(describe(conn, &metrics)?)
+        .map(|((m, _), (kind, _))| ((*m).to_owned(), kind))
+        .collect())
+}
+
+/// Each metric's kind and its family's metadata, in order: the metadata
+/// Prometheus sent for it (`x_bucket`'s is its family `x`'s), else naming
+/// conventions (`true`: written as line protocol, a gauge). One query.
+pub fn describe(
+    conn: &mut diesel::PgConnection,
+    metrics: &[(&str, bool)],
+) -> Result<Vec<(MetricKind, Option<MetricMetadata>)>, crate::db::DbError> {
     let families: Vec<&str> = metrics
-        .keys()
-        .flat_map(|m| MetricKind::families(m))
+        .iter()
+        .flat_map(|(m, _)| MetricKind::families(m))
         .collect();
     let described = metadata::of(conn, &families)?;
     Ok(metrics
-        .into_iter()
-        .map(|(m, influx)| {
-            let kind = MetricKind::families(m)
-                .find_map(|f| described.get(f).map(|d| d.kind))
-                .unwrap_or_else(|| MetricKind::by_name(m, influx));
-            (m.to_owned(), kind)
-        })
+        .iter()
+        .map(
+            |&(m, line_protocol)| match MetricKind::families(m).find_map(|f| described.get(f)) {
+                Some(d) => (d.kind, Some(d.clone())),
+                None => (MetricKind::by_name(m, line_protocol), None),
+            },
+        )
         .collect())
 }
 
