@@ -121,7 +121,14 @@ pub fn aggregate(values: &[(Labels, f64)], grouping: &Grouping, reduce: Reduce) 
 /// The `k` groups of largest (`top`) or smallest value, largest first for
 /// `top`; groups without a value come last and are dropped first.
 pub fn rank(mut groups: Vec<Group>, k: usize, top: bool) -> Vec<Group> {
-    groups.sort_by(|a, b| match (a.value, b.value) {
+    groups.sort_by(|a, b| by_value(a.value, b.value, top));
+    groups.truncate(k);
+    groups
+}
+
+/// [`rank`]'s order: by value, the largest first for `top`, none last.
+pub fn by_value(a: Option<f64>, b: Option<f64>, top: bool) -> Ordering {
+    match (a, b) {
         (Some(x), Some(y)) => {
             let o = x.partial_cmp(&y).unwrap_or(Ordering::Equal);
             if top { o.reverse() } else { o }
@@ -129,9 +136,7 @@ pub fn rank(mut groups: Vec<Group>, k: usize, top: bool) -> Vec<Group> {
         (Some(_), None) => Ordering::Less,
         (None, Some(_)) => Ordering::Greater,
         (None, None) => Ordering::Equal,
-    });
-    groups.truncate(k);
-    groups
+    }
 }
 
 /// PromQL's `quantile`: φ < 0 is −∞, φ > 1 is +∞, else linear

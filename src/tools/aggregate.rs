@@ -244,9 +244,10 @@ pub async fn aggregate_series(
         groups = rank(groups, k, top);
     }
     let per_group = groups
-        .first()
-        .and_then(|g| g.points.as_ref())
-        .map_or(1, Vec::len)
+        .iter()
+        .filter_map(|g| g.points.as_ref().map(Vec::len))
+        .max()
+        .unwrap_or(1)
         .max(1);
     let keep = max_groups.as_usize().min(MAX_POINTS / per_group).max(1);
     let truncated = groups.len() > keep;
@@ -308,24 +309,11 @@ fn bucketed(labelled: &[(Labels, &Values)], plan: &Plan) -> Vec<GroupValue> {
         .collect()
 }
 
-/// The `k` groups of largest (`top`) or smallest value, ordered as
-/// [`across::rank`] orders them.
-fn rank(groups: Vec<GroupValue>, k: usize, top: bool) -> Vec<GroupValue> {
-    // Ranked by value alone, each carrying its index.
-    let keys: Vec<Group> = groups
-        .iter()
-        .enumerate()
-        .map(|(i, g)| Group {
-            labels: Labels::new(),
-            value: g.value,
-            series: i,
-        })
-        .collect();
-    let mut slots: Vec<Option<GroupValue>> = groups.into_iter().map(Some).collect();
-    across::rank(keys, k, top)
-        .into_iter()
-        .filter_map(|g| slots[g.series].take())
-        .collect()
+/// The `k` groups of largest (`top`) or smallest value, as [`across::rank`].
+fn rank(mut groups: Vec<GroupValue>, k: usize, top: bool) -> Vec<GroupValue> {
+    groups.sort_by(|a, b| across::by_value(a.value, b.value, top));
+    groups.truncate(k);
+    groups
 }
 
 /// Per entry, its values over the window or per bucket.
@@ -363,20 +351,6 @@ fn per_series_buckets(
         .collect())
 }
 
-/// One value per entry over the window, in order; none where the window
-/// holds too little.
-pub(super) fn per_series_values(
-    conn: &mut diesel::PgConnection,
-    entries: &[Entry],
-    window: Window,
-    per_series: PerSeries,
-) -> Result<Vec<Option<f64>>, crate::db::DbError> {
-    Ok(per_series_buckets(conn, entries, window, per_series, None)?
-        .into_iter()
-        .map(|v| v.first().map(|(_, v)| *v))
-        .collect())
-}
-
 /// Each entry's rollup rows over the window, merged: one statement for all.
 pub(super) fn merged_each(
     conn: &mut diesel::PgConnection,
@@ -407,7 +381,7 @@ pub(super) fn rows_by_series(
 }
 
 /// A per-series value from merged rollups (not a counter's rate or increase).
-fn of_merged(m: &Merged, per_series: PerSeries) -> Option<f64> {
+pub(super) fn of_merged(m: &Merged, per_series: PerSeries) -> Option<f64> {
     if m.moments.n == 0 {
         return None;
     }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::aggregate::{labels, merged_each, per_series_values};
+use super::aggregate::{labels, merged_each, of_merged};
 use super::selection::{self, MaxSeries, kinds};
 use super::{Annotations, Output, Scopes, Spec, ToolContext, ToolError, fmt_num};
 use crate::analytics::across::{Labels, NAME};
@@ -141,21 +141,21 @@ pub async fn compare_windows(
                     }
                 }
             };
-            let now = per_series_values(conn, &entries, window, per_series)?;
-            let before = per_series_values(conn, &entries, baseline, per_series)?;
-            let z = if per_series == PerSeries::Avg {
-                let w = merged_each(conn, &entries, window, false)?;
-                let b = merged_each(conn, &entries, baseline, false)?;
-                w.iter()
-                    .zip(&b)
-                    .map(|(w, b)| {
-                        let sd = b.moments.stddev().filter(|s| *s > 0.0)?;
-                        Some((w.moments.mean()? - b.moments.mean()?) / sd)
-                    })
-                    .collect()
-            } else {
-                vec![None; entries.len()]
-            };
+            // Both windows' rows, merged per series once: the values and z.
+            let sketch = matches!(per_series, PerSeries::P50 | PerSeries::P95 | PerSeries::P99);
+            let w = merged_each(conn, &entries, window, sketch)?;
+            let b = merged_each(conn, &entries, baseline, sketch)?;
+            let now: Vec<Option<f64>> = w.iter().map(|m| of_merged(m, per_series)).collect();
+            let before: Vec<Option<f64>> = b.iter().map(|m| of_merged(m, per_series)).collect();
+            let z: Vec<Option<f64>> = w
+                .iter()
+                .zip(&b)
+                .map(|(w, b)| {
+                    let sd = b.moments.stddev().filter(|s| *s > 0.0)?;
+                    (per_series == PerSeries::Avg).then_some(())?;
+                    Some((w.moments.mean()? - b.moments.mean()?) / sd)
+                })
+                .collect();
             Ok(Ok((entries, per_series, now, before, z)))
         })
         .await??;
