@@ -108,6 +108,8 @@ pub struct AggregateResult {
 
 /// How the groups are made, checked once.
 struct Plan {
+    /// Buckets in the window, with a bucket.
+    buckets: Option<usize>,
     grouping: Grouping,
     reduce: Reduce,
     rank: Option<(usize, bool)>,
@@ -161,6 +163,7 @@ fn plan(args: &AggregateArgs) -> Result<Plan, ToolError> {
         (None, Some(k)) => Some((k.as_usize(), false)),
         (None, None) => None,
     };
+    let mut buckets = None;
     if let Some(b) = args.bucket {
         if !rollups::serves(b) {
             return Err(ToolError::invalid(
@@ -170,14 +173,16 @@ fn plan(args: &AggregateArgs) -> Result<Plan, ToolError> {
         let (Some(start), Some(end)) = (args.window.start, args.window.end) else {
             return Err(ToolError::invalid("a bucket needs start and end"));
         };
-        let buckets = (end - start).num_seconds() / b.seconds();
-        if buckets > MAX_POINTS as i64 {
+        let n = usize::try_from((end - start).num_seconds() / b.seconds()).unwrap_or(0) + 1;
+        if n > MAX_POINTS {
             return Err(ToolError::invalid(format!(
-                "{buckets} buckets in the window, past {MAX_POINTS}: widen the bucket or narrow the window"
+                "{n} buckets in the window, past {MAX_POINTS}: widen the bucket or narrow the window"
             )));
         }
+        buckets = Some(n);
     }
     Ok(Plan {
+        buckets,
         grouping,
         reduce,
         rank,
@@ -186,6 +191,10 @@ fn plan(args: &AggregateArgs) -> Result<Plan, ToolError> {
 
 /// Points in one answer: groups × buckets.
 const MAX_POINTS: usize = 10_000;
+
+/// Per-series values read for one answer with a bucket (series × buckets):
+/// each is a rollup row held in memory until the groups are made.
+const MAX_VALUES: usize = 1_000_000;
 
 pub async fn aggregate_series(
     ctx: ToolContext,
@@ -201,6 +210,7 @@ pub async fn aggregate_series(
         max_groups,
         ..
     } = args;
+    let buckets = plan.buckets;
     let (entries, values, kinds) = ctx
         .db
         .run(move |conn| {
@@ -208,6 +218,13 @@ pub async fn aggregate_series(
                 Ok(e) => e,
                 Err(refused) => return Ok(Err(refused)),
             };
+            if let Some(n) = buckets.filter(|n| n * entries.len() > MAX_VALUES) {
+                return Ok(Err(ToolError::invalid(format!(
+                    "{} series × {n} buckets is past {MAX_VALUES} values: narrow the selector, \
+                     widen the bucket or shorten the window",
+                    entries.len()
+                ))));
+            }
             let values = per_series_buckets(conn, &entries, window, per_series, bucket)?;
             let kinds = kinds(conn, &entries)?;
             Ok(Ok((entries, values, kinds)))

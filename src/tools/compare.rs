@@ -151,8 +151,10 @@ pub async fn compare_windows(
                 .iter()
                 .zip(&b)
                 .map(|(w, b)| {
+                    if per_series != PerSeries::Avg {
+                        return None;
+                    }
                     let sd = b.moments.stddev().filter(|s| *s > 0.0)?;
-                    (per_series == PerSeries::Avg).then_some(())?;
                     Some((w.moments.mean()? - b.moments.mean()?) / sd)
                 })
                 .collect();

@@ -57,6 +57,19 @@ async fn the_change_is_found_and_explained_by_its_label_values() {
         json!({"selector": "http_errors_total", "start": "2026-03-01T01:00:00Z", "end": "2026-03-01T02:00:00Z"}),
     )
     .await;
+    // The answer's text, as docs/mcp.md quotes it.
+    let said = app
+        .call_tool(
+            &session,
+            "compare_windows",
+            json!({"selector": "http_errors_total", "start": "2026-03-01T01:00:00Z", "end": "2026-03-01T02:00:00Z"}),
+        )
+        .await;
+    let text = said["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("total rate: 0.066667 → 0.216667 (delta 0.15, 3.25×)\n100% of the change from code=\"503\""),
+        "{text}"
+    );
     // A counter: compared by rate, the baseline the hour before.
     assert_eq!(c["per_series"], "rate");
     assert_eq!(

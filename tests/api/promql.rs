@@ -149,11 +149,8 @@ async fn aggregate_series_agrees_with_prometheus_on_the_same_samples() {
     let exporter = Exporter::start();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global: {{scrape_interval: 1s}}
+    let config = format!(
+        "global: {{scrape_interval: 1s}}
 scrape_configs:
   - job_name: fixture
     static_configs: [{{targets: ['127.0.0.1:{}']}}]
@@ -161,10 +158,8 @@ remote_write:
   - url: http://127.0.0.1:{}/api/v1/write
     queue_config: {{batch_send_deadline: 1s, min_backoff: 100ms, max_backoff: 1s}}
 ",
-            exporter.port, server.port
-        ),
-    )
-    .unwrap();
+        exporter.port, server.port
+    );
     let _prometheus = prometheus(dir.path(), &config, port);
     // Every scrape, and the last one remote-written here.
     let samples =

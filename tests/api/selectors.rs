@@ -323,4 +323,13 @@ async fn a_selector_of_50_000_series_is_refused_with_its_count() {
         .await;
     assert_ne!(r["isError"], true, "{r}");
     assert_eq!(r["structuredContent"]["series_matched"], 10_000);
+    // Per bucket, what is read is bounded too: series × buckets.
+    let hourly = json!({"selector": "big_total{zone=\"z1\"}", "per_series": "avg", "across": "sum",
+                        "max_series": 10000, "bucket": "1h",
+                        "start": "2026-01-01T00:00:00Z", "end": "2026-01-09T08:00:00Z"});
+    assert_eq!(
+        app.tool_error(&session, "aggregate_series", hourly).await,
+        "10000 series × 201 buckets is past 1000000 values: narrow the selector, widen the \
+         bucket or shorten the window"
+    );
 }

@@ -33,12 +33,14 @@ fn until(db: &TestDatabase, sql: &str, want: i64, secs: u64) -> i64 {
 /// Killed on drop.
 pub struct Killed(Child);
 
-/// Debian's Prometheus with `config`, its API on `port`, its data and its
-/// log (`prometheus.log`) in `dir`.
-pub fn prometheus(dir: &Path, config: &Path, port: u16) -> Killed {
+/// Debian's Prometheus with `config` (the text of its prometheus.yml), its
+/// API on `port`, its configuration, data and log (`prometheus.log`) in `dir`.
+pub fn prometheus(dir: &Path, config: &str, port: u16) -> Killed {
+    let file = dir.join("prometheus.yml");
+    std::fs::write(&file, config).unwrap();
     Killed(
         Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--config.file={}", file.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg(format!(
                 "--storage.tsdb.path={}",
@@ -68,11 +70,8 @@ async fn prometheus_remote_writes_what_it_scrapes() {
     // The README's block: the token in a file.
     let token = dir.path().join("mcp-write-token");
     std::fs::write(&token, TOKEN).unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global: {{scrape_interval: 1s}}
+    let config = format!(
+        "global: {{scrape_interval: 1s}}
 scrape_configs:
   - job_name: prometheus
     static_configs: [{{targets: ['127.0.0.1:{port}']}}]
@@ -84,12 +83,10 @@ remote_write:
       credentials_file: {}
     queue_config: {{batch_send_deadline: 1s, min_backoff: 100ms, max_backoff: 1s}}
 ",
-            server.port,
-            server.port,
-            token.display()
-        ),
-    )
-    .unwrap();
+        server.port,
+        server.port,
+        token.display()
+    );
     let log = dir.path().join("prometheus.log");
     let prometheus = prometheus(dir.path(), &config, port);
     let ups = "SELECT count(*) AS n FROM timeseries_series WHERE metric = 'up'";
