@@ -1,6 +1,6 @@
 //! Chart rendering: a series (with its per-bucket min–max), anomaly
-//! markers and a forecast band, drawn by plotters into an RGB buffer and
-//! encoded as PNG. Pure: the data comes in already bucketed to at most one
+//! markers and a forecast band, or up to ten lines of several series, drawn
+//! by plotters into an RGB buffer and encoded as PNG. Pure: the data comes in already bucketed to at most one
 //! point per pixel column, so drawing costs the same for any series length.
 //!
 //! Text is drawn with ab_glyph from DejaVu Sans compiled in: no fontconfig
@@ -28,12 +28,29 @@ pub const ANOMALY: RGBColor = RGBColor(213, 94, 0);
 pub const FORECAST: RGBColor = RGBColor(230, 159, 0);
 /// The forecast orange at a quarter over white: its band.
 pub const BAND: RGBColor = RGBColor(249, 231, 191);
+/// Lines of a chart of several series: Okabe–Ito's seven colours on white
+/// (not its yellow, too faint), then the first two again dashed.
+pub const LINES: [Style; 9] = [
+    Style::solid(SERIES),
+    Style::solid(ANOMALY),
+    Style::solid(RGBColor(0, 158, 115)),
+    Style::solid(RGBColor(204, 121, 167)),
+    Style::solid(FORECAST),
+    Style::solid(RGBColor(86, 180, 233)),
+    Style::solid(RGBColor(0, 0, 0)),
+    Style::dashed(SERIES),
+    Style::dashed(ANOMALY),
+];
+/// The line that folds the rest: grey, dashed.
+pub const OTHER: Style = Style::dashed(RGBColor(136, 136, 136));
 const GRID: RGBColor = RGBColor(232, 232, 232);
 const INK: RGBColor = RGBColor(40, 40, 40);
 
 /// Room for the title and legend above the plot, the tick labels and axis
-/// description below it, and the value labels left of it.
+/// description below it, and the value labels left of it. TOP holds one
+/// legend row; each further row adds LEGEND_ROW.
 const TOP: u32 = 44;
+const LEGEND_ROW: u32 = 18;
 const BOTTOM: u32 = 44;
 const LEFT: u32 = 72;
 const RIGHT: u32 = 20;
@@ -49,13 +66,41 @@ pub struct Column {
     pub high: f64,
 }
 
+/// How a line is stroked.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Style {
+    pub colour: RGBColor,
+    pub dashed: bool,
+}
+
+impl Style {
+    pub const fn solid(colour: RGBColor) -> Style {
+        Style {
+            colour,
+            dashed: false,
+        }
+    }
+
+    pub const fn dashed(colour: RGBColor) -> Style {
+        Style {
+            colour,
+            dashed: true,
+        }
+    }
+}
+
+/// One line of a chart.
+pub struct Line<'a> {
+    pub points: &'a [Column],
+    pub style: Style,
+}
+
 /// How a legend entry is drawn.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Swatch {
-    Line,
+    Line(Style),
     Envelope,
     Ring,
-    Dashes,
     Band,
 }
 
@@ -70,8 +115,9 @@ pub struct Chart<'a> {
     /// Consecutive points further apart than this are not joined: a gap in
     /// the data stays a gap on the chart.
     pub gap: TimeDelta,
-    pub series: &'a [Column],
-    /// Draw each column's min–max (bucketed data).
+    /// The first is drawn last, over the others.
+    pub lines: &'a [Line<'a>],
+    /// Draw the first line's min–max per column (bucketed data).
     pub envelope: bool,
     pub anomalies: &'a [(DateTime<Utc>, f64)],
     pub forecast: &'a [Column],
@@ -257,8 +303,9 @@ pub fn zone_name(offset: FixedOffset) -> String {
 /// The value range with a little air, never empty.
 fn value_range(chart: &Chart) -> Range<f64> {
     let values = chart
-        .series
+        .lines
         .iter()
+        .flat_map(|l| l.points)
         .chain(chart.forecast)
         .flat_map(|c| [c.low, c.high, c.value])
         .chain(chart.anomalies.iter().map(|a| a.1))
@@ -478,8 +525,10 @@ fn draw(
         [a, b, ..] => b - a,
         _ => values.end - values.start,
     };
+    let placed = legend_layout(font, chart.legend, chart.width);
+    let rows = placed.iter().map(|p| p.1).max().map_or(1, |r| r + 1);
     let built = ChartBuilder::on(&root)
-        .margin_top(TOP)
+        .margin_top(TOP + LEGEND_ROW * (rows - 1))
         .margin_right(RIGHT)
         .x_label_area_size(BOTTOM)
         .y_label_area_size(LEFT)
@@ -556,15 +605,15 @@ fn draw(
     });
 
     let mut built = built;
+    let first_line = chart.lines.first().map_or(&[][..], |l| l.points);
     if chart.envelope {
-        built.draw_series(chart.series.iter().filter(|c| c.high > c.low).map(|c| {
+        built.draw_series(first_line.iter().filter(|c| c.high > c.low).map(|c| {
             PathElement::new(vec![(ms(c.time), c.low), (ms(c.time), c.high)], ENVELOPE)
         }))?;
     }
     if let Some(first) = chart.forecast.first() {
         // The band starts from the last observed point, so the eye follows on.
-        let joined: Vec<Column> = chart
-            .series
+        let joined: Vec<Column> = first_line
             .last()
             .map(|last| Column {
                 low: last.value,
@@ -585,18 +634,21 @@ fn draw(
             FORECAST.stroke_width(2),
         ))?;
     }
-    for run in runs(chart.series, chart.gap) {
-        if let [only] = run {
-            built.draw_series(std::iter::once(Circle::new(
-                (ms(only.time), only.value),
-                2,
-                SERIES.filled(),
-            )))?;
-        } else {
-            built.draw_series(LineSeries::new(
-                run.iter().map(|c| (ms(c.time), c.value)),
-                SERIES.stroke_width(2),
-            ))?;
+    for line in chart.lines.iter().rev() {
+        let colour = line.style.colour;
+        for run in runs(line.points, chart.gap) {
+            let xy = run.iter().map(|c| (ms(c.time), c.value));
+            match run {
+                [only] => built.draw_series(std::iter::once(Circle::new(
+                    (ms(only.time), only.value),
+                    2,
+                    colour.filled(),
+                )))?,
+                _ if line.style.dashed => {
+                    built.draw_series(DashedLineSeries::new(xy, 8, 5, colour.stroke_width(2)))?
+                }
+                _ => built.draw_series(LineSeries::new(xy, colour.stroke_width(2)))?,
+            };
         }
     }
     built.draw_series(
@@ -605,28 +657,59 @@ fn draw(
             .iter()
             .map(|(t, v)| Circle::new((ms(*t), *v), 6, ANOMALY.stroke_width(2))),
     )?;
-    legend(&root, font, chart.legend, &mut texts)?;
+    legend(&root, chart.legend, &placed, &mut texts)?;
     root.present()?;
     Ok((plot, texts))
 }
 
-/// One line of entries under the title, above the plot (never over data).
-fn legend<DB: DrawingBackend>(
-    root: &DrawingArea<DB, plotters::coord::Shift>,
+/// Where each legend entry goes: its x and its row, rows wrapped to the
+/// image's width (a chart of several series has up to ten entries).
+fn legend_layout(
     font: &FontRef<'static>,
     entries: &[(Swatch, String)],
+    width: u32,
+) -> Vec<(i32, u32)> {
+    let (left, right) = (LEFT as i32, width.saturating_sub(RIGHT) as i32);
+    let (mut x, mut row) = (left, 0);
+    entries
+        .iter()
+        .map(|(_, text)| {
+            let w = 24 + measure(font, 12.0, text).ceil() as i32;
+            if x > left && x + w > right {
+                (x, row) = (left, row + 1);
+            }
+            let at = (x, row);
+            x += w + 18;
+            at
+        })
+        .collect()
+}
+
+/// Rows of entries under the title, above the plot (never over data).
+fn legend<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    entries: &[(Swatch, String)],
+    placed: &[(i32, u32)],
     texts: &mut Vec<Text>,
 ) -> DrawResult<()>
 where
     DB::ErrorType: 'static,
 {
-    let (mut x, mid) = (LEFT as i32, 33);
-    for (swatch, text) in entries {
+    for ((swatch, text), &(x, row)) in entries.iter().zip(placed) {
+        let mid = 33 + (LEGEND_ROW * row) as i32;
         let (top, bottom) = (mid - 6, mid + 6);
         match swatch {
-            Swatch::Line => root.draw(&PathElement::new(
+            Swatch::Line(style) if style.dashed => {
+                for dx in [0, 11] {
+                    root.draw(&PathElement::new(
+                        vec![(x + dx, mid), (x + dx + 7, mid)],
+                        style.colour.stroke_width(2),
+                    ))?;
+                }
+            }
+            Swatch::Line(style) => root.draw(&PathElement::new(
                 vec![(x, mid), (x + 18, mid)],
-                SERIES.stroke_width(2),
+                style.colour.stroke_width(2),
             ))?,
             Swatch::Envelope => root.draw(&Rectangle::new(
                 [(x, top), (x + 18, bottom)],
@@ -634,14 +717,6 @@ where
             ))?,
             Swatch::Band => {
                 root.draw(&Rectangle::new([(x, top), (x + 18, bottom)], BAND.filled()))?
-            }
-            Swatch::Dashes => {
-                for dx in [0, 11] {
-                    root.draw(&PathElement::new(
-                        vec![(x + dx, mid), (x + dx + 7, mid)],
-                        FORECAST.stroke_width(2),
-                    ))?;
-                }
             }
             Swatch::Ring => root.draw(&Circle::new((x + 9, mid), 5, ANOMALY.stroke_width(2)))?,
         }
@@ -652,7 +727,6 @@ where
             text: text.clone(),
             colour: INK,
         });
-        x += 24 + measure(font, 12.0, text).ceil() as i32 + 18;
     }
     Ok(())
 }

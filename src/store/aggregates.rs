@@ -261,10 +261,11 @@ pub fn training_values(
 /// The first and last time of something.
 pub type Extent = (DateTime<Utc>, DateTime<Utc>);
 
-/// The first and last time of a series in a window (index-only ends).
+/// The first and last time of any of `names` in a window (index-only ends,
+/// two per series).
 pub fn extent(
     conn: &mut PgConnection,
-    series: &Series,
+    names: &[&str],
     window: Window,
 ) -> Result<Option<Extent>, DbError> {
     #[derive(QueryableByName)]
@@ -274,10 +275,43 @@ pub fn extent(
         #[diesel(sql_type = Nullable<Timestamptz>)]
         last: Option<DateTime<Utc>>,
     }
-    let sql =
-        format!("SELECT min(time) AS first, max(time) AS last FROM timeseries_data WHERE {WINDOW}");
-    let e: Ends = windowed!(sql, series, window).get_result(conn)?;
+    let e: Ends = diesel::sql_query(
+        "SELECT min(e.first) AS first, max(e.last) AS last FROM unnest($1::text[]) AS n(name)
+          CROSS JOIN LATERAL (
+                SELECT min(time) AS first, max(time) AS last FROM timeseries_data
+                 WHERE series_name = n.name AND time >= COALESCE($2, '-infinity'::timestamptz)
+                   AND time < COALESCE($3, 'infinity'::timestamptz)) e",
+    )
+    .bind::<Array<Text>, _>(names)
+    .bind::<Nullable<Timestamptz>, _>(window.start)
+    .bind::<Nullable<Timestamptz>, _>(window.end)
+    .get_result(conn)?;
     Ok(e.first.zip(e.last))
+}
+
+/// The median spacing of a series' first points in a window, in seconds:
+/// how often it is sampled (a counter's rate needs a few samples a bucket).
+pub fn spacing(
+    conn: &mut PgConnection,
+    series: &str,
+    window: Window,
+) -> Result<Option<f64>, DbError> {
+    #[derive(QueryableByName)]
+    struct Spacing {
+        #[diesel(sql_type = Nullable<Double>)]
+        seconds: Option<f64>,
+    }
+    let sql = format!(
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY d) AS seconds
+           FROM (SELECT date_part('epoch', time - lag(time) OVER (ORDER BY time)) AS d
+                   FROM (SELECT time FROM timeseries_data WHERE {WINDOW} ORDER BY time LIMIT 101) f) g"
+    );
+    Ok(diesel::sql_query(sql)
+        .bind::<Text, _>(series)
+        .bind::<Nullable<Timestamptz>, _>(window.start)
+        .bind::<Nullable<Timestamptz>, _>(window.end)
+        .get_result::<Spacing>(conn)?
+        .seconds)
 }
 
 /// A bucket for drawing: its aggregate, its min and max, and its size.

@@ -33,13 +33,13 @@ pub const SPEC: Spec = Spec {
 
 type Groups = Bounded<1, 1000, 100>;
 
-#[derive(Deserialize, JsonSchema)]
+/// How series are combined into groups: one value per series (per bucket),
+/// then a reduction per group. `aggregate_series` takes it, and so does
+/// `plot_series` to draw the groups.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AggregateArgs {
-    pub selector: Selector,
-    #[serde(flatten)]
-    pub window: Window,
-    /// The value of each series over the window.
+pub struct Aggregation {
+    /// The value of each series over the window (or bucket).
     pub per_series: PerSeries,
     /// How each group's values are combined.
     pub across: Across,
@@ -47,12 +47,22 @@ pub struct AggregateArgs {
     pub by: Option<Vec<String>>,
     /// Group by every label but these (and the metric name).
     pub without: Option<Vec<String>>,
+    /// The quantile for across quantile and histogram_quantile, in [0, 1].
+    pub q: Option<f64>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateArgs {
+    pub selector: Selector,
+    #[serde(flatten)]
+    pub window: Window,
+    #[serde(flatten)]
+    pub aggregation: Aggregation,
     /// Keep the k groups of largest value, largest first.
     pub topk: Option<Groups>,
     /// Keep the k groups of smallest value, smallest first.
     pub bottomk: Option<Groups>,
-    /// The quantile for across quantile and histogram_quantile, in [0, 1].
-    pub q: Option<f64>,
     /// Per bucket of whole hours (1h, 6h, 1d …; needs start and end): one
     /// point per bucket in each group, as a PromQL range query with that step.
     pub bucket: Option<Bucket>,
@@ -115,48 +125,69 @@ struct Plan {
     rank: Option<(usize, bool)>,
 }
 
-fn plan(args: &AggregateArgs) -> Result<Plan, ToolError> {
-    let grouping = match (&args.by, &args.without) {
-        (Some(_), Some(_)) => return Err(ToolError::invalid("give by or without, not both")),
-        (Some(by), None) => Grouping::By(by.clone()),
-        (None, Some(without)) => Grouping::Without(without.clone()),
-        (None, None) => Grouping::By(vec![]),
-    };
-    let q = || match args.q {
-        Some(q) if (0.0..=1.0).contains(&q) => Ok(q),
-        Some(q) => Err(ToolError::invalid(format!(
-            "q is a quantile in [0, 1], not {q}"
-        ))),
-        None => Err(ToolError::invalid(format!(
-            "across {} needs q, e.g. 0.99",
-            args.across
-        ))),
-    };
-    let reduce = match args.across {
-        Across::Sum => Reduce::Sum,
-        Across::Avg => Reduce::Avg,
-        Across::Min => Reduce::Min,
-        Across::Max => Reduce::Max,
-        Across::Count => Reduce::Count,
-        Across::Stddev => Reduce::Stddev,
-        Across::Quantile => Reduce::Quantile(q()?),
-        Across::HistogramQuantile => {
-            if !matches!(
-                args.per_series,
-                PerSeries::Rate | PerSeries::Increase | PerSeries::Last
-            ) {
-                return Err(ToolError::invalid(
-                    "histogram_quantile reads bucket counts: per_series rate or increase (or last)",
-                ));
+impl Aggregation {
+    /// The grouping and reduction, checked.
+    pub(super) fn check(&self) -> Result<(Grouping, Reduce), ToolError> {
+        let grouping = match (&self.by, &self.without) {
+            (Some(_), Some(_)) => return Err(ToolError::invalid("give by or without, not both")),
+            (Some(by), None) => Grouping::By(by.clone()),
+            (None, Some(without)) => Grouping::Without(without.clone()),
+            (None, None) => Grouping::By(vec![]),
+        };
+        let q = || match self.q {
+            Some(q) if (0.0..=1.0).contains(&q) => Ok(q),
+            Some(q) => Err(ToolError::invalid(format!(
+                "q is a quantile in [0, 1], not {q}"
+            ))),
+            None => Err(ToolError::invalid(format!(
+                "across {} needs q, e.g. 0.99",
+                self.across
+            ))),
+        };
+        let reduce = match self.across {
+            Across::Sum => Reduce::Sum,
+            Across::Avg => Reduce::Avg,
+            Across::Min => Reduce::Min,
+            Across::Max => Reduce::Max,
+            Across::Count => Reduce::Count,
+            Across::Stddev => Reduce::Stddev,
+            Across::Quantile => Reduce::Quantile(q()?),
+            Across::HistogramQuantile => {
+                if !matches!(
+                    self.per_series,
+                    PerSeries::Rate | PerSeries::Increase | PerSeries::Last
+                ) {
+                    return Err(ToolError::invalid(
+                        "histogram_quantile reads bucket counts: per_series rate or increase (or last)",
+                    ));
+                }
+                Reduce::HistogramQuantile(q()?)
             }
-            Reduce::HistogramQuantile(q()?)
+        };
+        if self.q.is_some() && !matches!(self.across, Across::Quantile | Across::HistogramQuantile)
+        {
+            return Err(ToolError::invalid(
+                "q is for across quantile or histogram_quantile",
+            ));
         }
-    };
-    if args.q.is_some() && !matches!(args.across, Across::Quantile | Across::HistogramQuantile) {
-        return Err(ToolError::invalid(
-            "q is for across quantile or histogram_quantile",
-        ));
+        Ok((grouping, reduce))
     }
+
+    /// PromQL-like: `sum by (job) (rate)`.
+    pub(super) fn describe(&self) -> String {
+        let labels = |l: &[String]| l.join(", ");
+        let grouping = match (&self.by, &self.without) {
+            (Some(by), _) => format!(" by ({})", labels(by)),
+            (None, Some(without)) => format!(" without ({})", labels(without)),
+            (None, None) => String::new(),
+        };
+        let q = self.q.map(|q| format!("{q}, ")).unwrap_or_default();
+        format!("{}{grouping} ({q}{})", self.across, self.per_series)
+    }
+}
+
+fn plan(args: &AggregateArgs) -> Result<Plan, ToolError> {
+    let (grouping, reduce) = args.aggregation.check()?;
     let rank = match (args.topk, args.bottomk) {
         (Some(_), Some(_)) => return Err(ToolError::invalid("give topk or bottomk, not both")),
         (Some(k), None) => Some((k.as_usize(), true)),
@@ -194,7 +225,7 @@ const MAX_POINTS: usize = 10_000;
 
 /// Per-series values read for one answer with a bucket (series × buckets):
 /// each is a rollup row held in memory until the groups are made.
-const MAX_VALUES: usize = 1_000_000;
+pub(super) const MAX_VALUES: usize = 1_000_000;
 
 pub async fn aggregate_series(
     ctx: ToolContext,
@@ -204,7 +235,7 @@ pub async fn aggregate_series(
     let AggregateArgs {
         selector,
         window,
-        per_series,
+        aggregation: Aggregation { per_series, .. },
         bucket,
         max_series,
         max_groups,
@@ -255,7 +286,7 @@ pub async fn aggregate_series(
                 .map(GroupValue::from)
                 .collect()
         }
-        Some(_) => bucketed(&labelled, &plan),
+        Some(_) => bucketed(&labelled, (&plan.grouping, plan.reduce)),
     };
     if let Some((k, top)) = plan.rank {
         groups = rank(groups, k, top);
@@ -287,11 +318,14 @@ pub async fn aggregate_series(
 }
 
 /// One series' values: one for the window (time none), or one per bucket.
-type Values = Vec<(Option<DateTime<Utc>>, f64)>;
+pub(super) type Values = Vec<(Option<DateTime<Utc>>, f64)>;
 
 /// Per bucket, the groups of that bucket's values; then each group's
 /// points in time order, its value their mean.
-fn bucketed(labelled: &[(Labels, &Values)], plan: &Plan) -> Vec<GroupValue> {
+pub(super) fn bucketed(
+    labelled: &[(Labels, &Values)],
+    (grouping, reduce): (&Grouping, Reduce),
+) -> Vec<GroupValue> {
     let mut per_time: BTreeMap<DateTime<Utc>, Vec<(Labels, f64)>> = BTreeMap::new();
     for (l, values) in labelled {
         for (t, v) in values.iter() {
@@ -302,7 +336,7 @@ fn bucketed(labelled: &[(Labels, &Values)], plan: &Plan) -> Vec<GroupValue> {
     }
     let mut groups: BTreeMap<Labels, (usize, Vec<BucketValue>)> = BTreeMap::new();
     for (time, values) in &per_time {
-        for g in across::aggregate(values, &plan.grouping, plan.reduce) {
+        for g in across::aggregate(values, grouping, reduce) {
             let entry = groups.entry(g.labels).or_default();
             entry.0 = entry.0.max(g.series);
             entry.1.push(BucketValue {
@@ -313,21 +347,26 @@ fn bucketed(labelled: &[(Labels, &Values)], plan: &Plan) -> Vec<GroupValue> {
     }
     groups
         .into_iter()
-        .map(|(labels, (series, points))| {
-            let known: Vec<f64> = points.iter().filter_map(|p| p.value).collect();
-            let value = (!known.is_empty()).then(|| known.iter().sum::<f64>() / known.len() as f64);
-            GroupValue {
-                labels,
-                value,
-                series,
-                points: Some(points),
-            }
-        })
+        .map(|(labels, (series, points))| GroupValue::of_points(labels, series, points))
         .collect()
 }
 
+impl GroupValue {
+    /// A group of points in time order; its value is their mean.
+    pub(super) fn of_points(labels: Labels, series: usize, points: Vec<BucketValue>) -> GroupValue {
+        let known: Vec<f64> = points.iter().filter_map(|p| p.value).collect();
+        let value = (!known.is_empty()).then(|| known.iter().sum::<f64>() / known.len() as f64);
+        GroupValue {
+            labels,
+            value,
+            series,
+            points: Some(points),
+        }
+    }
+}
+
 /// The `k` groups of largest (`top`) or smallest value, as [`across::rank`].
-fn rank(mut groups: Vec<GroupValue>, k: usize, top: bool) -> Vec<GroupValue> {
+pub(super) fn rank(mut groups: Vec<GroupValue>, k: usize, top: bool) -> Vec<GroupValue> {
     groups.sort_by(|a, b| across::by_value(a.value, b.value, top));
     groups.truncate(k);
     groups
@@ -354,16 +393,48 @@ fn per_series_buckets(
             })
             .collect());
     };
-    // Day rows only fit buckets of whole days.
-    let by_series = rows_by_series(conn, &names, window, bucket.seconds() % rollups::DAY == 0)?;
+    Ok(buckets_each(conn, &names, window, bucket, sketch)?
+        .iter()
+        .map(|buckets| {
+            buckets
+                .iter()
+                .filter_map(|(t, m)| of_merged(m, per_series).map(|v| (Some(*t), v)))
+                .collect()
+        })
+        .collect())
+}
+
+/// One series' buckets, each merged, in time order.
+pub(super) type Buckets = Vec<(DateTime<Utc>, Merged)>;
+
+/// Each series' buckets of `bucket` over the window, in time order: from
+/// the rollups for whole hours, else from the raw points (without sketches).
+/// One statement for all.
+pub(super) fn buckets_each(
+    conn: &mut diesel::PgConnection,
+    names: &[&str],
+    window: Window,
+    bucket: Bucket,
+    sketch: bool,
+) -> Result<Vec<Buckets>, crate::db::DbError> {
+    let rows = if rollups::serves(bucket) {
+        // Day rows only fit buckets of whole days.
+        rollups::read_many(
+            conn,
+            names,
+            window,
+            (bucket.seconds() % rollups::DAY == 0, sketch),
+            None,
+        )?
+    } else {
+        rollups::read_many_raw(conn, names, window, bucket)?
+    };
+    let by_series = by_series(rows);
     Ok(names
         .iter()
         .map(|n| {
             let rows = by_series.get(*n).map_or(&[][..], Vec::as_slice);
             rollups::group(rows, bucket, usize::MAX, sketch)
-                .iter()
-                .filter_map(|(t, m)| of_merged(m, per_series).map(|v| (Some(*t), v)))
-                .collect()
         })
         .collect())
 }
@@ -376,7 +447,7 @@ pub(super) fn merged_each(
     sketch: bool,
 ) -> Result<Vec<Merged>, crate::db::DbError> {
     let names: Vec<&str> = entries.iter().map(|e| e.series_name.as_str()).collect();
-    let by_series = rows_by_series(conn, &names, window, true)?;
+    let by_series = rows_by_series(conn, &names, window, (true, sketch))?;
     names
         .iter()
         .map(|n| Merged::checked(by_series.get(*n).map_or(&[][..], Vec::as_slice), sketch))
@@ -388,13 +459,23 @@ pub(super) fn rows_by_series(
     conn: &mut diesel::PgConnection,
     names: &[&str],
     window: Window,
-    days: bool,
+    days_sketch: (bool, bool),
 ) -> Result<HashMap<String, Vec<rollups::Row>>, crate::db::DbError> {
+    Ok(by_series(rollups::read_many(
+        conn,
+        names,
+        window,
+        days_sketch,
+        None,
+    )?))
+}
+
+fn by_series(rows: Vec<rollups::NamedRow>) -> HashMap<String, Vec<rollups::Row>> {
     let mut by_series: HashMap<String, Vec<rollups::Row>> = HashMap::new();
-    for n in rollups::read_many(conn, names, window, days, None)? {
+    for n in rows {
         by_series.entry(n.series_name).or_default().push(n.row);
     }
-    Ok(by_series)
+    by_series
 }
 
 /// A per-series value from merged rollups (not a counter's rate or increase).

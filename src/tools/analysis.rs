@@ -262,7 +262,7 @@ pub fn find(
     threshold: f64,
     limit: i64,
 ) -> Result<Result<AnomalyResult, String>, DbError> {
-    let rows = rollups::read(conn, &s, window, true, None)?;
+    let rows = rollups::read(conn, &s, window, (true, method == Method::Iqr), None)?;
     let merged = Merged::checked(&rows, method == Method::Iqr)?;
     let count = merged.moments.n;
     let iqr = |q1: f64, med: f64, q3: f64| {

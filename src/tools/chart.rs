@@ -1,6 +1,6 @@
 //! `plot_series`: a series, its anomalies and a forecast as a PNG that MCP
 //! hosts show inline, with a caption and the same figures as structured
-//! content. The series resource's chart (`timeseries://<series>/chart.png`)
+//! content; or several series, one line each (see [`super::lines`]). The series resource's chart (`timeseries://<series>/chart.png`)
 //! and the prompts draw through [`plot`] too.
 //!
 //! Long ranges are bucketed in PostgreSQL to at most one bucket per pixel
@@ -16,13 +16,16 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::aggregate::Aggregation;
 use super::analysis::{self, Method, Threshold};
+pub use super::lines::LineInfo;
 use super::models::{forecast_points, stored_model};
+use super::selection::MaxSeries;
 use super::{Annotations, Output, Scopes, Spec, ToolContext, ToolError, fmt_num};
 use crate::cache::cache_aside;
 use crate::chart::{self, Column, PlotArea, Swatch};
 use crate::domain::{
-    Aggregate, AnalysisKind, Bounded, Bucket, ModelKind, RunStatus, Series, Window,
+    Aggregate, AnalysisKind, Bounded, Bucket, ModelKind, RunStatus, Selector, Series, Window,
 };
 use crate::store::aggregates::{self, Outlier};
 use crate::store::rollups;
@@ -45,11 +48,14 @@ const RENDER_WAIT: Duration = Duration::from_secs(10);
 pub const SPEC: Spec = Spec {
     name: "plot_series",
     title: "Plot a series",
-    description: "A PNG chart of a series over a time range, shown inline by MCP hosts: the line (bucketed in \
-                  PostgreSQL to at most one bucket per pixel column, each bucket's min–max shaded), optionally \
+    description: "A PNG chart over a time range, shown inline by MCP hosts. Of one series: the line (bucketed \
+                  in PostgreSQL to at most one bucket per pixel column, each bucket's min–max shaded), optionally \
                   ringed anomalies (by method and threshold, or from a stored detect_anomalies run) and a \
-                  forecast from a trained model with a band of ± its holdout RMSE. Returns the image, a caption, \
-                  and the same figures as structured content.",
+                  forecast from a trained model with a band of ± its holdout RMSE. Of several series: give a \
+                  selector instead, for one line per series, or with aggregation (per_series, across, by, as \
+                  aggregate_series takes them) one line per group, e.g. the request rate by status code over \
+                  time; at most 10 lines, the rest folded into \"other\". Returns the image, a caption, and \
+                  the same figures as structured content.",
     annotations: Annotations::READ_ONLY,
     scope: Scopes::READ,
 };
@@ -87,6 +93,12 @@ impl From<UtcOffset> for String {
     }
 }
 
+impl UtcOffset {
+    pub fn fixed(self) -> FixedOffset {
+        self.0
+    }
+}
+
 impl Default for UtcOffset {
     fn default() -> Self {
         UtcOffset(Utc.fix())
@@ -112,13 +124,24 @@ impl JsonSchema for UtcOffset {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlotArgs {
-    pub series: Series,
+    /// One series (list_series). Or give selector instead.
+    pub series: Option<Series>,
+    /// Several series, one line each: a PromQL selector (http_requests_total{job="api"}) or
+    /// {"metric", "match"}.
+    pub selector: Option<Selector>,
+    /// With selector: one line per group of this aggregation (as aggregate_series takes it), each
+    /// point the group's value in that bucket.
+    pub aggregation: Option<Aggregation>,
+    /// With selector: refuse past this many matching series.
+    #[serde(default)]
+    pub max_series: MaxSeries,
     #[serde(flatten)]
     pub window: Window,
     /// Bucket width (30s, 5m, 1h, 1d, 1w). Absent: raw points when they fit the plot's pixel columns, else
     /// the finest round width that fits. A width too fine for the plot is widened (the result says so).
     pub bucket: Option<Bucket>,
-    /// The aggregate drawn per bucket (default avg); each bucket's min–max is shaded behind it.
+    /// The aggregate drawn per bucket (default avg); with one series each bucket's min–max is shaded
+    /// behind it.
     pub aggregate: Option<Aggregate>,
     /// Ring the points this method finds anomalous in the range: zscore, iqr or mad.
     pub anomaly_method: Option<Method>,
@@ -146,7 +169,10 @@ impl PlotArgs {
     /// The whole series at the default size, no overlays.
     pub fn of(series: Series) -> PlotArgs {
         PlotArgs {
-            series,
+            series: Some(series),
+            selector: None,
+            aggregation: None,
+            max_series: MaxSeries::default(),
             window: Window::default(),
             bucket: None,
             aggregate: None,
@@ -196,14 +222,22 @@ pub struct BandPoint {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct PlotResult {
-    pub series: Series,
+    /// The series drawn (absent with a selector: see lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub series: Option<Series>,
+    /// With a selector: the lines drawn, in legend order (the largest mean first, "other" last).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lines: Option<Vec<LineInfo>>,
+    /// With a selector: the series it matched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub series_matched: Option<usize>,
     /// The plotted time range (the x axis).
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub utc_offset: String,
     pub width: u32,
     pub height: u32,
-    /// Points of the series in the range.
+    /// Points of the series in the range (with a selector: of all its series).
     pub points: i64,
     /// Positions drawn: raw points, or buckets (never more than the plot's pixel columns).
     pub drawn: usize,
@@ -258,7 +292,7 @@ struct Shape {
 }
 
 /// The round width at or above `seconds`.
-fn round_width(seconds: i64) -> Result<Bucket, String> {
+pub(super) fn round_width(seconds: i64) -> Result<Bucket, String> {
     const ROUND: [i64; 20] = [
         1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10_800, 21_600, 43_200,
         86_400, 172_800, 604_800,
@@ -281,7 +315,7 @@ fn shape(
     aggregate: Aggregate,
     columns: i64,
 ) -> Result<Result<Shape, String>, crate::db::DbError> {
-    let Some((first, last)) = aggregates::extent(conn, series, window)? else {
+    let Some((first, last)) = aggregates::extent(conn, &[series.as_str()], window)? else {
         return Ok(Err(format!(
             "series {:?} has no points in this range; see list_series",
             series.as_str()
@@ -373,7 +407,7 @@ fn typical_step(columns: &[Column]) -> TimeDelta {
 
 async fn anomalies(
     ctx: &ToolContext,
-    args: &PlotArgs,
+    (series, args): (&Series, &PlotArgs),
     span: (DateTime<Utc>, DateTime<Utc>),
 ) -> Result<Option<AnomalyOverlay>, ToolError> {
     let inside = |o: &Outlier| span.0 <= o.time && o.time <= span.1;
@@ -389,20 +423,17 @@ async fn anomalies(
             let threshold = args
                 .anomaly_threshold
                 .map_or(method.default_threshold(), Threshold::get);
-            let (s, window, db) = (args.series.clone(), args.window, ctx.db.clone());
+            let (s, window, db) = (series.clone(), args.window, ctx.db.clone());
             let rest = format!(
                 "chart-anomalies:{}:{}:{threshold}",
                 window.key(),
                 method.as_str()
             );
-            let (found, _) =
-                cache_aside(&ctx.cache, args.series.as_str(), &rest, TTL, async move {
-                    db.run(move |conn| {
-                        analysis::find(conn, s, window, method, threshold, MAX_RINGS)
-                    })
+            let (found, _) = cache_aside(&ctx.cache, series.as_str(), &rest, TTL, async move {
+                db.run(move |conn| analysis::find(conn, s, window, method, threshold, MAX_RINGS))
                     .await
-                })
-                .await?;
+            })
+            .await?;
             let found = found.map_err(ToolError::Invalid)?;
             Ok(Some(AnomalyOverlay {
                 analysis_id: None,
@@ -426,11 +457,11 @@ async fn anomalies(
                     row.analysis_type, row.status
                 )));
             }
-            if row.series_name != args.series.as_str() {
+            if row.series_name != series.as_str() {
                 return Err(ToolError::invalid(format!(
                     "analysis {id} is of series {:?}, not {:?}",
                     row.series_name,
-                    args.series.as_str()
+                    series.as_str()
                 )));
             }
             let stored: analysis::AnomalyResult = row
@@ -457,7 +488,7 @@ async fn anomalies(
 
 async fn forecast(
     ctx: &ToolContext,
-    args: &PlotArgs,
+    (series, args): (&Series, &PlotArgs),
     data_span: TimeDelta,
 ) -> Result<Option<ForecastOverlay>, ToolError> {
     let Some(id) = args.model_id else {
@@ -471,11 +502,11 @@ async fn forecast(
         .run(move |conn| runs::get_model(conn, id))
         .await?
         .ok_or_else(|| ToolError::invalid(format!("no model {id}; see list_models")))?;
-    if row.series_name != args.series.as_str() {
+    if row.series_name != series.as_str() {
         return Err(ToolError::invalid(format!(
             "model {id} was trained on series {:?}, not {:?}",
             row.series_name,
-            args.series.as_str()
+            series.as_str()
         )));
     }
     let stored = stored_model(&row).map_err(ToolError::Invalid)?;
@@ -510,12 +541,12 @@ async fn forecast(
     }))
 }
 
-fn legend(result: &PlotResult) -> Vec<(Swatch, String)> {
+fn legend(series: &Series, result: &PlotResult) -> Vec<(Swatch, String)> {
     let mut out = vec![(
-        Swatch::Line,
+        Swatch::Line(chart::LINES[0]),
         match (result.bucket, result.aggregate) {
-            (Some(b), Some(a)) => format!("{} ({} {})", result.series, String::from(b), a.as_str()),
-            _ => format!("{} (raw points)", result.series),
+            (Some(b), Some(a)) => format!("{series} ({} {})", String::from(b), a.as_str()),
+            _ => format!("{series} (raw points)"),
         },
     )];
     if result.bucket.is_some() {
@@ -534,7 +565,7 @@ fn legend(result: &PlotResult) -> Vec<(Swatch, String)> {
     }
     if let Some(f) = &result.forecast {
         out.push((
-            Swatch::Dashes,
+            Swatch::Line(chart::Style::dashed(chart::FORECAST)),
             format!("forecast, model {} ({})", f.model_id, f.model_type),
         ));
         if let Some(rmse) = f.band {
@@ -547,11 +578,9 @@ fn legend(result: &PlotResult) -> Vec<(Swatch, String)> {
     out
 }
 
-fn caption(r: &PlotResult, offset: FixedOffset) -> String {
-    let t = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+fn caption(series: &Series, r: &PlotResult, offset: FixedOffset) -> String {
     let mut text = format!(
-        "{}: {} points from {} to {}, drawn as {} {}; min {}, max {}",
-        r.series,
+        "{series}: {} points from {} to {}, drawn as {} {}; min {}, max {}",
         r.points,
         t(r.first_time),
         t(r.last_time),
@@ -598,7 +627,12 @@ fn caption(r: &PlotResult, offset: FixedOffset) -> String {
                 .unwrap_or_default()
         );
     }
-    text + &format!(
+    text + &image_note(r, offset)
+}
+
+/// The caption's end: the image's size and zone.
+pub(super) fn image_note(r: &PlotResult, offset: FixedOffset) -> String {
+    format!(
         ". {}×{} PNG, times in {}.",
         r.width,
         r.height,
@@ -606,18 +640,40 @@ fn caption(r: &PlotResult, offset: FixedOffset) -> String {
     )
 }
 
+/// A time as captions print it.
+pub(super) fn t(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
 /// Loads, overlays and renders a chart.
 pub async fn plot(ctx: &ToolContext, args: PlotArgs) -> Result<Plot, ToolError> {
+    let series = match (&args.series, &args.selector) {
+        (Some(_), Some(_)) => {
+            return Err(ToolError::invalid(
+                "give series (one) or selector (several), not both",
+            ));
+        }
+        (None, Some(selector)) => {
+            let selector = selector.clone();
+            return super::lines::plot(ctx, &selector, args).await;
+        }
+        (None, None) => {
+            return Err(ToolError::invalid(
+                "give series (one; see list_series) or selector (several, e.g. http_requests_total{job=\"api\"})",
+            ));
+        }
+        (Some(series), None) => series.clone(),
+    };
+    if args.aggregation.is_some() {
+        return Err(ToolError::invalid(
+            "aggregation groups the series of a selector: give selector instead of series",
+        ));
+    }
     let aggregate = args.aggregate.unwrap_or_default();
     let columns = i64::from(chart::columns(args.width.get()));
-    let (s, window, bucket, db) = (
-        args.series.clone(),
-        args.window,
-        args.bucket,
-        ctx.db.clone(),
-    );
+    let (s, window, bucket, db) = (series.clone(), args.window, args.bucket, ctx.db.clone());
     let rest = format!("chart:{}:{bucket:?}:{aggregate:?}:{columns}", window.key());
-    let (shape, cached) = cache_aside(&ctx.cache, args.series.as_str(), &rest, TTL, async move {
+    let (shape, cached) = cache_aside(&ctx.cache, series.as_str(), &rest, TTL, async move {
         db.run(move |conn| shape(conn, &s, window, bucket, aggregate, columns))
             .await
     })
@@ -625,8 +681,8 @@ pub async fn plot(ctx: &ToolContext, args: PlotArgs) -> Result<Plot, ToolError> 
     let shape = shape.map_err(ToolError::Invalid)?;
     let data_start = window.start.unwrap_or(shape.first);
     let data_end = window.end.unwrap_or(shape.last);
-    let anomalies = anomalies(ctx, &args, (data_start, data_end)).await?;
-    let forecast = forecast(ctx, &args, data_end - data_start).await?;
+    let anomalies = anomalies(ctx, (&series, &args), (data_start, data_end)).await?;
+    let forecast = forecast(ctx, (&series, &args), data_end - data_start).await?;
     let end = forecast
         .as_ref()
         .and_then(|f| f.points.last())
@@ -640,7 +696,9 @@ pub async fn plot(ctx: &ToolContext, args: PlotArgs) -> Result<Plot, ToolError> 
             (lo.min(c.low), hi.max(c.high))
         });
     let mut result = PlotResult {
-        series: args.series.clone(),
+        series: Some(series.clone()),
+        lines: None,
+        series_matched: None,
         start: data_start,
         end,
         utc_offset: String::from(args.utc_offset),
@@ -665,8 +723,8 @@ pub async fn plot(ctx: &ToolContext, args: PlotArgs) -> Result<Plot, ToolError> 
         },
         cached,
     };
-    let legend = legend(&result);
-    let title = result.series.to_string();
+    let legend = legend(&series, &result);
+    let title = series.to_string();
     let rings: Vec<(DateTime<Utc>, f64)> = result
         .anomalies
         .iter()
@@ -687,13 +745,7 @@ pub async fn plot(ctx: &ToolContext, args: PlotArgs) -> Result<Plot, ToolError> 
     let gap = typical_step(&shape.columns) * 3;
     let (width, height, offset) = (result.width, result.height, args.utc_offset.0);
     let span = (result.start, result.end);
-    let permit = rocket::tokio::time::timeout(RENDER_WAIT, RENDERS.acquire())
-        .await
-        .map_err(|_| {
-            ToolError::invalid("the server is busy drawing other charts; retry in a moment")
-        })?
-        .map_err(ToolError::internal)?;
-    let rendered = rocket::tokio::task::spawn_blocking(move || {
+    let rendered = render(move || {
         chart::render(&chart::Chart {
             title: &title,
             width,
@@ -701,24 +753,40 @@ pub async fn plot(ctx: &ToolContext, args: PlotArgs) -> Result<Plot, ToolError> 
             offset,
             span,
             gap,
-            series: &shape.columns,
+            lines: &[chart::Line {
+                points: &shape.columns,
+                style: chart::LINES[0],
+            }],
             envelope: shape.bucket.is_some(),
             anomalies: &rings,
             forecast: &band,
             legend: &legend,
         })
     })
-    .await
-    .map_err(ToolError::internal)?
-    .map_err(ToolError::internal)?;
-    drop(permit);
+    .await?;
     result.plot_area = rendered.plot;
-    let caption = caption(&result, offset);
+    let caption = caption(&series, &result, offset);
     Ok(Plot {
         png: rendered.png,
         result,
         caption,
     })
+}
+
+/// Draws off the executor, a bounded number at once.
+pub(super) async fn render(
+    draw: impl FnOnce() -> Result<chart::Rendered, String> + Send + 'static,
+) -> Result<chart::Rendered, ToolError> {
+    let _permit = rocket::tokio::time::timeout(RENDER_WAIT, RENDERS.acquire())
+        .await
+        .map_err(|_| {
+            ToolError::invalid("the server is busy drawing other charts; retry in a moment")
+        })?
+        .map_err(ToolError::internal)?;
+    rocket::tokio::task::spawn_blocking(draw)
+        .await
+        .map_err(ToolError::internal)?
+        .map_err(ToolError::internal)
 }
 
 pub async fn plot_series(

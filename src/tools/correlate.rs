@@ -106,8 +106,12 @@ pub async fn correlate_series(
             let others = if source == Source::Rollup {
                 // Whole hours: every series' rows in one statement.
                 let names: Vec<&str> = entries.iter().map(|e| e.series_name.as_str()).collect();
-                let by_series =
-                    rows_by_series(conn, &names, window, bucket.seconds() % rollups::DAY == 0)?;
+                let by_series = rows_by_series(
+                    conn,
+                    &names,
+                    window,
+                    (bucket.seconds() % rollups::DAY == 0, false),
+                )?;
                 names
                     .iter()
                     .map(|n| {

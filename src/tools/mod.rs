@@ -13,6 +13,7 @@ pub mod compare;
 pub mod correlate;
 pub mod discovery;
 pub mod ingest;
+pub mod lines;
 pub mod models;
 pub mod query;
 pub mod records;

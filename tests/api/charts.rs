@@ -4,11 +4,13 @@
 
 use base64::Engine;
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use mcp_server::chart::{ANOMALY, BAND, ENVELOPE, SERIES};
+use mcp_server::chart::{ANOMALY, BAND, ENVELOPE, LINES, OTHER, SERIES};
+use mcp_server::ingest::remote_write::TimeSeries;
 use plotters::style::RGBColor;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestDatabase};
+use crate::helpers::{TestApp, TestDatabase, close};
+use crate::writes::{T0, body, remote_write, series};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap()
@@ -496,4 +498,242 @@ async fn the_chart_tool_answers_under_the_2026_revision_too() {
     assert_eq!(r["result"]["resultType"], "complete", "{r}");
     let (image, _) = image_and_result(&r["result"]);
     assert_eq!((image.width, image.height), (640, 240));
+}
+
+/// A minute's samples over three hours of `labels`, valued by `f(minute)`.
+fn labelled(labels: &[(&str, &str)], f: &dyn Fn(i64) -> f64) -> TimeSeries {
+    let samples: Vec<(f64, i64)> = (0..180).map(|m| (f(m), T0 + m * 60_000)).collect();
+    series(labels, &samples)
+}
+
+fn three_hours(extra: Value) -> Value {
+    let mut args = json!({"start": "2026-03-01T00:00:00Z", "end": "2026-03-01T03:00:00Z"});
+    args.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    args
+}
+
+#[rocket::async_test]
+async fn a_selector_draws_a_line_a_series_and_folds_past_ten_into_other() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    // Twelve hosts, each level at its index; the first three wave around it.
+    let hosts: Vec<String> = (0..12).map(|i| format!("h{i:02}")).collect();
+    let all = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            labelled(&[("__name__", "load"), ("host", h), ("dc", "x")], &|m| {
+                i as f64
+                    + if i < 3 {
+                        0.5 * (m as f64 / 10.0).sin()
+                    } else {
+                        0.0
+                    }
+            })
+        })
+        .collect();
+    assert_eq!(remote_write(&app, body(all)).await.status, 204);
+    let session = app.session().await;
+
+    let r = app
+        .call_tool(
+            &session,
+            "plot_series",
+            three_hours(json!({"selector": "load", "width": 900, "height": 400})),
+        )
+        .await;
+    let (image, s) = image_and_result(&r);
+    assert_eq!(s["series_matched"], 12);
+    let lines = s["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 10, "{s}");
+    // The largest mean first, nine of them, then the other three folded.
+    let labels: Vec<&str> = lines.iter().map(|l| l["label"].as_str().unwrap()).collect();
+    assert_eq!(labels[..3], ["host=h11", "host=h10", "host=h09"]);
+    assert_eq!(labels[9], "other: 3 more (mean)");
+    assert_eq!(
+        (&lines[9]["folded"], &lines[9]["series"]),
+        (&json!(3), &json!(3))
+    );
+    close(lines[0]["value"].as_f64().unwrap(), 11.0, "h11's mean");
+    // "other" is the mean of h00..h02, whose waves nearly cancel: about 1.
+    assert!(
+        (lines[9]["value"].as_f64().unwrap() - 1.0).abs() < 0.05,
+        "{s}"
+    );
+    assert!(s["series"].is_null() && s["bucket"].is_string(), "{s}");
+    let text = r["content"][1]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("load{dc=x}: avg per") && text.contains("10 lines of 12 matched series"),
+        "{text}"
+    );
+    // Each line in its own colour, "other" in grey, all inside the plot.
+    for style in LINES.iter().take(7).chain([&OTHER]) {
+        assert!(
+            !image.columns_of(style.colour, &s["plot_area"]).is_empty(),
+            "no line in {:?}",
+            style.colour
+        );
+    }
+
+    // Three series: three lines, no "other"; and by a JSON selector.
+    let r = app
+        .call_tool(
+            &session,
+            "plot_series",
+            three_hours(json!({"selector": {"metric": "load", "match": {"host": "=~h0[0-2]"}}})),
+        )
+        .await;
+    let (_, s) = image_and_result(&r);
+    let labels: Vec<&str> = s["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["host=h02", "host=h01", "host=h00"]);
+}
+
+#[rocket::async_test]
+async fn groups_of_an_aggregation_are_drawn_as_aggregate_series_computes_them() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    // Requests by code and instance: 200s grow 2 and 3 a minute, 500s 1.
+    let all = vec![
+        labelled(
+            &[
+                ("__name__", "req_total"),
+                ("code", "200"),
+                ("instance", "a"),
+            ],
+            &|m| (2 * m) as f64,
+        ),
+        labelled(
+            &[
+                ("__name__", "req_total"),
+                ("code", "200"),
+                ("instance", "b"),
+            ],
+            &|m| (3 * m) as f64,
+        ),
+        // Restarts at minute 90.
+        labelled(
+            &[
+                ("__name__", "req_total"),
+                ("code", "500"),
+                ("instance", "a"),
+            ],
+            &|m| (if m < 90 { m } else { m - 90 }) as f64,
+        ),
+    ];
+    assert_eq!(remote_write(&app, body(all)).await.status, 204);
+    let session = app.session().await;
+    let aggregation = json!({"per_series": "rate", "across": "sum", "by": ["code"]});
+
+    // Whole hours: the same points as aggregate_series with that bucket.
+    let r = app
+        .call_tool(
+            &session,
+            "plot_series",
+            three_hours(
+                json!({"selector": "req_total", "aggregation": aggregation, "bucket": "1h"}),
+            ),
+        )
+        .await;
+    let (_, plotted) = image_and_result(&r);
+    let mut args = three_hours(aggregation.clone());
+    args["selector"] = json!("req_total");
+    args["bucket"] = json!("1h");
+    let r = app.call_tool(&session, "aggregate_series", args).await;
+    let groups = r["structuredContent"]["groups"].as_array().unwrap().clone();
+    let lines = plotted["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 2, "{plotted}");
+    for line in lines {
+        let group = groups
+            .iter()
+            .find(|g| g["labels"] == line["labels"])
+            .expect("the same groups");
+        close(
+            line["value"].as_f64().unwrap(),
+            group["value"].as_f64().unwrap(),
+            "a group's mean",
+        );
+    }
+    assert_eq!(lines[0]["label"], "code=200");
+    close(
+        lines[0]["value"].as_f64().unwrap(),
+        5.0 / 60.0,
+        "5 a minute",
+    );
+
+    // Left to itself the bucket holds at least four samples (a rate needs
+    // pairs): 5 minutes here, from the raw points, the reset handled.
+    let r = app
+        .call_tool(
+            &session,
+            "plot_series",
+            three_hours(json!({"selector": "req_total", "aggregation": aggregation})),
+        )
+        .await;
+    let (_, s) = image_and_result(&r);
+    assert_eq!(s["bucket"], "5m", "{s}");
+    let text = r["content"][1]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("req_total: sum by (code) (rate) per 5m"),
+        "{text}"
+    );
+    let errors = &s["lines"][1];
+    assert_eq!(errors["labels"], json!({"code": "500"}));
+    assert_eq!(errors["drawn"], 36);
+    close(
+        errors["value"].as_f64().unwrap(),
+        1.0 / 60.0,
+        "1 a minute through the reset",
+    );
+}
+
+#[rocket::async_test]
+async fn several_series_refuse_what_only_one_can_take() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    let all = vec![labelled(&[("__name__", "load"), ("host", "a")], &|m| {
+        m as f64
+    })];
+    assert_eq!(remote_write(&app, body(all)).await.status, 204);
+    let session = app.session().await;
+    for (args, says) in [
+        (json!({"series": "x", "selector": "load"}), "not both"),
+        (json!({}), "give series"),
+        (
+            json!({"selector": "load", "anomaly_method": "zscore"}),
+            "over one series",
+        ),
+        (
+            json!({"selector": "load", "model_id": 1}),
+            "over one series",
+        ),
+        (
+            json!({"series": "x", "aggregation": {"per_series": "avg", "across": "sum"}}),
+            "give selector instead",
+        ),
+        (
+            json!({"selector": "load", "aggregate": "max",
+                   "aggregation": {"per_series": "avg", "across": "sum"}}),
+            "aggregation.per_series",
+        ),
+        (
+            json!({"selector": "load", "aggregation": {"per_series": "avg", "across": "quantile"}}),
+            "needs q",
+        ),
+        (
+            json!({"selector": "nothing_here"}),
+            "no series of nothing_here",
+        ),
+        (json!({"selector": "load{host=~\"(\"}"}), "regex"),
+        (json!({"selector": "load", "max_series": 0}), "max_series"),
+    ] {
+        let text = app.tool_error(&session, "plot_series", args.clone()).await;
+        assert!(text.contains(says), "{args}: {text}");
+    }
 }

@@ -426,3 +426,84 @@ async fn reverting_the_catalog_folds_every_tail_first() {
         3
     );
 }
+
+/// Rows without sketches (the raw parts summarised by the server's own
+/// statement) are the rows with them, but for the sketch: on an unfolded
+/// tail, after the fold, and at partial hours on either edge.
+#[rocket::async_test]
+async fn rows_without_sketches_are_the_same_rows() {
+    use mcp_server::domain::Window;
+    use mcp_server::store::rollups::{NamedRow, read_many};
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    let session = app.session().await;
+    // A counter with a reset, one point every 7 minutes over 30 hours.
+    let values: Vec<f64> = (0..260)
+        .map(|i| f64::from(if i < 130 { i * 3 } else { i - 130 }))
+        .collect();
+    app.ingest(&session, "c", &points(&values, t0(), Duration::minutes(7)))
+        .await;
+    app.ingest(
+        &session,
+        "g",
+        &points(&values[..50], t0(), Duration::minutes(11)),
+    )
+    .await;
+    let mut conn = db.conn();
+    let windows = [
+        Window::default(),
+        Window {
+            start: Some(t0() + Duration::minutes(95)),
+            end: Some(t0() + Duration::hours(26) + Duration::minutes(13)),
+        },
+        Window {
+            start: Some(t0() + Duration::minutes(5)),
+            end: Some(t0() + Duration::minutes(40)),
+        },
+    ];
+    let fields = |rows: Vec<NamedRow>| -> Vec<String> {
+        rows.into_iter()
+            .map(|n| {
+                let r = n.row;
+                format!(
+                    "{} {} {} {} {:.9} {} {} {} {} {} {} {:.9} {:.9} {:.9} {:.9} {}",
+                    n.series_name,
+                    r.bucket,
+                    r.count,
+                    r.sum,
+                    r.m2,
+                    r.min_value,
+                    r.max_value,
+                    r.first_time,
+                    r.first_value,
+                    r.last_time,
+                    r.last_value,
+                    r.mean_t,
+                    r.sxx,
+                    r.sxy,
+                    r.increase,
+                    r.span
+                )
+            })
+            .collect()
+    };
+    for folded in [false, true] {
+        if folded {
+            assert!(app.fold().await > 0);
+        }
+        for window in windows {
+            for days in [false, true] {
+                let with = read_many(&mut conn, &["c", "g"], window, (days, true), None).unwrap();
+                assert!(with.iter().all(|n| !n.row.sketch_keys.is_empty()));
+                let without =
+                    read_many(&mut conn, &["c", "g"], window, (days, false), None).unwrap();
+                assert!(without.iter().all(|n| n.row.sketch_keys.is_empty()));
+                assert_eq!(
+                    fields(with),
+                    fields(without),
+                    "folded {folded}, {window:?}, days {days}"
+                );
+            }
+        }
+    }
+}
