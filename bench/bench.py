@@ -541,6 +541,15 @@ if FLEET != "0":
           "by": ["instance"], "topk": 10}, "aggregate_series", AVG_SQL, "<= 150 ms"),
         (f"  compare_windows last 6 h, {instances} series", {"selector": one, "start": last6, "end": end},
          "compare_windows", "", "<= 300 ms"),
+        (f"  per-hour groups: sum by (job) (rate), 1h, all {len(fleet):,}",
+         {"selector": '{__name__=~"fleet_.*"}', "per_series": "rate", "across": "sum", "by": ["job"],
+          "bucket": "1h", "max_series": 10_000}, "aggregate_series", "", "<= 300 ms"),
+        (f"  compare_windows last day vs the day before, all {len(fleet):,}",
+         {"selector": '{__name__=~"fleet_.*"}', "start": (T0 + timedelta(days=days - 1)).isoformat(),
+          "end": end, "max_series": 10_000}, "compare_windows", "", "<= 300 ms"),
+        (f"  plot_series of the same per job (a chart)",
+         {"selector": '{__name__=~"fleet_.*"}', "max_series": 10_000,
+          "aggregation": {"per_series": "rate", "across": "sum", "by": ["job"]}}, "plot_series", "", ""),
         ("  list_labels of the fleet", {"selector": '{__name__=~"fleet_.*"}'}, "list_labels", "", "<= 50 ms"),
         ("  label_values instance", {"label": "instance"}, "label_values", "", "<= 50 ms"),
     ]
@@ -557,6 +566,28 @@ if FLEET != "0":
             call(tool, args)
             took = (time.perf_counter() - t) * 1e3
             line(label, f"{took:,.1f} ms", f"raw SQL in psql {psql_ms(sql):,.1f} ms" if sql else "", goal)
+
+    # A catalog of 100,000 series more (catalog rows only: discovery never reads points).
+    psql("-c", """INSERT INTO timeseries_series (series_name, metric, tags)
+        SELECT 'cat_m' || (i % 50) || '/' || i, 'cat_m' || (i % 50),
+               jsonb_build_object('__name__', 'cat_m' || (i % 50), 'job', 'job' || (i % 10),
+                                  'instance', 'host' || (i / 50), 'code', (ARRAY['200', '404', '500'])[1 + i % 3])
+          FROM generate_series(1, 100000) i""", "-c", "ANALYZE timeseries_series")
+    print("catalog of 100,000 series more:")
+    for label, args, tool, sql in [
+        ("  list_labels, every series", {}, "list_labels", """SELECT k, count(*) FROM timeseries_series,
+          jsonb_object_keys(tags) k WHERE k <> '__name__' GROUP BY k ORDER BY k LIMIT 101"""),
+        ("  label_values instance, every series", {"label": "instance"}, "label_values",
+         """SELECT tags->>'instance', count(*) FROM timeseries_series WHERE tags ? 'instance'
+          GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 101"""),
+        ("  label_values instance of one metric", {"label": "instance", "selector": "cat_m7"}, "label_values",
+         """SELECT tags->>'instance', count(*) FROM timeseries_series WHERE metric = 'cat_m7'
+          GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 101"""),
+    ]:
+        t = time.perf_counter()
+        call(tool, args)
+        took = (time.perf_counter() - t) * 1e3
+        line(label, f"{took:,.1f} ms", f"SQL in psql {psql_ms(sql):,.1f} ms", "<= 50 ms")
 
 time.sleep(2)
 now_rss, peak_rss = rss()
