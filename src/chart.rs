@@ -29,8 +29,8 @@ pub const FORECAST: RGBColor = RGBColor(230, 159, 0);
 /// The forecast orange at a quarter over white: its band.
 pub const BAND: RGBColor = RGBColor(249, 231, 191);
 /// Lines of a chart of several series: Okabe–Ito's seven colours on white
-/// (not its yellow, too faint), then the first two again dashed.
-pub const LINES: [Style; 9] = [
+/// (not its yellow, too faint), then the first three again dashed.
+pub const LINES: [Style; 10] = [
     Style::solid(SERIES),
     Style::solid(ANOMALY),
     Style::solid(RGBColor(0, 158, 115)),
@@ -40,6 +40,7 @@ pub const LINES: [Style; 9] = [
     Style::solid(RGBColor(0, 0, 0)),
     Style::dashed(SERIES),
     Style::dashed(ANOMALY),
+    Style::dashed(RGBColor(0, 158, 115)),
 ];
 /// The line that folds the rest: grey, dashed.
 pub const OTHER: Style = Style::dashed(RGBColor(136, 136, 136));

@@ -19,8 +19,9 @@ use crate::chart::{self, Column, PlotArea, Swatch};
 use crate::domain::{Aggregate, Bucket, PerSeries, Selector, cut};
 use crate::store::aggregates;
 
-/// Lines in one chart, "other" included: more would not tell apart.
-pub const MAX_LINES: usize = 10;
+/// Lines in one chart, "other" included: more would not tell apart (one
+/// style each in [`chart::LINES`]).
+pub const MAX_LINES: usize = chart::LINES.len();
 /// Characters of one legend entry.
 const LEGEND_CHARS: usize = 48;
 

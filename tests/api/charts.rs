@@ -593,6 +593,18 @@ async fn a_selector_draws_a_line_a_series_and_folds_past_ten_into_other() {
         .map(|l| l["label"].as_str().unwrap())
         .collect();
     assert_eq!(labels, ["host=h02", "host=h01", "host=h00"]);
+    // Ten: every one drawn, none folded.
+    let r = app
+        .call_tool(
+            &session,
+            "plot_series",
+            three_hours(json!({"selector": "load{host=~\"h0.\"}"})),
+        )
+        .await;
+    let (_, s) = image_and_result(&r);
+    let lines = s["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 10, "{s}");
+    assert_eq!(lines[9]["label"], "host=h00");
 }
 
 #[rocket::async_test]
