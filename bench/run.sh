@@ -10,6 +10,8 @@
 # with a JWT beside the one without.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Checked first: the cache-hit rows need wrk, half an hour into a full run.
+command -v wrk >/dev/null || { echo "bench/run.sh needs wrk: apt-get install wrk" >&2; exit 1; }
 cargo build --release --locked -q
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 DB="mcp_bench_$$"
