@@ -127,7 +127,9 @@ pub struct Chart<'a> {
 
 /// Where the plot lies in the image, in pixels (inclusive), so a client can
 /// map times and values to positions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct PlotArea {
     pub left: i32,
     pub right: i32,

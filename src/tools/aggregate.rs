@@ -286,7 +286,10 @@ pub async fn aggregate_series(
                 .map(GroupValue::from)
                 .collect()
         }
-        Some(_) => bucketed(&labelled, (&plan.grouping, plan.reduce)),
+        Some(_) => bucketed(
+            labelled.iter().map(|(l, v)| (l, *v)),
+            (&plan.grouping, plan.reduce),
+        ),
     };
     if let Some((k, top)) = plan.rank {
         groups = rank(groups, k, top);
@@ -322,8 +325,8 @@ pub(super) type Values = Vec<(Option<DateTime<Utc>>, f64)>;
 
 /// Per bucket, the groups of that bucket's values; then each group's
 /// points in time order, its value their mean.
-pub(super) fn bucketed(
-    labelled: &[(Labels, &Values)],
+pub(super) fn bucketed<'a>(
+    labelled: impl IntoIterator<Item = (&'a Labels, &'a Values)>,
     (grouping, reduce): (&Grouping, Reduce),
 ) -> Vec<GroupValue> {
     let mut per_time: BTreeMap<DateTime<Utc>, Vec<(Labels, f64)>> = BTreeMap::new();

@@ -596,13 +596,7 @@ fn caption(series: &Series, r: &PlotResult, offset: FixedOffset) -> String {
         fmt_num(Some(r.min)),
         fmt_num(Some(r.max)),
     );
-    if let Some(asked) = r.bucket_requested {
-        text += &format!(
-            " (bucket {} widened to fit {} pixel columns)",
-            String::from(asked),
-            r.plot_area.right - r.plot_area.left + 1
-        );
-    }
+    text += &widened(r, "at most one bucket per pixel column");
     if let Some(a) = &r.anomalies {
         text += &format!(
             "; {} anomalies ({} > {}{}), {} ringed",
@@ -695,7 +689,7 @@ pub async fn plot(ctx: &ToolContext, args: PlotArgs) -> Result<Plot, ToolError> 
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), c| {
             (lo.min(c.low), hi.max(c.high))
         });
-    let mut result = PlotResult {
+    let result = PlotResult {
         series: Some(series.clone()),
         lines: None,
         series_matched: None,
@@ -715,12 +709,7 @@ pub async fn plot(ctx: &ToolContext, args: PlotArgs) -> Result<Plot, ToolError> 
         max,
         anomalies,
         forecast,
-        plot_area: PlotArea {
-            left: 0,
-            right: 0,
-            top: 0,
-            bottom: 0,
-        },
+        plot_area: PlotArea::default(),
         cached,
     };
     let legend = legend(&series, &result);
@@ -745,27 +734,52 @@ pub async fn plot(ctx: &ToolContext, args: PlotArgs) -> Result<Plot, ToolError> 
     let gap = typical_step(&shape.columns) * 3;
     let (width, height, offset) = (result.width, result.height, args.utc_offset.0);
     let span = (result.start, result.end);
-    let rendered = render(move || {
-        chart::render(&chart::Chart {
-            title: &title,
-            width,
-            height,
-            offset,
-            span,
-            gap,
-            lines: &[chart::Line {
-                points: &shape.columns,
-                style: chart::LINES[0],
-            }],
-            envelope: shape.bucket.is_some(),
-            anomalies: &rings,
-            forecast: &band,
-            legend: &legend,
-        })
-    })
-    .await?;
+    render(
+        result,
+        move || {
+            chart::render(&chart::Chart {
+                title: &title,
+                width,
+                height,
+                offset,
+                span,
+                gap,
+                lines: &[chart::Line {
+                    points: &shape.columns,
+                    style: chart::LINES[0],
+                }],
+                envelope: shape.bucket.is_some(),
+                anomalies: &rings,
+                forecast: &band,
+                legend: &legend,
+            })
+        },
+        |r| caption(&series, r, offset),
+    )
+    .await
+}
+
+/// Draws off the executor, a bounded number at once; the result gets where
+/// the plot lies, then its caption.
+pub(super) async fn render(
+    mut result: PlotResult,
+    draw: impl FnOnce() -> Result<chart::Rendered, String> + Send + 'static,
+    caption: impl FnOnce(&PlotResult) -> String,
+) -> Result<Plot, ToolError> {
+    let rendered = {
+        let _permit = rocket::tokio::time::timeout(RENDER_WAIT, RENDERS.acquire())
+            .await
+            .map_err(|_| {
+                ToolError::invalid("the server is busy drawing other charts; retry in a moment")
+            })?
+            .map_err(ToolError::internal)?;
+        rocket::tokio::task::spawn_blocking(draw)
+            .await
+            .map_err(ToolError::internal)?
+            .map_err(ToolError::internal)?
+    };
     result.plot_area = rendered.plot;
-    let caption = caption(&series, &result, offset);
+    let caption = caption(&result);
     Ok(Plot {
         png: rendered.png,
         result,
@@ -773,20 +787,17 @@ pub async fn plot(ctx: &ToolContext, args: PlotArgs) -> Result<Plot, ToolError> 
     })
 }
 
-/// Draws off the executor, a bounded number at once.
-pub(super) async fn render(
-    draw: impl FnOnce() -> Result<chart::Rendered, String> + Send + 'static,
-) -> Result<chart::Rendered, ToolError> {
-    let _permit = rocket::tokio::time::timeout(RENDER_WAIT, RENDERS.acquire())
-        .await
-        .map_err(|_| {
-            ToolError::invalid("the server is busy drawing other charts; retry in a moment")
-        })?
-        .map_err(ToolError::internal)?;
-    rocket::tokio::task::spawn_blocking(draw)
-        .await
-        .map_err(ToolError::internal)?
-        .map_err(ToolError::internal)
+/// The caption's note of a bucket asked for and widened, and why.
+pub(super) fn widened(r: &PlotResult, why: &str) -> String {
+    match (r.bucket_requested, r.bucket) {
+        (Some(asked), Some(drawn)) => format!(
+            " (bucket {} widened to {}: {why}; {} pixel columns)",
+            String::from(asked),
+            String::from(drawn),
+            r.plot_area.right - r.plot_area.left + 1
+        ),
+        _ => String::new(),
+    }
 }
 
 pub async fn plot_series(

@@ -189,7 +189,7 @@ fn lines(loaded: &Loaded, mode: &Mode) -> (Vec<GroupValue>, Option<(usize, Group
             })
             .collect(),
         Mode::Grouped(a, reduce, grouping) => {
-            let values: Vec<(Labels, Values)> = loaded
+            let values: Vec<(&Labels, Values)> = loaded
                 .series
                 .iter()
                 .map(|(labels, buckets)| {
@@ -199,13 +199,10 @@ fn lines(loaded: &Loaded, mode: &Mode) -> (Vec<GroupValue>, Option<(usize, Group
                             Some((Some(*t), aggregate::of_merged(m, a.per_series)?))
                         })
                         .collect();
-                    (labels.clone(), v)
+                    (labels, v)
                 })
-                .filter(|(_, v)| !v.is_empty())
                 .collect();
-            let labelled: Vec<(Labels, &Values)> =
-                values.iter().map(|(l, v)| (l.clone(), v)).collect();
-            aggregate::bucketed(&labelled, (grouping, *reduce))
+            aggregate::bucketed(values.iter().map(|(l, v)| (*l, v)), (grouping, *reduce))
         }
     };
     let mut groups = aggregate::rank(groups, usize::MAX, true);
@@ -356,7 +353,7 @@ async fn draw(
     let drawn_count = drawn.iter().map(|(_, (c, _))| c.len()).sum();
     let (styles, (lines, infos)): (Vec<_>, (Vec<Vec<Column>>, Vec<LineInfo>)) =
         drawn.into_iter().unzip();
-    let mut result = PlotResult {
+    let result = PlotResult {
         series: None,
         lines: Some(infos),
         series_matched: Some(loaded.matched),
@@ -379,12 +376,7 @@ async fn draw(
         max,
         anomalies: None,
         forecast: None,
-        plot_area: PlotArea {
-            left: 0,
-            right: 0,
-            top: 0,
-            bottom: 0,
-        },
+        plot_area: PlotArea::default(),
         cached: false,
     };
     let offset = args.utc_offset.fixed();
@@ -392,34 +384,31 @@ async fn draw(
     // Joined across a missing bucket or two, not across a longer silence.
     let gap = TimeDelta::seconds(bucket.seconds() * 3);
     let chart_title = title.clone();
-    let rendered = tool::render(move || {
-        let lines: Vec<chart::Line> = lines
-            .iter()
-            .zip(styles)
-            .map(|(points, style)| chart::Line { points, style })
-            .collect();
-        chart::render(&chart::Chart {
-            title: &chart_title,
-            width,
-            height,
-            offset,
-            span: (start, end),
-            gap,
-            lines: &lines,
-            envelope: false,
-            anomalies: &[],
-            forecast: &[],
-            legend: &legend,
-        })
-    })
-    .await?;
-    result.plot_area = rendered.plot;
-    let caption = caption(&title, &result, offset);
-    Ok(Plot {
-        png: rendered.png,
+    tool::render(
         result,
-        caption,
-    })
+        move || {
+            let lines: Vec<chart::Line> = lines
+                .iter()
+                .zip(styles)
+                .map(|(points, style)| chart::Line { points, style })
+                .collect();
+            chart::render(&chart::Chart {
+                title: &chart_title,
+                width,
+                height,
+                offset,
+                span: (start, end),
+                gap,
+                lines: &lines,
+                envelope: false,
+                anomalies: &[],
+                forecast: &[],
+                legend: &legend,
+            })
+        },
+        |r| caption(&title, r, offset),
+    )
+    .await
 }
 
 fn caption(title: &str, r: &PlotResult, offset: FixedOffset) -> String {
@@ -437,12 +426,9 @@ fn caption(title: &str, r: &PlotResult, offset: FixedOffset) -> String {
         tool::t(r.last_time),
         each.join("; "),
     );
-    if let Some(asked) = r.bucket_requested {
-        text += &format!(
-            " (bucket {} widened to fit {} pixel columns)",
-            String::from(asked),
-            r.plot_area.right - r.plot_area.left + 1
-        );
-    }
+    text += &tool::widened(
+        r,
+        "at most one bucket per pixel column, and at least one sample per bucket (four for a rate)",
+    );
     text + &tool::image_note(r, offset)
 }

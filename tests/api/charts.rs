@@ -549,7 +549,7 @@ async fn a_selector_draws_a_line_a_series_and_folds_past_ten_into_other() {
     let lines = s["lines"].as_array().unwrap();
     assert_eq!(lines.len(), 10, "{s}");
     // The largest mean first, nine of them, then the other three folded.
-    let labels: Vec<&str> = lines.iter().map(|l| l["label"].as_str().unwrap()).collect();
+    let labels = legend(&s);
     assert_eq!(labels[..3], ["host=h11", "host=h10", "host=h09"]);
     assert_eq!(labels[9], "other: 3 more (mean)");
     assert_eq!(
@@ -586,13 +586,7 @@ async fn a_selector_draws_a_line_a_series_and_folds_past_ten_into_other() {
         )
         .await;
     let (_, s) = image_and_result(&r);
-    let labels: Vec<&str> = s["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["label"].as_str().unwrap())
-        .collect();
-    assert_eq!(labels, ["host=h02", "host=h01", "host=h00"]);
+    assert_eq!(legend(&s), ["host=h02", "host=h01", "host=h00"]);
     // Ten: every one drawn, none folded.
     let r = app
         .call_tool(
@@ -602,9 +596,19 @@ async fn a_selector_draws_a_line_a_series_and_folds_past_ten_into_other() {
         )
         .await;
     let (_, s) = image_and_result(&r);
-    let lines = s["lines"].as_array().unwrap();
-    assert_eq!(lines.len(), 10, "{s}");
-    assert_eq!(lines[9]["label"], "host=h00");
+    let labels = legend(&s);
+    assert_eq!(labels.len(), 10, "{s}");
+    assert_eq!(labels[9], "host=h00");
+}
+
+/// A chart's legend, line by line.
+fn legend(result: &Value) -> Vec<String> {
+    result["lines"]
+        .as_array()
+        .expect("lines, for a selector")
+        .iter()
+        .map(|l| l["label"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[rocket::async_test]
@@ -695,6 +699,23 @@ async fn groups_of_an_aggregation_are_drawn_as_aggregate_series_computes_them() 
         text.starts_with("req_total: sum by (code) (rate) per 5m"),
         "{text}"
     );
+    // A 1m bucket asked for is widened, and the caption says why.
+    let r = app
+        .call_tool(
+            &session,
+            "plot_series",
+            three_hours(
+                json!({"selector": "req_total", "aggregation": aggregation, "bucket": "1m"}),
+            ),
+        )
+        .await;
+    let (_, asked) = image_and_result(&r);
+    assert_eq!(
+        (&asked["bucket"], &asked["bucket_requested"]),
+        (&json!("5m"), &json!("1m"))
+    );
+    let caption = r["content"][1]["text"].as_str().unwrap();
+    assert!(caption.contains("(bucket 1m widened to 5m: "), "{caption}");
     let errors = &s["lines"][1];
     assert_eq!(errors["labels"], json!({"code": "500"}));
     assert_eq!(errors["drawn"], 36);
