@@ -567,14 +567,16 @@ if FLEET != "0":
             took = (time.perf_counter() - t) * 1e3
             line(label, f"{took:,.1f} ms", f"raw SQL in psql {psql_ms(sql):,.1f} ms" if sql else "", goal)
 
-    # A catalog of 100,000 series more (catalog rows only: discovery never reads points).
-    psql("-c", """INSERT INTO timeseries_series (series_name, metric, tags)
-        SELECT 'cat_m' || (i % 50) || '/' || i, 'cat_m' || (i % 50),
-               jsonb_build_object('__name__', 'cat_m' || (i % 50), 'job', 'job' || (i % 10),
-                                  'instance', 'host' || (i / 50), 'code', (ARRAY['200', '404', '500'])[1 + i % 3])
-          FROM generate_series(1, 100000) i""", "-c", "ANALYZE timeseries_series")
-    print("catalog of 100,000 series more:")
-    for label, args, tool, sql in [
+    # A catalog of 100,000 series more, registered as collectors register
+    # them: by remote write, one sample each. Discovery never reads points.
+    catalog = [{"__name__": f"cat_m{i % 50}", "job": f"job{i % 10}", "instance": f"host{i // 50}",
+                "code": ("200", "404", "500")[i % 3]} for i in range(1, 100_001)]
+    bodies = [remote_write_body(catalog[a:a + 2000], lambda i: [(1.0, T0_MS)]) for a in range(0, len(catalog), 2000)]
+    started = time.perf_counter()
+    send_all("/api/v1/write", {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"}, bodies)
+    line("catalog: 100,000 series more by remote write", f"{time.perf_counter() - started:,.1f} s", "", "")
+    del bodies, catalog
+    asks = [
         ("  list_labels, every series", {}, "list_labels", """SELECT k, count(*) FROM timeseries_series,
           jsonb_object_keys(tags) k WHERE k <> '__name__' GROUP BY k ORDER BY k LIMIT 101"""),
         ("  label_values instance, every series", {"label": "instance"}, "label_values",
@@ -583,11 +585,18 @@ if FLEET != "0":
         ("  label_values instance of one metric", {"label": "instance", "selector": "cat_m7"}, "label_values",
          """SELECT tags->>'instance', count(*) FROM timeseries_series WHERE metric = 'cat_m7'
           GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 101"""),
-    ]:
-        t = time.perf_counter()
-        call(tool, args)
-        took = (time.perf_counter() - t) * 1e3
-        line(label, f"{took:,.1f} ms", f"SQL in psql {psql_ms(sql):,.1f} ms", "<= 50 ms")
+    ]
+    # Right after the write the label index's changes are not yet settled
+    # (readers add them); the worker settles them a second after a write.
+    for when in ("read right after the write", "after the worker settled the label index"):
+        if when != "read right after the write":
+            time.sleep(3)
+        print(f"catalog of 100,000 series more, {when}:")
+        for label, args, tool, sql in asks:
+            t = time.perf_counter()
+            call(tool, args)
+            took = (time.perf_counter() - t) * 1e3
+            line(label, f"{took:,.1f} ms", f"the catalog's tags in psql {psql_ms(sql):,.1f} ms", "<= 50 ms")
 
 time.sleep(2)
 now_rss, peak_rss = rss()

@@ -115,6 +115,30 @@ diesel::table! {
 }
 
 diesel::table! {
+    timeseries_label_changes (id) {
+        id -> Int8,
+        name -> Text,
+        value -> Nullable<Text>,
+        delta -> Int8,
+    }
+}
+
+diesel::table! {
+    timeseries_label_names (name) {
+        name -> Text,
+        series -> Int8,
+    }
+}
+
+diesel::table! {
+    timeseries_label_values (name, value) {
+        name -> Text,
+        value -> Text,
+        series -> Int8,
+    }
+}
+
+diesel::table! {
     timeseries_metrics (metric) {
         metric -> Text,
         kind -> Text,
@@ -186,6 +210,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     performance_metrics,
     statistics_data,
     timeseries_data,
+    timeseries_label_changes,
+    timeseries_label_names,
+    timeseries_label_values,
     timeseries_metrics,
     timeseries_rollups,
     timeseries_rollups_daily,

@@ -120,6 +120,10 @@ async fn run(args: Import) -> Result<(), String> {
         .fold(folder.limit(), true)
         .await
         .map_err(|e| format!("the points are written; folding their rollups failed: {e}"))?;
+    folder
+        .settle_labels()
+        .await
+        .map_err(|e| format!("the points are written; settling the label index failed: {e}"))?;
     println!(
         "imported {points} points into {} series from {} ({} bytes read) in {:.1} s: {:.0} points/s",
         names.len(),

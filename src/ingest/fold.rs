@@ -15,7 +15,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use parking_lot::Mutex;
 
 use crate::db::{Db, DbError};
-use crate::store::rollups;
+use crate::store::{catalog, rollups};
 
 /// Series remembered between folds; past it, the next fold looks for
 /// unfolded tails in the catalog instead (bounded memory whatever is written).
@@ -131,6 +131,9 @@ impl Folder {
                 // Readers are exact regardless; the next tick tries again.
                 log::warn!("rollup fold failed, retrying later: {e}");
             }
+            if let Err(e) = self.settle_labels().await {
+                log::warn!("settling the label index failed, retrying later: {e}");
+            }
         }
     }
 
@@ -227,6 +230,12 @@ impl Folder {
             }
         }
         Ok(done)
+    }
+
+    /// Moves the label index's changes (new series, changed tags) into its
+    /// counts. Readers add the changes left, so this only keeps them few.
+    pub async fn settle_labels(&self) -> Result<i64, DbError> {
+        self.db.run(catalog::settle_labels).await
     }
 
     /// One group of one stripe, a step of at most [`STEP`] at a time from

@@ -178,14 +178,16 @@ pub fn entry(conn: &mut PgConnection, series: &str) -> Result<Option<Entry>, DbE
 }
 
 /// Label names over the whole catalog with the series that carry each,
-/// by name, at most `limit` (and whether more exist).
+/// by name, at most `limit` (and whether more exist). Read from the label
+/// index: its counts plus the changes the worker has not moved yet.
 pub fn label_names(conn: &mut PgConnection, limit: usize) -> Result<(Vec<Count>, bool), DbError> {
     limited(
         diesel::sql_query(
-            "SELECT k AS key, count(*) AS series
-               FROM (SELECT tags FROM timeseries_series WHERE jsonb_typeof(tags) = 'object') c,
-                    jsonb_object_keys(c.tags) k
-              WHERE k <> '__name__' GROUP BY k ORDER BY k LIMIT $1",
+            "SELECT name AS key, sum(series)::int8 AS series
+               FROM (SELECT name, series FROM timeseries_label_names
+                     UNION ALL
+                     SELECT name, delta FROM timeseries_label_changes WHERE name <> '__name__') c
+              GROUP BY name HAVING sum(series) > 0 ORDER BY name LIMIT $1",
         )
         .bind::<BigInt, _>(limit as i64 + 1)
         .load(conn)?,
@@ -195,6 +197,7 @@ pub fn label_names(conn: &mut PgConnection, limit: usize) -> Result<(Vec<Count>,
 
 /// One label's string values over the whole catalog, the most frequent
 /// first; `__name__`'s are the metrics (of series written by name too).
+/// From the label index, as [`label_names`].
 pub fn label_values(
     conn: &mut PgConnection,
     label: &str,
@@ -202,17 +205,31 @@ pub fn label_values(
 ) -> Result<(Vec<Count>, bool), DbError> {
     limited(
         diesel::sql_query(
-            "SELECT CASE WHEN $1 = '__name__' THEN metric ELSE tags->>$1 END AS key,
-                    count(*) AS series
-               FROM timeseries_series
-              WHERE $1 = '__name__' OR jsonb_typeof(tags->$1) = 'string'
-              GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $2",
+            "SELECT value AS key, sum(series)::int8 AS series
+               FROM (SELECT value, series FROM timeseries_label_values WHERE name = $1
+                     UNION ALL
+                     SELECT value, delta FROM timeseries_label_changes
+                      WHERE name = $1 AND value IS NOT NULL) c
+              GROUP BY value HAVING sum(series) > 0 ORDER BY 2 DESC, 1 LIMIT $2",
         )
         .bind::<Text, _>(label)
         .bind::<BigInt, _>(limit as i64 + 1)
         .load(conn)?,
         limit,
     )
+}
+
+/// Moves the label index's changes into its counts (`mcp_labels_settle`),
+/// so that readers add few; returns how many change rows moved.
+pub fn settle_labels(conn: &mut PgConnection) -> Result<i64, DbError> {
+    #[derive(QueryableByName)]
+    struct Moved {
+        #[diesel(sql_type = BigInt)]
+        moved: i64,
+    }
+    Ok(diesel::sql_query("SELECT mcp_labels_settle() AS moved")
+        .get_result::<Moved>(conn)?
+        .moved)
 }
 
 /// Metrics starting with `prefix` and their series, by name.

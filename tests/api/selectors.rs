@@ -333,3 +333,96 @@ async fn a_selector_of_50_000_series_is_refused_with_its_count() {
          bucket or shorten the window"
     );
 }
+
+/// list_labels and label_values of `label` over every series, as SQL over
+/// the catalog's tags counts them.
+fn counted_from_catalog(db: &TestDatabase, label: &str) -> (Value, Value) {
+    use diesel::RunQueryDsl;
+    use diesel::sql_types::{Jsonb, Text};
+    #[derive(diesel::QueryableByName)]
+    struct Got {
+        #[diesel(sql_type = Jsonb)]
+        got: Value,
+    }
+    let names = diesel::sql_query(
+        "SELECT coalesce(jsonb_agg(jsonb_build_object('name', k, 'series', n) ORDER BY k), '[]') AS got
+           FROM (SELECT k, count(*) AS n FROM timeseries_series, jsonb_object_keys(tags) k
+                  WHERE k <> '__name__' GROUP BY k) c",
+    )
+    .get_result::<Got>(&mut db.conn())
+    .unwrap();
+    let values = diesel::sql_query(
+        "SELECT coalesce(jsonb_agg(jsonb_build_object('value', v, 'series', n) ORDER BY n DESC, v), '[]') AS got
+           FROM (SELECT CASE WHEN $1 = '__name__' THEN metric ELSE tags->>$1 END AS v, count(*) AS n
+                   FROM timeseries_series WHERE $1 = '__name__' OR jsonb_typeof(tags->$1) = 'string'
+                  GROUP BY 1) c",
+    )
+    .bind::<Text, _>(label)
+    .get_result::<Got>(&mut db.conn())
+    .unwrap();
+    (names.got, values.got)
+}
+
+/// The label index behind discovery follows every change to the catalog,
+/// made by the server or by SQL, before and after its changes are settled.
+#[rocket::async_test]
+async fn the_label_index_follows_every_change_to_the_catalog() {
+    use diesel::RunQueryDsl;
+    let db = TestDatabase::migrated();
+    let (app, session) = stocked(&db).await;
+    let check = |when: &'static str| {
+        let (app, session, db) = (&app, &session, &db);
+        async move {
+            for label in ["job", "instance", "__name__", "n"] {
+                let (names, values) = counted_from_catalog(db, label);
+                let all = call(app, session, "list_labels", json!({"limit": 1000})).await;
+                assert_eq!(all["labels"], names, "{when}");
+                let got = call(
+                    app,
+                    session,
+                    "label_values",
+                    json!({"label": label, "limit": 1000}),
+                )
+                .await;
+                assert_eq!(got["values"], values, "{when}: {label}");
+            }
+        }
+    };
+    check("as written").await;
+    // A tag that is not a string counts as a name, not as a value.
+    let points = json!([{"time": "2026-03-01T00:00:00Z", "value": 1.0}]);
+    call(
+        &app,
+        &session,
+        "ingest_timeseries",
+        json!({"series": "tagged", "points": points, "tags": {"job": "api", "n": 1}}),
+    )
+    .await;
+    // Changes made behind the server's back: tags changed, series added
+    // and removed by SQL.
+    for sql in [
+        "UPDATE timeseries_series SET tags = tags || '{\"job\": \"batch\"}'
+          WHERE tags->>'instance' = 'i3'",
+        "UPDATE timeseries_series SET folded_to = now()",
+        "INSERT INTO timeseries_series (series_name, metric, tags)
+         SELECT 'sql/' || g, 'sql_total', jsonb_build_object('job', 'sql', 'instance', 'i' || g)
+           FROM generate_series(1, 7) g",
+        "DELETE FROM timeseries_series WHERE tags->>'code' = '500' AND tags->>'job' = 'web'",
+    ] {
+        diesel::sql_query(sql).execute(&mut db.conn()).unwrap();
+    }
+    check("before the changes are settled").await;
+    let moved = app.mcp_state().ingest.folder.settle_labels().await.unwrap();
+    assert!(moved > 0);
+    check("after").await;
+    assert_eq!(
+        app.mcp_state().ingest.folder.settle_labels().await.unwrap(),
+        0
+    );
+    diesel::sql_query("TRUNCATE timeseries_series CASCADE")
+        .execute(&mut db.conn())
+        .unwrap();
+    check("emptied").await;
+    let all = call(&app, &session, "list_labels", json!({})).await;
+    assert_eq!(all["labels"], json!([]));
+}

@@ -309,12 +309,12 @@ impl Drop for TestDatabase {
 
 /// The newest migration, the one before it, and how many there are: tests
 /// that walk the history name them through these.
-pub const NEWEST: &str = "20261204000002";
-pub const NEWEST_DIR: &str = "2026-12-04-000002_counter_increase";
-pub const PREVIOUS: &str = "20261204000001";
-pub const MIGRATION_COUNT: i64 = 10;
+pub const NEWEST: &str = "20261206000001";
+pub const NEWEST_DIR: &str = "2026-12-06-000001_label_index";
+pub const PREVIOUS: &str = "20261204000002";
+pub const MIGRATION_COUNT: i64 = 11;
 
-pub const TABLES: [&str; 11] = [
+pub const TABLES: [&str; 14] = [
     "analysis_results",
     "mcp_request_logs",
     "mcp_tasks",
@@ -322,6 +322,9 @@ pub const TABLES: [&str; 11] = [
     "performance_metrics",
     "statistics_data",
     "timeseries_data",
+    "timeseries_label_changes",
+    "timeseries_label_names",
+    "timeseries_label_values",
     "timeseries_metrics",
     "timeseries_rollups",
     "timeseries_rollups_daily",

@@ -1,0 +1,13 @@
+DROP TRIGGER IF EXISTS timeseries_series_labels_added ON timeseries_series;
+DROP TRIGGER IF EXISTS timeseries_series_labels_removed ON timeseries_series;
+DROP TRIGGER IF EXISTS timeseries_series_labels_changed ON timeseries_series;
+DROP TRIGGER IF EXISTS timeseries_series_labels_emptied ON timeseries_series;
+DROP FUNCTION IF EXISTS mcp_labels_settle();
+DROP FUNCTION IF EXISTS mcp_labels_added();
+DROP FUNCTION IF EXISTS mcp_labels_removed();
+DROP FUNCTION IF EXISTS mcp_labels_changed();
+DROP FUNCTION IF EXISTS mcp_labels_emptied();
+DROP FUNCTION IF EXISTS mcp_labels_of(TEXT, JSONB);
+DROP TABLE IF EXISTS timeseries_label_changes;
+DROP TABLE IF EXISTS timeseries_label_values;
+DROP TABLE IF EXISTS timeseries_label_names;
