@@ -124,6 +124,13 @@ pub async fn dispatch(
                 invalid => RpcError::invalid_params(invalid).into(),
             });
     }
+    // Tools check their arguments alike (ToolRegistry::call).
+    if let Some(at) = params.and_then(|p| crate::domain::nul_in_json(p.get())) {
+        return Err(RpcError::invalid_params(format!(
+            "{method}: params.{at} must not contain the NUL character (\\u0000)"
+        ))
+        .into());
+    }
     let p = params_obj(params)?;
     let result = match (method, lane) {
         ("tools/list", lane) => {

@@ -79,7 +79,6 @@ pub async fn list_metrics(
     args: ListMetricsArgs,
 ) -> Result<Output<ListMetricsResult>, ToolError> {
     let ListMetricsArgs { prefix, limit } = args;
-    no_nul("prefix", &prefix)?;
     let (metrics, truncated) = ctx
         .db
         .run(move |conn| {
@@ -247,7 +246,6 @@ pub async fn label_values(
             "label is a label name of 1 to {MAX_NAME} bytes; list_labels shows them"
         )));
     }
-    no_nul("label", &label)?;
     let limit = limit.as_usize();
     let name = label.clone();
     let (counts, truncated) = ctx
@@ -308,13 +306,4 @@ pub async fn label_values(
         },
         text,
     })
-}
-
-fn no_nul(what: &str, value: &str) -> Result<(), ToolError> {
-    if value.contains('\0') {
-        return Err(ToolError::invalid(format!(
-            "{what} must not contain the NUL character (\\u0000)"
-        )));
-    }
-    Ok(())
 }

@@ -554,6 +554,13 @@ impl ToolRegistry {
             Some(a) if a.trim_start().starts_with('{') => a,
             Some(_) => return Err(CallError::ArgumentsNotAnObject),
         };
+        // Once here for every tool and argument: no stored text can hold it.
+        if let Some(at) = crate::domain::nul_in_json(args) {
+            return Ok(error_result(format!(
+                "Invalid arguments for tool {}: {at}: must not contain the NUL character (\\u0000)",
+                crate::domain::cut(name)
+            )));
+        }
         (tool.handler)(ctx, args).await
     }
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::selection;
 use super::{Annotations, Output, Scopes, Spec, ToolContext, ToolError};
-use crate::domain::{Bounded, Selector, Series, holds_nul};
+use crate::domain::{Bounded, Selector, Series};
 use crate::store::catalog::{self, Filter};
 use crate::store::series::{self, SeriesSummary};
 
@@ -63,15 +63,6 @@ pub async fn list_series(
         ));
     }
     let tags = tags.map(serde_json::Value::Object);
-    if prefix.contains('\0')
-        || metric.as_deref().is_some_and(|m| m.contains('\0'))
-        || tags.as_ref().is_some_and(holds_nul)
-    {
-        // No name holds it, and PostgreSQL text cannot.
-        return Err(ToolError::invalid(
-            "prefix, metric and tags must not contain the NUL character (\\u0000)",
-        ));
-    }
     let filtered = metric.is_some() || tags.is_some() || selector.is_some();
     let filter = Filter {
         prefix,

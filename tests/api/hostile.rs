@@ -31,6 +31,65 @@ fn invalid_argument(result: &serde_json::Value, says: &str) {
     assert!(text.contains(says) && !text.contains("error id"), "{text}");
 }
 
+/// Every string argument of every tool, and the other methods' parameters,
+/// refuse U+0000 at the edge with a message that names the argument: none
+/// reaches PostgreSQL (`invalid byte sequence`, an "internal error").
+#[rocket::async_test]
+async fn a_nul_in_any_argument_is_refused_at_the_edge_and_named() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    let session = app.session().await;
+    let tools = app.rpc(&session, 1, "tools/list", json!({})).await;
+    let mut tried = 0;
+    for tool in tools["result"]["tools"].as_array().unwrap() {
+        let name = tool["name"].as_str().unwrap();
+        for (arg, _) in tool["inputSchema"]["properties"].as_object().unwrap() {
+            for value in [json!("a\u{0}b"), json!({"k": ["x", "\u{0}"]})] {
+                let r = app.call_tool(&session, name, json!({ arg: value })).await;
+                invalid_argument(&r, "NUL");
+                let text = r["content"][0]["text"].as_str().unwrap();
+                assert!(text.contains(&format!("{arg}")), "{name}.{arg}: {text}");
+                tried += 1;
+            }
+        }
+    }
+    assert!(tried > 100, "{tried}");
+    for (method, params, at) in [
+        (
+            "completion/complete",
+            json!({"ref": {"type": "ref/prompt", "name": "investigate_anomalies"},
+                   "argument": {"name": "series", "value": "c\u{0}"}}),
+            "params.argument.value",
+        ),
+        (
+            "completion/complete",
+            json!({"ref": {"type": "ref/resource", "uri": "timeseries://{series}"},
+                   "argument": {"name": "series", "value": "\u{0}"}}),
+            "params.argument.value",
+        ),
+        (
+            "prompts/get",
+            json!({"name": "forecast_report", "arguments": {"series": "x\u{0}"}}),
+            "params.arguments.series",
+        ),
+        (
+            "resources/read",
+            json!({"uri": "timeseries://a\u{0}"}),
+            "params.uri",
+        ),
+    ] {
+        let r = app.rpc(&session, 2, method, params).await;
+        assert_eq!(r["error"]["code"], -32602, "{method}: {r}");
+        let message = r["error"]["message"].as_str().unwrap();
+        assert!(message.contains(at) && message.contains("NUL"), "{message}");
+    }
+    // A backslash before u0000 is text, not the character.
+    let r = app
+        .call_tool(&session, "list_series", json!({"prefix": "a\\u0000"}))
+        .await;
+    assert_ne!(r["isError"], true, "{r}");
+}
+
 #[rocket::async_test]
 async fn nul_characters_and_huge_values_are_the_callers_to_fix() {
     let db = TestDatabase::migrated();
