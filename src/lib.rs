@@ -154,10 +154,14 @@ pub fn build(figment: Figment) -> Rocket<Build> {
                     return Err(rocket);
                 }
             };
-            let readiness = Arc::new(routes::health::Readiness::new(
-                db.clone(),
-                Arc::clone(cache),
-            ));
+            let probes = match db::health_pool(settings, routes::health::DB_WAIT) {
+                Ok(probes) => probes,
+                Err(e) => {
+                    log::error!("start-up aborted: {e}");
+                    return Err(rocket);
+                }
+            };
+            let readiness = Arc::new(routes::health::Readiness::new(probes, Arc::clone(cache)));
             Ok(rocket.manage(mcp).manage(readiness))
         }))
         .attach(AdHoc::on_liftoff("Readiness snapshots", |rocket| {

@@ -352,6 +352,28 @@ fn compression_policy(conn: &mut PgConnection, days: u32) -> Result<(), DbError>
     Ok(())
 }
 
+/// The pool `/health` probes through: one connection of its own, opened on
+/// first use, beside the server's pool. A pool whose every connection is at
+/// work is busy, not down, and a probe that queued behind 64 analyses
+/// answered 503 ("no database connection was free in time"), so an
+/// orchestrator would replace a working server. `wait` bounds a probe's
+/// checkout and its statements; a database that stays away is the
+/// server's pool's to log (this one logs nothing).
+pub fn health_pool(settings: &Settings, wait: Duration) -> Result<Db, DbError> {
+    let url = connect::connection_url(&settings.database_url, settings.connect_timeout())?;
+    let pool = Pool::builder()
+        .connection_customizer(Box::new(Connections {
+            statement_timeout: wait,
+            failing: Arc::default(),
+        }))
+        .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
+        .max_size(1)
+        .min_idle(Some(0))
+        .connection_timeout(wait)
+        .build_unchecked(ConnectionManager::<PgConnection>::new(url));
+    Ok(Db::new(pool, wait))
+}
+
 /// Start-up, blocking: connect (creating the database, retrying while it
 /// boots), apply pending migrations under the advisory lock, build the pool.
 pub fn prepare(settings: &Settings) -> Result<(PgPool, StartupReport), DbError> {

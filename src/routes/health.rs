@@ -23,7 +23,7 @@ use crate::db::{Db, DbError};
 use crate::store::health::probe;
 
 /// Kept short: a hung database must not hold the snapshot back for long.
-const DB_WAIT: Duration = Duration::from_secs(2);
+pub const DB_WAIT: Duration = Duration::from_secs(2);
 /// How often the background refresher probes.
 pub const EVERY: Duration = Duration::from_secs(1);
 /// Older than this, a request refreshes the snapshot before answering.
@@ -38,20 +38,25 @@ struct Snapshot {
 
 /// The readiness snapshot, in managed state.
 pub struct Readiness {
+    /// Its own connection ([`crate::db::health_pool`]), not the server's pool.
     db: Db,
     cache: Arc<Cache>,
     current: RwLock<Option<Snapshot>>,
-    /// One probe at a time; others wait for its result.
-    probing: Mutex<()>,
+    /// One probe at a time; others wait for its result. Holds when the
+    /// database stopped answering, so an outage logs its start and its end,
+    /// not every probe.
+    probing: Mutex<Option<Instant>>,
 }
 
 impl Readiness {
+    /// `db` is the probes' own pool, from [`crate::db::health_pool`] with
+    /// [`DB_WAIT`].
     pub fn new(db: Db, cache: Arc<Cache>) -> Readiness {
         Readiness {
             db,
             cache,
             current: RwLock::new(None),
-            probing: Mutex::new(()),
+            probing: Mutex::new(None),
         }
     }
 
@@ -67,21 +72,21 @@ impl Readiness {
         if let Some(s) = self.fresh() {
             return s;
         }
-        let _probing = self.probing.lock().await;
+        let mut down = self.probing.lock().await;
         match self.fresh() {
             Some(s) => s, // taken while this request waited
-            None => self.take().await,
+            None => self.take(&mut down).await,
         }
     }
 
     /// Probes now and stores the result (the background refresher's step).
     pub async fn refresh(&self) {
-        let _probing = self.probing.lock().await;
-        self.take().await;
+        let mut down = self.probing.lock().await;
+        self.take(&mut down).await;
     }
 
-    async fn take(&self) -> Snapshot {
-        let (status, body) = check(&self.db, &self.cache).await;
+    async fn take(&self, down: &mut Option<Instant>) -> Snapshot {
+        let (status, body) = check(&self.db, &self.cache, down).await;
         let snapshot = Snapshot {
             status,
             body: body.to_string().into(),
@@ -100,11 +105,18 @@ fn public_error(e: &DbError) -> &'static str {
     }
 }
 
-/// Asks the database and the cache, both at once.
-async fn check(db: &Db, cache: &Arc<Cache>) -> (Status, Value) {
+/// Asks the database and the cache, both at once. `down` is when the
+/// database stopped answering, if it has.
+async fn check(db: &Db, cache: &Arc<Cache>, down: &mut Option<Instant>) -> (Status, Value) {
     let (database, cache) = rocket::tokio::join!(db.run_within(DB_WAIT, probe), cache.health());
     let database = match database {
         Ok(h) => {
+            if let Some(since) = down.take() {
+                log::warn!(
+                    "health: the database answers again after {:.0?}",
+                    since.elapsed()
+                );
+            }
             let m = h.migrations;
             json!({
                 "reachable": true,
@@ -119,9 +131,13 @@ async fn check(db: &Db, cache: &Arc<Cache>) -> (Status, Value) {
             })
         }
         Err(e) => {
-            // The cause (host, port, the driver's words) goes to the log;
-            // a probe that anyone may call learns only what kind of failure.
-            log::warn!("health: database check failed: {e}");
+            // The cause (host, port, the driver's words) goes to the log,
+            // once an outage; a probe that anyone may call learns only what
+            // kind of failure.
+            if down.is_none() {
+                log::error!("health: the database does not answer: {e}");
+                *down = Some(Instant::now());
+            }
             json!({ "reachable": false, "error": public_error(&e) })
         }
     };

@@ -48,7 +48,7 @@ async fn a_nul_in_any_argument_is_refused_at_the_edge_and_named() {
                 let r = app.call_tool(&session, name, json!({ arg: value })).await;
                 invalid_argument(&r, "NUL");
                 let text = r["content"][0]["text"].as_str().unwrap();
-                assert!(text.contains(&format!("{arg}")), "{name}.{arg}: {text}");
+                assert!(text.contains(arg.as_str()), "{name}.{arg}: {text}");
                 tried += 1;
             }
         }

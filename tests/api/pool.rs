@@ -45,6 +45,14 @@ async fn an_exhausted_pool_answers_busy_within_the_checkout_timeout() {
     assert_eq!(busy["isError"], true, "{busy}");
     let text = busy["content"][0]["text"].as_str().unwrap();
     assert!(text.contains("busy") && text.contains("retry"), "{text}");
+    // Busy is not down: /health probes on a connection of its own, and says
+    // 200 with a probe taken while the pool is held (the snapshot it may
+    // hold from before is at most two seconds old).
+    rocket::tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (status, health) = app.get_json("/health").await;
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["database"]["reachable"], true, "{health}");
+    assert!(!holder.is_finished());
 
     release_tx.send(()).unwrap();
     holder.await.unwrap().unwrap();
