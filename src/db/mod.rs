@@ -64,16 +64,46 @@ impl DbError {
     pub fn is_transient(&self) -> bool {
         use diesel::result::{DatabaseErrorKind, Error};
         match self {
-            DbError::Busy(_) | DbError::Connect(_) => true,
-            DbError::Query(Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)) => true,
+            DbError::Busy(_) => true,
+            _ if self.is_connection_lost() => true,
+            DbError::Query(Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) => {
+                true
+            }
             DbError::Query(Error::DatabaseError(_, info)) => [
                 "statement timeout",
                 "deadlock detected",
+                "could not serialize",
+            ]
+            .iter()
+            .any(|m| info.message().contains(m)),
+            _ => false,
+        }
+    }
+
+    /// No connection could be made, or the one in use was lost under the
+    /// work: a restart (`terminating connection due to administrator
+    /// command`), a crash, the network. A call in flight then is told the
+    /// database is unreachable, as a new one is, not "internal error"; a
+    /// rollback on the lost connection fails with `no connection to the
+    /// server`, and that error is the one returned.
+    pub fn is_connection_lost(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match self {
+            DbError::Connect(_) => true,
+            DbError::Query(Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            )) => true,
+            DbError::Query(Error::DatabaseError(_, info)) => [
                 "terminating connection",
                 "server closed the connection",
+                "no connection to the server",
                 "connection to server",
+                "could not receive data from server",
+                "could not send data to server",
+                "SSL connection has been closed",
+                "SSL SYSCALL error",
                 "the database system is",
-                "could not serialize",
             ]
             .iter()
             .any(|m| info.message().contains(m)),

@@ -139,8 +139,8 @@ impl Folder {
 
     /// Folds every remembered tail (and, after an overflow or a restart,
     /// those found in the catalog) up to `until`, an hour boundary. With
-    /// `wait`, waits for each stripe's writers; without, skips the busy
-    /// stripes until next time.
+    /// `wait`, waits for each stripe's writers; without, waits a moment
+    /// (`rollups::fold`) and skips the stripes still busy until next time.
     pub async fn fold(&self, until: DateTime<Utc>, wait: bool) -> Result<Folded, DbError> {
         let (mut due, scan) = {
             let mut dirty = self.dirty.lock();

@@ -10,17 +10,33 @@ use diesel::sql_types::{Array, BigInt, Bool, Jsonb, Nullable, Text, Timestamptz}
 use crate::db::DbError;
 use crate::domain::{Selector, Series, SeriesPoints};
 
-/// A name already registered under other tags, though derived from its
-/// tags: two tag sets whose hashes collide. Nothing is written.
+/// A write that would change a series' identity. Nothing is written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "series {0} already holds another label set whose name hashes the same; nothing was written"
-)]
-pub struct Collision(pub String);
+pub enum Collision {
+    /// A name derived from its tags already holds another label set: two
+    /// tag sets whose hashes collide.
+    #[error("series {0} already holds another label set whose name hashes the same")]
+    Hash(String),
+    /// A collector's series (its name derived from its labels) written by
+    /// name under other tags: its labels are its identity, and changing
+    /// them would have the collector's next write refused as a collision.
+    #[error(
+        "series {0} is a collector's series with the labels {1}; a write to it must carry \
+         exactly these as its tags, or go to a series of its own"
+    )]
+    Owned(String, String),
+}
 
 /// Registers the series: new ones get a row, ones whose tags changed get
-/// the new tags. Errors with [`Collision`] (as `Ok(Err)`) when a derived
-/// name turns out to hold another label set; the caller rolls back.
+/// the new tags. Errors with [`Collision`] (as `Ok(Err)`) when a write
+/// would change a collector's series' label set: a derived name that holds
+/// another (a hash collision), or a write by name with other tags. The
+/// caller rolls back.
+///
+/// A collector's series has its metric apart from its name; a series
+/// written by name has its name as its metric, and a collector whose
+/// derived name holds one (its tags changed by a write by name before such
+/// writes were refused) takes its identity back.
 pub fn register(
     conn: &mut PgConnection,
     series: &[&SeriesPoints],
@@ -29,36 +45,45 @@ pub fn register(
         return Ok(Ok(()));
     }
     #[derive(QueryableByName)]
-    struct Row {
+    struct Clash {
         #[diesel(sql_type = Text)]
         series_name: String,
+        #[diesel(sql_type = Text)]
+        tags: String,
         #[diesel(sql_type = Bool)]
-        updated: bool,
+        derived: bool,
     }
     let names: Vec<&str> = series.iter().map(|s| s.series.as_str()).collect();
     let metrics: Vec<&str> = series.iter().map(|s| s.metric.as_str()).collect();
     let tags: Vec<&str> = series.iter().map(|s| s.tags.as_str()).collect();
-    // Inserted rows report xmax = 0; conflicting rows are returned only when
-    // their tags or metric changed.
-    let rows: Vec<Row> = diesel::sql_query(
-        "INSERT INTO timeseries_series AS c (series_name, metric, tags)
-         SELECT n, m, t::jsonb FROM unnest($1::text[], $2::text[], $3::text[]) AS u(n, m, t)
-         ON CONFLICT (series_name) DO UPDATE SET tags = EXCLUDED.tags, metric = EXCLUDED.metric
-          WHERE c.tags IS DISTINCT FROM EXCLUDED.tags OR c.metric IS DISTINCT FROM EXCLUDED.metric
-         RETURNING c.series_name, (c.xmax <> 0) AS updated",
+    let derived: Vec<bool> = series.iter().map(|s| s.derived).collect();
+    // The clash is read from the snapshot before the upsert; on a clash the
+    // caller rolls the upsert back with the rest.
+    let clash: Option<Clash> = diesel::sql_query(
+        "WITH u AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[]) AS u(n, m, t, d)),
+         clash AS (SELECT c.series_name, c.tags::text AS tags, u.d AS derived
+                     FROM u JOIN timeseries_series c ON c.series_name = u.n
+                    WHERE c.metric <> c.series_name AND c.tags IS DISTINCT FROM u.t::jsonb),
+         stored AS (INSERT INTO timeseries_series AS c (series_name, metric, tags)
+                    SELECT n, m, t::jsonb FROM u
+                    ON CONFLICT (series_name) DO UPDATE SET tags = EXCLUDED.tags,
+                           -- A write by name with its labels keeps a collector's metric.
+                           metric = CASE WHEN EXCLUDED.metric = EXCLUDED.series_name
+                                          AND c.metric <> c.series_name
+                                         THEN c.metric ELSE EXCLUDED.metric END
+                     WHERE c.tags IS DISTINCT FROM EXCLUDED.tags OR c.metric IS DISTINCT FROM EXCLUDED.metric)
+         SELECT series_name, tags, derived FROM clash LIMIT 1",
     )
     .bind::<Array<Text>, _>(&names)
     .bind::<Array<Text>, _>(&metrics)
     .bind::<Array<Text>, _>(&tags)
-    .load(conn)?;
-    let collided = rows.into_iter().filter(|r| r.updated).find(|r| {
-        series
-            .iter()
-            .any(|s| s.derived && s.series.as_str() == r.series_name)
-    });
-    Ok(match collided {
-        Some(r) => Err(Collision(r.series_name)),
+    .bind::<Array<Bool>, _>(&derived)
+    .get_result(conn)
+    .optional()?;
+    Ok(match clash {
         None => Ok(()),
+        Some(c) if c.derived => Err(Collision::Hash(c.series_name)),
+        Some(c) => Err(Collision::Owned(c.series_name, crate::domain::cut(&c.tags))),
     })
 }
 

@@ -215,8 +215,8 @@ pub type Fold = (i32, Option<DateTime<Utc>>);
 /// Folds the named series (all of one stripe) up to `until`, an hour
 /// boundary: their raw points from `folded_to` on go into the hours and
 /// days, and `folded_to` moves to `until`. In its own transaction, with the
-/// stripe's fold lock held exclusively; `None` when writers hold it now
-/// (`wait` false) and nothing was done. Returns how many series moved and
+/// stripe's fold lock held exclusively; `None` when writers held it past
+/// [`FOLD_LOCK_WAIT`] (`wait` false) and nothing was done. Returns how many series moved and
 /// their first point at or after `until`.
 pub fn fold(
     conn: &mut PgConnection,
@@ -237,17 +237,29 @@ pub fn fold(
         #[diesel(sql_type = Nullable<Timestamptz>)]
         next: Option<DateTime<Utc>>,
     }
-    conn.transaction(|conn| {
-        let lock = if wait {
-            "SELECT pg_advisory_xact_lock(hashtext('mcp_fold'), $1) IS NOT NULL AS got"
-        } else {
-            "SELECT pg_try_advisory_xact_lock(hashtext('mcp_fold'), $1) AS got"
-        };
-        let got: Got = diesel::sql_query(lock)
-            .bind::<Integer, _>(stripe)
-            .get_result(conn)?;
+    let folded = conn.transaction(|conn| {
+        if !wait {
+            // Waits for the writers of the stripe that hold it now, not for
+            // ever: a try-lock lost to a stream of writes (a backfill, a
+            // collector catching up) almost every time, and the hours stayed
+            // unfolded until the writes stopped, so reads right after paid
+            // for raw points. Writers that come after queue behind the fold.
+            diesel::sql_query(format!(
+                "SET LOCAL lock_timeout = {}",
+                FOLD_LOCK_WAIT.as_millis()
+            ))
+            .execute(conn)?;
+        }
+        let got: Got = diesel::sql_query(
+            "SELECT pg_advisory_xact_lock(hashtext('mcp_fold'), $1) IS NOT NULL AS got",
+        )
+        .bind::<Integer, _>(stripe)
+        .get_result(conn)?;
         if !got.got {
             return Ok(None);
+        }
+        if !wait {
+            diesel::sql_query("SET LOCAL lock_timeout = DEFAULT").execute(conn)?;
         }
         let moved: Moved = diesel::sql_query(
             // The sibling subquery sees folded_to as it was before the fold.
@@ -262,8 +274,19 @@ pub fn fold(
         .bind::<Timestamptz, _>(until)
         .get_result(conn)?;
         Ok(Some((moved.moved, moved.next)))
-    })
+    });
+    match folded {
+        Err(DbError::Query(diesel::result::Error::DatabaseError(_, info)))
+            if info.message().contains("lock timeout") =>
+        {
+            Ok(None)
+        }
+        other => other,
+    }
 }
+
+/// How long a background fold waits for a stripe's writers.
+const FOLD_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Catalogued series with raw points in [folded_to, until), with the first
 /// of them: what a fold would move, found without a record of what was

@@ -128,7 +128,8 @@ pub async fn plot(
                     entries.len()
                 ))));
             };
-            let span = (window.end.unwrap_or(extent.1) - window.start.unwrap_or(extent.0)).num_seconds();
+            let span =
+                (window.end.unwrap_or(extent.1) - window.start.unwrap_or(extent.0)).num_seconds();
             // As one series' chart: two columns spare for date_bin's edges.
             let mut needed = span.div_euclid((columns - 2).max(1)) + 1;
             if let Some(first) = entries.first() {
@@ -139,6 +140,10 @@ pub async fn plot(
                 let samples = if counter { 4.0 } else { 1.0 };
                 needed = needed.max((samples * every).ceil() as i64);
             }
+            // And few enough buckets for every series to stay within the
+            // values one call reads.
+            let per_series = (MAX_VALUES / entries.len().max(1)).saturating_sub(2).max(1);
+            needed = needed.max(span.div_euclid(per_series as i64) + 1);
             let mut bucket = match asked {
                 Some(b) if b.seconds() >= needed => b,
                 _ => match tool::round_width(needed) {
@@ -149,14 +154,6 @@ pub async fn plot(
             if sketch && bucket.seconds() < Bucket::HOUR.seconds() {
                 // Percentiles come from the hourly sketches.
                 bucket = Bucket::HOUR;
-            }
-            let buckets = usize::try_from(span / bucket.seconds() + 2).unwrap_or(usize::MAX);
-            if buckets.saturating_mul(entries.len()) > MAX_VALUES {
-                return Ok(Err(ToolError::invalid(format!(
-                    "{} series × {buckets} buckets is past {MAX_VALUES} values: narrow the selector \
-                     or widen the bucket",
-                    entries.len()
-                ))));
             }
             let merged = aggregate::buckets_each(conn, &names, window, bucket, sketch)?;
             Ok(Ok(Loaded {
@@ -428,7 +425,8 @@ fn caption(title: &str, r: &PlotResult, offset: FixedOffset) -> String {
     );
     text += &tool::widened(
         r,
-        "at most one bucket per pixel column, and at least one sample per bucket (four for a rate)",
+        "at most one bucket per pixel column, at least one sample per bucket (four for a rate), \
+         and at most 1,000,000 values over all series",
     );
     text + &tool::image_note(r, offset)
 }

@@ -159,9 +159,9 @@ impl From<DbError> for ToolError {
                      task, where DB_TASK_STATEMENT_TIMEOUT_SECS applies",
                 )
             }
-            DbError::Connect(cause) => {
+            e if e.is_connection_lost() => {
                 // Debug: an outage would otherwise log once per request; /health tells it.
-                log::debug!("database unreachable: {cause}");
+                log::debug!("database unreachable: {e}");
                 ToolError::Unavailable
             }
             other => ToolError::internal(other),

@@ -770,3 +770,43 @@ async fn several_series_refuse_what_only_one_can_take() {
         assert!(text.contains(says), "{args}: {text}");
     }
 }
+
+/// Many series over a long range: the bucket widens until every series'
+/// buckets fit in the values one call reads, asked or not, and the caption
+/// says why (a fleet's chart was refused instead).
+#[rocket::async_test]
+async fn many_series_widen_the_bucket_to_fit_and_say_so() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    let day = 86_400_000;
+    let all: Vec<TimeSeries> = (0..600)
+        .map(|i| {
+            let host = format!("h{i:03}");
+            series(
+                &[("__name__", "wide"), ("host", host.as_str())],
+                &[(1.0, T0), (2.0, T0 + 3 * day)],
+            )
+        })
+        .collect();
+    assert_eq!(remote_write(&app, body(all)).await.status, 204);
+    let session = app.session().await;
+    for asked in [json!({}), json!({"bucket": "1m"})] {
+        let mut args = json!({"selector": "wide", "width": 3000,
+                              "start": "2026-03-01T00:00:00Z", "end": "2026-03-04T00:00:00Z"});
+        args.as_object_mut()
+            .unwrap()
+            .extend(asked.as_object().unwrap().clone());
+        let r = app.call_tool(&session, "plot_series", args).await;
+        assert_ne!(r["isError"], true, "{r}");
+        let text = r["content"][1]["text"].as_str().unwrap();
+        // 600 series × 3 days fit 1,000,000 values in 156 s buckets or wider;
+        // the pixel columns alone would take 90 s.
+        assert!(text.contains("per 5m"), "{text}");
+        assert_eq!(
+            text.contains("1,000,000 values"),
+            asked.get("bucket").is_some(),
+            "{text}"
+        );
+        assert_eq!(r["structuredContent"]["series_matched"], 600);
+    }
+}

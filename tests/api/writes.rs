@@ -560,3 +560,86 @@ async fn a_database_that_cannot_take_the_write_gets_a_503_to_retry() {
     }
     assert_eq!(again.status, 204, "{}", again.body);
 }
+
+/// A collector's series keeps its label set: a write by name with other
+/// tags is refused (it once replaced them, and every later remote write of
+/// the series was refused as a collision, so Prometheus dropped them); a
+/// collector takes back a name whose row a write by name had changed; and
+/// a real collision says "nothing was written" once.
+#[rocket::async_test]
+async fn a_collectors_series_keeps_its_identity_whoever_writes() {
+    use diesel::RunQueryDsl;
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    let session = app.session().await;
+    let labels = [("__name__", "x"), ("job", "node")];
+    let once = |t: i64| body(vec![series(&labels, &[(1.0, t)])]);
+    assert_eq!(remote_write(&app, once(T0)).await.status, 204);
+    let listed = list(&app, &session, json!({"metric": "x"})).await;
+    let name = listed[0]["series"].as_str().unwrap().to_owned();
+    let tags = || {
+        db.count(&format!(
+            "SELECT count(*) AS n FROM timeseries_series WHERE series_name = '{name}'
+                AND tags = '{{\"__name__\": \"x\", \"job\": \"node\"}}' AND metric = 'x'"
+        ))
+    };
+    let point = json!([{"time": "2026-03-01T00:01:00Z", "value": 2.0}]);
+    for other in [json!({"job": "other"}), json!({})] {
+        let text = app
+            .tool_error(
+                &session,
+                "ingest_timeseries",
+                json!({"series": name, "points": point, "tags": other}),
+            )
+            .await;
+        assert!(
+            text.contains("a collector's series") && text.contains("\"job\": \"node\""),
+            "{text}"
+        );
+        assert_eq!(text.matches("nothing was written").count(), 1, "{text}");
+    }
+    // With exactly its labels, a write by name is taken.
+    let same = json!({"series": name, "points": point, "tags": {"__name__": "x", "job": "node"}});
+    let r = app.call_tool(&session, "ingest_timeseries", same).await;
+    assert_eq!(r["structuredContent"]["written"], 1, "{r}");
+    assert_eq!(tags(), 1);
+    assert_eq!(remote_write(&app, once(T0 + 120_000)).await.status, 204);
+
+    // A row a write by name changed before such writes were refused: the
+    // collector takes its identity back (seen by a server that has not
+    // registered the series yet; one that has re-checks within the hour).
+    diesel::sql_query(format!(
+        "UPDATE timeseries_series SET metric = series_name, tags = '{{\"a\": \"b\"}}'
+          WHERE series_name = '{name}'"
+    ))
+    .execute(&mut db.conn())
+    .unwrap();
+    let app = TestApp::spawn(&db, None).await;
+    assert_eq!(remote_write(&app, once(T0 + 180_000)).await.status, 204);
+    assert_eq!(tags(), 1);
+
+    // Another label set under the same name (as a hash collision would
+    // have it): refused, whole, saying so once.
+    diesel::sql_query(format!(
+        "UPDATE timeseries_series SET tags = '{{\"__name__\": \"x\", \"job\": \"else\"}}'
+          WHERE series_name = '{name}'"
+    ))
+    .execute(&mut db.conn())
+    .unwrap();
+    let app = TestApp::spawn(&db, None).await;
+    let refused = remote_write(&app, once(T0 + 240_000)).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("hashes the same"), "{}", refused.body);
+    assert_eq!(
+        refused.body.matches("nothing was written").count(),
+        1,
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        db.count(&format!(
+            "SELECT count(*) AS n FROM timeseries_data WHERE series_name = '{name}'"
+        )),
+        4
+    );
+}

@@ -542,6 +542,9 @@ def postgres_faults(pg):
     finally:
         server.stop()
 
+    in_flight_at_a_stop(pg)
+    import_across_a_restart(pg)
+
     db = kill_mid_ingest(pg)
 
     # Starting while PostgreSQL is down: waits, then serves.
@@ -579,6 +582,91 @@ def postgres_faults(pg):
             busy and not other_errors and all(ms < 3000 for ms in busy))
     finally:
         server.stop()
+
+
+def in_flight_at_a_stop(pg):
+    """Calls already running when PostgreSQL stops: statements that hold
+    their connection (slow_sql, a fixture), 100,000-point ingests, and
+    100,000-line writes. Each answers as a new call would while it is down
+    (the retryable "unreachable" tool error; 503 to a collector), never
+    "internal error" or 500, and the server answers again once it is back."""
+    server = Server(pg, {"MCP_CONFORMANCE_FIXTURES": "1"})
+    try:
+        answers = []
+
+        def tool(name, args):
+            def job():
+                try:
+                    _, r = Mcp(server, timeout=60).call(name, args)
+                    res = (r or {}).get("result") or {}
+                    text = (res.get("content") or [{}])[0].get("text", "") if res.get("isError") else "ok"
+                    answers.append(f"{name}: {text}" if r and "result" in r else f"{name}: {r}")
+                except Exception as e:
+                    answers.append(f"{name}: {e!r}")
+            return job
+
+        def write(n):
+            def job():
+                lp = "".join(f"inflight,host=h{n} v={i} {1_767_225_600 + i}\n" for i in range(100_000)).encode()
+                c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+                try:
+                    c.request("POST", "/api/v2/write?precision=s", lp, {})
+                    answers.append(f"write: {c.getresponse().status}")
+                except OSError as e:
+                    answers.append(f"write: {e!r}")
+            return job
+
+        jobs = ([tool("slow_sql", {"seconds": 20})] * 6
+                + [tool("ingest_timeseries", {"series": f"inflight{n}", "points": points(100_000)}) for n in range(2)]
+                + [write(n) for n in range(2)])
+        threads = [threading.Thread(target=j) for j in jobs]
+        for t in threads:
+            t.start()
+        time.sleep(1.5)
+        pg.stop()
+        for t in threads:
+            t.join(60)
+        pg.start()
+        back = wait_for(lambda: Mcp(server).call("list_series", {})[1]["result"].get("isError") is None, 30, 0.5)
+        wrong = [a for a in answers if "internal error" in a or a.endswith(": 500") or "Error(" in a]
+        row("calls in flight when PostgreSQL stops (6 statements, 2 ingests, 2 writes of 100,000)",
+            f"{len(wrong)} of {len(answers)} answered otherwise than unreachable/503 or served; "
+            f"answers again after the start: {back}" + (f"; {wrong[:3]}" if wrong else ""),
+            not wrong and len(answers) == len(jobs) and back)
+    finally:
+        server.stop()
+
+
+def import_across_a_restart(pg):
+    """`mcp-server import` of 600,000 lines with PostgreSQL restarted 2 s in:
+    the batch the restart broke is retried, the import ends 0, and every
+    point is stored once."""
+    db = f"faults_import_{os.getpid()}"
+    path = os.path.join(tempfile.mkdtemp(prefix="mcp-faults-import-"), "big.csv")
+    with open(path, "w") as f:
+        f.write("series,time,value\n")
+        for i in range(600_000):
+            f.write(f"imp{i % 4},{1_767_225_600 + i // 4},{i}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCP_", "REDIS_", "DB_", "ROCKET_"))}
+    env.update({"DATABASE_URL": f"{pg.url}/{db}", "RUST_LOG": "warn", "DB_STARTUP_TIMEOUT_SECS": "30"})
+    proc = subprocess.Popen([BIN, "import", path, "--batch", "20000"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2)
+    pg.stop()
+    pg.start()
+    try:
+        out, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    stored = pg.sql(db, "SELECT count(*) FROM timeseries_data")
+    retried = "trying again" in err
+    row("import of 600,000 lines across a PostgreSQL restart 2 s in",
+        f"exit {proc.returncode}, {stored} of 600000 points stored, a batch retried: {retried}"
+        + ("" if proc.returncode == 0 else f"; {err.strip()[-200:]}"),
+        proc.returncode == 0 and stored == "600000")
+    pg.drop(db)
+    shutil.rmtree(os.path.dirname(path), ignore_errors=True)
 
 
 def kill_mid_ingest(pg, where=""):
