@@ -204,7 +204,8 @@ impl Folder {
                         done.busy += 1;
                         self.again(group, &due);
                     }
-                    Err(e) if e.is_transient() => {
+                    // Or fenced (a newer schema): nothing folds until upgraded.
+                    Err(e) if e.is_transient() || matches!(e, DbError::Ahead(_)) => {
                         self.again(group, &due);
                         return Err(e);
                     }

@@ -81,6 +81,10 @@ pub enum IngestError {
     /// The database cannot take it now: retry (HTTP 503).
     #[error("the database cannot take writes right now ({0}); retry shortly")]
     Unavailable(String),
+    /// This server is older than the database's schema (HTTP 503: a
+    /// collector retries, and an upgraded replica takes it).
+    #[error("{0}")]
+    Fenced(String),
     /// Our fault: logged, and the sender may retry (HTTP 500).
     #[error("internal error: {0}")]
     Internal(String),
@@ -90,6 +94,8 @@ impl From<DbError> for IngestError {
     fn from(e: DbError) -> Self {
         match e {
             e if e.is_transient() => IngestError::Unavailable(first_line(&e)),
+            // Another replica, upgraded, takes the write: retry (503).
+            DbError::Ahead(why) => IngestError::Fenced(why),
             // float8 sums past 1.7e308 in a refreshed hour: the data's.
             DbError::Query(diesel::result::Error::DatabaseError(_, info))
                 if info.message().starts_with("value out of range") =>
@@ -395,6 +401,7 @@ fn write_all(
         return Ok(report);
     };
     let first = first?;
+    crate::db::migrations::fence(conn)?;
     // A second chunk means more series may follow than the first names:
     // then every stripe is locked up front, in order, so that no two
     // writers wait on each other.

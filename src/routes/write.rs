@@ -101,7 +101,7 @@ impl Reply {
         let status = match e {
             IngestError::Invalid(_) => Status::BadRequest,
             IngestError::TooLarge(_) => Status::PayloadTooLarge,
-            IngestError::Unavailable(_) => Status::ServiceUnavailable,
+            IngestError::Unavailable(_) | IngestError::Fenced(_) => Status::ServiceUnavailable,
             IngestError::Internal(_) => Status::InternalServerError,
         };
         let message = match e {

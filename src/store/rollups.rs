@@ -238,6 +238,7 @@ pub fn fold(
         next: Option<DateTime<Utc>>,
     }
     let folded = conn.transaction(|conn| {
+        crate::db::migrations::fence(conn)?;
         if !wait {
             // Waits for the writers of the stripe that hold it now, not for
             // ever: a try-lock lost to a stream of writes (a backfill, a

@@ -59,6 +59,7 @@ impl From<IngestError> for ToolError {
                 ToolError::invalid(format!("{m}; nothing was written"))
             }
             IngestError::Unavailable(_) => ToolError::Unavailable,
+            IngestError::Fenced(m) => ToolError::invalid(m),
             IngestError::Internal(m) => ToolError::internal(m),
         }
     }

@@ -643,3 +643,59 @@ async fn a_collectors_series_keeps_its_identity_whoever_writes() {
         4
     );
 }
+
+/// The fence for an older binary: once a newer mcp-server has applied a
+/// migration this one does not carry, this one writes nothing (MCP: a tool
+/// error that says why; collectors: 503, so they retry against an upgraded
+/// replica), folds nothing, and still serves reads.
+#[rocket::async_test]
+async fn an_older_server_writes_nothing_once_the_database_is_ahead() {
+    use diesel::RunQueryDsl;
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    let session = app.session().await;
+    let labels = [("__name__", "fenced"), ("job", "node")];
+    // Two hours apart: the first hour is the fold's to move.
+    let two = body(vec![series(&labels, &[(1.0, T0), (1.0, T0 + 7_200_000)])]);
+    assert_eq!(remote_write(&app, two).await.status, 204);
+    diesel::sql_query("INSERT INTO __diesel_schema_migrations (version) VALUES ('29991231000000')")
+        .execute(&mut db.conn())
+        .unwrap();
+
+    let point = json!([{"time": "2026-03-01T00:01:00Z", "value": 2.0}]);
+    let text = app
+        .tool_error(
+            &session,
+            "ingest_timeseries",
+            json!({"series": "mcp.fenced", "points": point}),
+        )
+        .await;
+    assert!(
+        text.contains("29991231000000") && text.contains("older than the database"),
+        "{text}"
+    );
+    let refused = remote_write(&app, body(vec![series(&labels, &[(2.0, T0 + 60_000)])])).await;
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(refused.headers.iter().any(|(k, _)| k == "Retry-After"));
+    let lp = app
+        .send(
+            "/api/v2/write?precision=s",
+            b"fenced_lp v=1 1772323200".to_vec(),
+            &[],
+        )
+        .await;
+    assert_eq!(lp.status, 503, "{}", lp.body);
+    assert_eq!(db.count("SELECT count(*) AS n FROM timeseries_data"), 2);
+
+    let folder = &app.mcp_state().ingest.folder;
+    let fold = folder.fold(folder.limit(), true).await;
+    assert!(fold.is_err_and(|e| e.to_string().contains("older than the database")));
+    assert_eq!(db.count("SELECT count(*) AS n FROM timeseries_rollups"), 0);
+
+    let listed = list(&app, &session, json!({"metric": "fenced"})).await;
+    let name = listed[0]["series"].as_str().unwrap();
+    let stats = app
+        .call_tool(&session, "compute_statistics", json!({"series": name}))
+        .await;
+    assert_eq!(stats["structuredContent"]["count"], 2, "{stats}");
+}

@@ -480,6 +480,45 @@ pub fn history<S: MigrationSource<Pg>>(
     Ok(out)
 }
 
+/// The newest migration this binary carries.
+pub fn newest_known() -> &'static str {
+    static NEWEST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NEWEST.get_or_init(|| {
+        all(&MIGRATIONS)
+            .ok()
+            .and_then(|all| all.last().map(|m| normalize_version(&m.version)))
+            .unwrap_or_default()
+    })
+}
+
+/// The fence for an older binary, checked in the transaction of every
+/// write of points and every fold: `Err(Ahead)` once the database holds a
+/// migration newer than this binary's, applied by a newer mcp-server in a
+/// rolling deploy. The old replica then writes nothing (its writes would
+/// skip what the new schema keeps, and answers would go wrong) and serves
+/// reads until it is replaced. One index probe of a table of a few rows.
+pub fn fence(conn: &mut PgConnection) -> Result<(), DbError> {
+    #[derive(QueryableByName)]
+    struct Newer {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        version: String,
+    }
+    let newer: Option<Newer> = diesel::sql_query(
+        "SELECT version FROM __diesel_schema_migrations WHERE version > $1 ORDER BY version LIMIT 1",
+    )
+    .bind::<diesel::sql_types::Text, _>(newest_known())
+    .get_result(conn)
+    .optional()?;
+    match newer {
+        None => Ok(()),
+        Some(n) => Err(DbError::Ahead(format!(
+            "this server is older than the database: migration {} was applied by a newer \
+             mcp-server, so this one writes nothing until it is upgraded (reads are served)",
+            n.version
+        ))),
+    }
+}
+
 /// Every embedded migration, oldest first.
 pub fn all<S: MigrationSource<Pg>>(source: &S) -> Result<Vec<MigrationInfo>, DbError> {
     Ok(sorted(source)?
