@@ -84,38 +84,11 @@ pub fn served() -> Result<Rocket<Build>, String> {
 }
 
 /// The application with the given configuration (tests pass their own).
-/// Request bodies from this size on hand their memory back once answered.
-const TRIM_AFTER: u64 = 4 << 20;
-
-/// Returns the allocator's free pages to the system. A large body's points
-/// and strings are many small allocations, spread over glibc's per-thread
-/// arenas, which keep them once freed: after four concurrent 31 MiB bodies
-/// the server stayed at 88 MiB resident (21 MiB idle). `malloc_trim` walks
-/// every arena; it runs off the executor.
-fn give_memory_back() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    drop(spawn_blocking(|| {
-        // SAFETY: only releases free memory; no allocation is touched.
-        unsafe { libc::malloc_trim(0) };
-    }));
-}
-
 pub fn build(figment: Figment) -> Rocket<Build> {
     let metrics = Arc::new(Metrics::new());
     rocket::custom(figment)
         .manage(Arc::clone(&metrics))
         .attach(HttpMetrics(metrics))
-        .attach(AdHoc::on_response(
-            "Memory back after a large body",
-            |req, _| {
-                Box::pin(async move {
-                    let length = req.headers().get_one("Content-Length");
-                    if length.and_then(|n| n.parse::<u64>().ok()) >= Some(TRIM_AFTER) {
-                        give_memory_back();
-                    }
-                })
-            },
-        ))
         .attach(AdHoc::try_on_ignite("Settings", |rocket| async move {
             match Settings::from_figment(rocket.figment()) {
                 Ok(settings) => Ok(rocket.manage(settings)),

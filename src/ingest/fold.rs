@@ -15,7 +15,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use parking_lot::Mutex;
 
 use crate::db::{Db, DbError};
-use crate::store::{catalog, rollups};
+use crate::store::{catalog, rollups, statistics};
 
 /// Series remembered between folds; past it, the next fold looks for
 /// unfolded tails in the catalog instead (bounded memory whatever is written).
@@ -133,6 +133,14 @@ impl Folder {
             }
             if let Err(e) = self.settle_labels().await {
                 log::warn!("settling the label index failed, retrying later: {e}");
+            }
+            // After the fold: the hours it wrote change the rollups' too.
+            match self.db.run(|conn| statistics::refresh(conn, 4)).await {
+                Ok(analysed) if !analysed.is_empty() => {
+                    log::info!("planner statistics refreshed: {}", analysed.join(", "));
+                }
+                Ok(_) => {}
+                Err(e) => log::warn!("refreshing planner statistics failed: {e}"),
             }
         }
     }

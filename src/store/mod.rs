@@ -12,4 +12,5 @@ pub mod request_log;
 pub mod rollups;
 pub mod runs;
 pub mod series;
+pub mod statistics;
 pub mod tasks;
