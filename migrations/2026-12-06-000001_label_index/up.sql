@@ -47,18 +47,13 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
      WHERE e.k <> '__name__'
 $$;
 
-CREATE FUNCTION mcp_labels_added() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Series added (+1 a label) or removed (-1): both triggers name their
+-- transition table `touched`.
+CREATE FUNCTION mcp_labels_counted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO timeseries_label_changes (name, value, delta)
-    SELECT l.name, l.value, count(*) FROM added a, mcp_labels_of(a.metric, a.tags) l GROUP BY 1, 2;
-    RETURN NULL;
-END
-$$;
-
-CREATE FUNCTION mcp_labels_removed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO timeseries_label_changes (name, value, delta)
-    SELECT l.name, l.value, -count(*) FROM removed r, mcp_labels_of(r.metric, r.tags) l GROUP BY 1, 2;
+    SELECT l.name, l.value, CASE TG_OP WHEN 'INSERT' THEN 1 ELSE -1 END * count(*)
+      FROM touched t, mcp_labels_of(t.metric, t.tags) l GROUP BY 1, 2;
     RETURN NULL;
 END
 $$;
@@ -89,9 +84,9 @@ $$;
 -- so a tag change is a row trigger, on the columns it counts: the fold's
 -- updates of folded_to do not fire it.
 CREATE TRIGGER timeseries_series_labels_added AFTER INSERT ON timeseries_series
-    REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION mcp_labels_added();
+    REFERENCING NEW TABLE AS touched FOR EACH STATEMENT EXECUTE FUNCTION mcp_labels_counted();
 CREATE TRIGGER timeseries_series_labels_removed AFTER DELETE ON timeseries_series
-    REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION mcp_labels_removed();
+    REFERENCING OLD TABLE AS touched FOR EACH STATEMENT EXECUTE FUNCTION mcp_labels_counted();
 CREATE TRIGGER timeseries_series_labels_changed AFTER UPDATE OF metric, tags ON timeseries_series
     FOR EACH ROW WHEN (OLD.metric IS DISTINCT FROM NEW.metric OR OLD.tags IS DISTINCT FROM NEW.tags)
     EXECUTE FUNCTION mcp_labels_changed();

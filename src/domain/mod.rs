@@ -90,12 +90,7 @@ fn nul_path(value: &serde_json::Value, at: String) -> Option<String> {
 /// Whether a JSON value holds U+0000 in a string or a key: PostgreSQL's
 /// text and jsonb cannot store it, so such input is refused at the edge.
 pub fn holds_nul(value: &serde_json::Value) -> bool {
-    match value {
-        serde_json::Value::String(s) => s.contains('\0'),
-        serde_json::Value::Array(items) => items.iter().any(holds_nul),
-        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
-        _ => false,
-    }
+    nul_path(value, String::new()).is_some()
 }
 
 #[cfg(test)]

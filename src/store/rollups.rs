@@ -226,11 +226,6 @@ pub fn fold(
     wait: bool,
 ) -> Result<Option<Fold>, DbError> {
     #[derive(QueryableByName)]
-    struct Got {
-        #[diesel(sql_type = diesel::sql_types::Bool)]
-        got: bool,
-    }
-    #[derive(QueryableByName)]
     struct Moved {
         #[diesel(sql_type = Integer)]
         moved: i32,
@@ -251,14 +246,10 @@ pub fn fold(
             ))
             .execute(conn)?;
         }
-        let got: Got = diesel::sql_query(
-            "SELECT pg_advisory_xact_lock(hashtext('mcp_fold'), $1) IS NOT NULL AS got",
-        )
-        .bind::<Integer, _>(stripe)
-        .get_result(conn)?;
-        if !got.got {
-            return Ok(None);
-        }
+        // Past the wait, the lock timeout below says the stripe was busy.
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext('mcp_fold'), $1)")
+            .bind::<Integer, _>(stripe)
+            .execute(conn)?;
         if !wait {
             diesel::sql_query("SET LOCAL lock_timeout = DEFAULT").execute(conn)?;
         }
