@@ -115,6 +115,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    timeseries_invalidations (series_name) {
+        series_name -> Text,
+        since -> Timestamptz,
+        logged_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     timeseries_label_changes (id) {
         id -> Int8,
         name -> Text,
@@ -199,6 +207,7 @@ diesel::table! {
         tags -> Jsonb,
         folded_to -> Timestamptz,
         created_at -> Timestamptz,
+        sql_writes -> Int8,
     }
 }
 
@@ -210,6 +219,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     performance_metrics,
     statistics_data,
     timeseries_data,
+    timeseries_invalidations,
     timeseries_label_changes,
     timeseries_label_names,
     timeseries_label_values,

@@ -88,21 +88,26 @@ impl Folder {
         &self,
         spans: impl IntoIterator<Item = (&'a str, DateTime<Utc>, DateTime<Utc>)>,
     ) {
-        {
-            let mut dirty = self.dirty.lock();
-            for (series, first, last) in spans {
-                let room = dirty.series.len() < MAX_DIRTY;
-                if let Some(t) = dirty.series.get_mut(series) {
-                    t.first = t.first.min(first);
-                    t.last = t.last.max(last);
-                } else if room {
-                    dirty.series.insert(series.to_owned(), Tail { first, last });
-                } else {
-                    dirty.overflowed = true;
-                }
+        self.remember(spans);
+        self.wake.notify_one();
+    }
+
+    fn remember<'a>(
+        &self,
+        spans: impl IntoIterator<Item = (&'a str, DateTime<Utc>, DateTime<Utc>)>,
+    ) {
+        let mut dirty = self.dirty.lock();
+        for (series, first, last) in spans {
+            let room = dirty.series.len() < MAX_DIRTY;
+            if let Some(t) = dirty.series.get_mut(series) {
+                t.first = t.first.min(first);
+                t.last = t.last.max(last);
+            } else if room {
+                dirty.series.insert(series.to_owned(), Tail { first, last });
+            } else {
+                dirty.overflowed = true;
             }
         }
-        self.wake.notify_one();
     }
 
     /// The hour up to which tails fold now.
@@ -150,6 +155,7 @@ impl Folder {
     /// `wait`, waits for each stripe's writers; without, waits a moment
     /// (`rollups::fold`) and skips the stripes still busy until next time.
     pub async fn fold(&self, until: DateTime<Utc>, wait: bool) -> Result<Folded, DbError> {
+        self.take_invalidations().await?;
         let (mut due, scan) = {
             let mut dirty = self.dirty.lock();
             let mut due = BTreeMap::new();
@@ -239,6 +245,27 @@ impl Folder {
             }
         }
         Ok(done)
+    }
+
+    /// Remembers the series that SQL writers touched (the invalidation
+    /// log), from the first hour touched: their next fold recomputes those
+    /// hours. Until it does, readers summarise them from the raw points.
+    async fn take_invalidations(&self) -> Result<usize, DbError> {
+        let taken = self
+            .db
+            .run(|conn| rollups::invalidated(conn, SCAN_LIMIT))
+            .await?;
+        if taken.is_empty() {
+            return Ok(0);
+        }
+        let until = self.limit();
+        // The newest point is not logged: mcp_fold finds how far each goes.
+        self.remember(
+            taken
+                .iter()
+                .map(|(name, since)| (name.as_str(), *since, until.max(*since))),
+        );
+        Ok(taken.len())
     }
 
     /// Moves the label index's changes (new series, changed tags) into its

@@ -121,6 +121,18 @@ pub fn folded(conn: &mut PgConnection, names: &[&str]) -> Result<Folded, DbError
     .collect())
 }
 
+/// How many transactions of SQL writers have touched `series` (0 for a
+/// series not catalogued): part of the key of every cached answer about it.
+pub fn sql_writes(conn: &mut PgConnection, series: &str) -> Result<i64, DbError> {
+    use crate::schema::timeseries_series::dsl;
+    Ok(dsl::timeseries_series
+        .find(series)
+        .select(dsl::sql_writes)
+        .first(conn)
+        .optional()?
+        .unwrap_or(0))
+}
+
 /// What `list_series` filters the catalog by.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {

@@ -288,13 +288,6 @@ pub fn unfolded(
     until: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<(String, DateTime<Utc>)>, DbError> {
-    #[derive(QueryableByName)]
-    struct Tail {
-        #[diesel(sql_type = Text)]
-        series_name: String,
-        #[diesel(sql_type = Timestamptz)]
-        first: DateTime<Utc>,
-    }
     // As mcp_fold: no further than the hour of the series' newest point.
     Ok(diesel::sql_query(
         "SELECT s.series_name, t.first FROM timeseries_series s
@@ -306,6 +299,36 @@ pub fn unfolded(
           LIMIT $2",
     )
     .bind::<Timestamptz, _>(until)
+    .bind::<BigInt, _>(limit)
+    .load::<Tail>(conn)?
+    .into_iter()
+    .map(|t| (t.series_name, t.first))
+    .collect())
+}
+
+/// A series and the first time a fold has to start from.
+#[derive(QueryableByName)]
+struct Tail {
+    #[diesel(sql_type = Text)]
+    series_name: String,
+    #[diesel(sql_type = Timestamptz)]
+    first: DateTime<Utc>,
+}
+
+/// Takes up to `limit` entries of the invalidation log: series that SQL
+/// writers touched (their `folded_to` is already back at the first hour
+/// touched), with that hour. Entries of writers still open are left for
+/// later rather than waited for.
+pub fn invalidated(
+    conn: &mut PgConnection,
+    limit: i64,
+) -> Result<Vec<(String, DateTime<Utc>)>, DbError> {
+    Ok(diesel::sql_query(
+        "DELETE FROM timeseries_invalidations
+          WHERE series_name IN (SELECT series_name FROM timeseries_invalidations
+                                 ORDER BY since LIMIT $1 FOR UPDATE SKIP LOCKED)
+          RETURNING series_name, since AS first",
+    )
     .bind::<BigInt, _>(limit)
     .load::<Tail>(conn)?
     .into_iter()

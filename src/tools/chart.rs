@@ -22,7 +22,6 @@ pub use super::lines::LineInfo;
 use super::models::{forecast_points, stored_model};
 use super::selection::MaxSeries;
 use super::{Annotations, Output, Scopes, Spec, ToolContext, ToolError, fmt_num};
-use crate::cache::cache_aside;
 use crate::chart::{self, Column, PlotArea, Swatch};
 use crate::domain::{
     Aggregate, AnalysisKind, Bounded, Bucket, ModelKind, RunStatus, Selector, Series, Window,
@@ -429,11 +428,14 @@ async fn anomalies(
                 window.key(),
                 method.as_str()
             );
-            let (found, _) = cache_aside(&ctx.cache, series.as_str(), &rest, TTL, async move {
-                db.run(move |conn| analysis::find(conn, s, window, method, threshold, MAX_RINGS))
+            let (found, _) = ctx
+                .cached(series, &rest, TTL, async move {
+                    db.run(move |conn| {
+                        analysis::find(conn, s, window, method, threshold, MAX_RINGS)
+                    })
                     .await
-            })
-            .await?;
+                })
+                .await?;
             let found = found.map_err(ToolError::Invalid)?;
             Ok(Some(AnomalyOverlay {
                 analysis_id: None,
@@ -667,11 +669,12 @@ pub async fn plot(ctx: &ToolContext, args: PlotArgs) -> Result<Plot, ToolError> 
     let columns = i64::from(chart::columns(args.width.get()));
     let (s, window, bucket, db) = (series.clone(), args.window, args.bucket, ctx.db.clone());
     let rest = format!("chart:{}:{bucket:?}:{aggregate:?}:{columns}", window.key());
-    let (shape, cached) = cache_aside(&ctx.cache, series.as_str(), &rest, TTL, async move {
-        db.run(move |conn| shape(conn, &s, window, bucket, aggregate, columns))
-            .await
-    })
-    .await?;
+    let (shape, cached) = ctx
+        .cached(&series, &rest, TTL, async move {
+            db.run(move |conn| shape(conn, &s, window, bucket, aggregate, columns))
+                .await
+        })
+        .await?;
     let shape = shape.map_err(ToolError::Invalid)?;
     let data_start = window.start.unwrap_or(shape.first);
     let data_end = window.end.unwrap_or(shape.last);

@@ -6,7 +6,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{Annotations, Output, Scopes, Spec, ToolContext, ToolError, fmt_num, selection};
-use crate::cache::cache_aside;
 use crate::domain::{Aggregate, Bounded, Bucket, Series, Window};
 use crate::store::aggregates::{self, Summary, TimedValue};
 use crate::store::rollups::{self, Percentiles, Source};
@@ -119,14 +118,15 @@ pub async fn query_timeseries(
     let (s, db) = (series.clone(), ctx.db.clone());
     // One more than asked tells whether there are more.
     let limit = max_points.as_i64() + 1;
-    let (mut points, cached) = cache_aside(&ctx.cache, series.as_str(), &rest, TTL, async move {
-        db.run(move |conn| match (bucket, aggregate) {
-            (Some(b), Some(a)) => Ok(rollups::any_buckets(conn, (&s, window), b, a, limit)?.0),
-            _ => aggregates::points(conn, &s, window, limit),
+    let (mut points, cached) = ctx
+        .cached(&series, &rest, TTL, async move {
+            db.run(move |conn| match (bucket, aggregate) {
+                (Some(b), Some(a)) => Ok(rollups::any_buckets(conn, (&s, window), b, a, limit)?.0),
+                _ => aggregates::points(conn, &s, window, limit),
+            })
+            .await
         })
-        .await
-    })
-    .await?;
+        .await?;
     let truncated = points.len() > max;
     points.truncate(max);
     let text = format!(
@@ -172,8 +172,8 @@ pub async fn compute_statistics(
     let started = Instant::now();
     let (s, db) = (series.clone(), ctx.db.clone());
     let rest = format!("stats:{}:{exact:?}", window.key());
-    let ((summary, percentiles, statistics_id, note), cached) =
-        cache_aside(&ctx.cache, series.as_str(), &rest, TTL, async move {
+    let ((summary, percentiles, statistics_id, note), cached) = ctx
+        .cached(&series, &rest, TTL, async move {
             db.run(move |conn| {
                 let (summary, percentiles) = rollups::statistics(conn, &s, window, exact)?;
                 let id = match summary.count {

@@ -55,6 +55,34 @@ pub struct ToolContext {
     pub ingest: Arc<Ingest>,
 }
 
+impl ToolContext {
+    /// Cache-aside for an answer about one series. The key carries the
+    /// series' count of SQL writes (the invalidation log's trigger bumps it):
+    /// the server's own writes replace the series' cache token, but a psql
+    /// UPDATE reaches only the database, and an answer from before it must
+    /// not be served after it.
+    pub async fn cached<T, E, F>(
+        &self,
+        series: &crate::domain::Series,
+        rest: &str,
+        ttl: Duration,
+        compute: F,
+    ) -> Result<(T, bool), E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<DbError>,
+        F: Future<Output = Result<T, E>>,
+    {
+        let name = series.as_str().to_owned();
+        let version = self
+            .db
+            .run(move |conn| crate::store::catalog::sql_writes(conn, &name))
+            .await?;
+        let rest = format!("{rest}:sql{version}");
+        crate::cache::cache_aside(&self.cache, series.as_str(), &rest, ttl, compute).await
+    }
+}
+
 /// A question for the client, under a key the answer comes back with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ask {

@@ -27,6 +27,7 @@ mod properties;
 mod rollups;
 mod selectors;
 mod senders;
+mod sql_writers;
 mod startup;
 mod stdio;
 mod tasks;

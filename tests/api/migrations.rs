@@ -75,6 +75,7 @@ fn the_tables_exist_with_their_keys() {
         ("performance_metrics", "id"),
         ("statistics_data", "id"),
         ("timeseries_data", "series_name,time"),
+        ("timeseries_invalidations", "series_name"),
         ("timeseries_label_changes", "id"),
         ("timeseries_label_names", "name"),
         ("timeseries_label_values", "name,value"),

@@ -309,12 +309,12 @@ impl Drop for TestDatabase {
 
 /// The newest migration, the one before it, and how many there are: tests
 /// that walk the history name them through these.
-pub const NEWEST: &str = "20261206000001";
-pub const NEWEST_DIR: &str = "2026-12-06-000001_label_index";
-pub const PREVIOUS: &str = "20261204000002";
-pub const MIGRATION_COUNT: i64 = 11;
+pub const NEWEST: &str = "20261206000002";
+pub const NEWEST_DIR: &str = "2026-12-06-000002_invalidation_log";
+pub const PREVIOUS: &str = "20261206000001";
+pub const MIGRATION_COUNT: i64 = 12;
 
-pub const TABLES: [&str; 14] = [
+pub const TABLES: [&str; 15] = [
     "analysis_results",
     "mcp_request_logs",
     "mcp_tasks",
@@ -322,6 +322,7 @@ pub const TABLES: [&str; 14] = [
     "performance_metrics",
     "statistics_data",
     "timeseries_data",
+    "timeseries_invalidations",
     "timeseries_label_changes",
     "timeseries_label_names",
     "timeseries_label_values",
