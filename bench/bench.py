@@ -343,6 +343,15 @@ for size in ([] if FLEET_ONLY else STATS_SIZES):
     line(f"compute_statistics miss, {size:,} points", f"{m:,.1f} ms", f"same SQL in psql {d:,.1f} ms",
          f"ratio {m / d:.2f}; <= 50 ms TSL, 100 ms PG")
     line("  rollup fold (mcp_refold)", f"{fill_s * 1e3:,.0f} ms", "", "")
+    # Every hour and day of the series against its points, as an operator
+    # runs it (a process of its own, start-up included): goal <= 2x the fold.
+    t = time.perf_counter()
+    subprocess.run(["./target/release/mcp-server", "rollups", "verify", "--series", series],
+                   env=os.environ | {"DATABASE_URL": DB_URL, "RUST_LOG": "warn"},
+                   check=True, capture_output=True)
+    verify_s = time.perf_counter() - t
+    line("  rollups verify", f"{verify_s * 1e3:,.0f} ms", f"mcp_refold {fill_s * 1e3:,.0f} ms",
+         f"ratio {verify_s / fill_s:.2f} (<= 2)")
     # The other read tools over the whole series, each beside its raw SQL.
     for tool, args, raw_sql in [
         ("analyze_trend", {}, f"SELECT regr_slope(value, date_part('epoch', time)), regr_r2(value, date_part('epoch', time)) FROM timeseries_data WHERE series_name = '{series}'"),

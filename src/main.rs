@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         Command::Import(args) => cli::import(args),
         Command::Token { action } => cli::token(action),
         Command::Migrate(cmd) => cli::migrate(cmd),
+        Command::Rollups { action } => cli::rollups(action),
         Command::Config => cli::config(),
         Command::Healthcheck { url } => cli::healthcheck(url),
     }

@@ -3,10 +3,12 @@
 
 mod import;
 mod migrate;
+mod rollups;
 mod stdio;
 
 pub use import::{Import, import};
 pub use migrate::{Migrate, MigrateAction, migrate};
+pub use rollups::{Rollups, rollups};
 pub use stdio::stdio;
 
 use crate::auth::Scopes;
@@ -52,6 +54,11 @@ pub enum Command {
     },
     /// Manage the database schema.
     Migrate(Migrate),
+    /// Check the hourly and daily rollups against the raw points.
+    Rollups {
+        #[command(subcommand)]
+        action: Rollups,
+    },
     /// Print the configuration in effect, secrets redacted, as JSON.
     Config,
     /// Exit 0 when the local server's /health answers 200 (for HEALTHCHECK).
@@ -111,6 +118,12 @@ pub fn token(action: TokenAction) -> ExitCode {
 /// logged and ends the process with 1. The process ends here (see
 /// [`exit_now`]): these commands open the pool.
 fn run_async(work: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
+    run_coded(async { work.await.map(|()| 0) }, 1)
+}
+
+/// [`run_async`] for a command whose work says its exit code; its error
+/// ends the process with `failed`.
+fn run_coded(work: impl std::future::Future<Output = Result<u8, String>>, failed: u8) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -125,10 +138,10 @@ fn run_async(work: impl std::future::Future<Output = Result<(), String>>) -> Exi
     // Background work (flushed by the command) stops here.
     runtime.shutdown_timeout(Duration::from_secs(2));
     match done {
-        Ok(()) => exit_now(0),
+        Ok(code) => exit_now(code),
         Err(message) => {
             log::error!("{message}");
-            exit_now(1)
+            exit_now(failed)
         }
     }
 }

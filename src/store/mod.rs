@@ -14,3 +14,4 @@ pub mod runs;
 pub mod series;
 pub mod statistics;
 pub mod tasks;
+pub mod verify;

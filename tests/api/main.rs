@@ -33,4 +33,5 @@ mod stdio;
 mod tasks;
 mod timescale;
 mod tools;
+mod verify;
 mod writes;
