@@ -48,6 +48,9 @@ pub const ENV_VARS: &[&str] = &[
     "INGEST_MAX_DECODED_MIB",
     "INGEST_NON_FINITE",
     "ROLLUP_FOLD_AFTER_SECS",
+    "RETENTION_RAW_DAYS",
+    "RETENTION_INTERVAL_SECS",
+    "RETENTION_OVERRIDES",
 ];
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432/mcp_server";
@@ -140,6 +143,67 @@ pub struct Settings {
     /// An hour's raw points fold into the rollups this long after it ends;
     /// until then readers summarise them from the points.
     pub rollup_fold_after_secs: u64,
+    /// Days of raw points kept; unset: forever. Older points go once their
+    /// hours are folded; the hourly and daily rollups stay.
+    #[serde(deserialize_with = "optional_days")]
+    pub retention_raw_days: Option<u32>,
+    /// The retention worker runs soon after start, then this often.
+    pub retention_interval_secs: u64,
+    /// Per-metric exceptions to `retention_raw_days`, the first that
+    /// matches a series' metric wins.
+    pub retention_overrides: Vec<RetentionRule>,
+}
+
+/// One per-metric retention setting: `{ metric = "node_*", raw_days = 7 }`
+/// (a glob: `*` and `?`), or `{ regex = "^go_.*", raw_days = 1 }`;
+/// without `raw_days`, the metric's raw points are kept forever.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_days: Option<u32>,
+}
+
+impl RetentionRule {
+    /// A rule's pattern, anchored: its glob (`*`, `?`) or its regex.
+    pub fn pattern(&self) -> Result<regex::Regex, String> {
+        let source = match (&self.metric, &self.regex) {
+            (Some(glob), None) => format!(
+                "^{}$",
+                regex::escape(glob).replace(r"\*", ".*").replace(r"\?", ".")
+            ),
+            (None, Some(regex)) => format!("^(?:{regex})$"),
+            _ => return Err("each rule names either `metric` (a glob) or `regex`".into()),
+        };
+        if self.raw_days == Some(0) {
+            return Err("raw_days must be at least 1 (leave it out to keep forever)".into());
+        }
+        regex::Regex::new(&source).map_err(|e| e.to_string())
+    }
+}
+
+/// A number of days, or unset: empty (compose passes `${VAR:-}`) or absent.
+fn optional_days<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Days {
+        Int(u32),
+        Text(String),
+    }
+    match Option::<Days>::deserialize(d)? {
+        None => Ok(None),
+        Some(Days::Int(n)) => Ok(Some(n)),
+        Some(Days::Text(t)) if t.trim().is_empty() => Ok(None),
+        Some(Days::Text(t)) => {
+            t.trim().parse().map(Some).map_err(|_| {
+                serde::de::Error::custom(format!("expected a number of days, got {t:?}"))
+            })
+        }
+    }
 }
 
 /// `1`, `true`, `yes`, `on` (any case) or a TOML boolean.
@@ -193,6 +257,9 @@ impl Default for Settings {
             ingest_max_decoded_mib: 64,
             ingest_non_finite: crate::domain::batch::NonFinite::Skip,
             rollup_fold_after_secs: 300,
+            retention_raw_days: None,
+            retention_interval_secs: 3600,
+            retention_overrides: Vec::new(),
         }
     }
 }
@@ -253,6 +320,17 @@ impl Settings {
             if optional.as_deref().is_some_and(|u| u.trim().is_empty()) {
                 *optional = None;
             }
+        }
+        if settings.retention_raw_days == Some(0) {
+            return Err(
+                "invalid configuration: retention_raw_days must be at least 1 \
+                        (unset keeps raw points forever)"
+                    .into(),
+            );
+        }
+        for rule in &settings.retention_overrides {
+            rule.pattern()
+                .map_err(|e| format!("invalid configuration: retention_overrides: {e}"))?;
         }
         if settings.db_pool_size == 0 {
             return Err("invalid configuration: db_pool_size must be at least 1".into());

@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         Command::Token { action } => cli::token(action),
         Command::Migrate(cmd) => cli::migrate(cmd),
         Command::Rollups { action } => cli::rollups(action),
+        Command::Retention(args) => cli::retention(args),
         Command::Config => cli::config(),
         Command::Healthcheck { url } => cli::healthcheck(url),
     }

@@ -40,6 +40,7 @@ pub struct Metrics {
     log_dropped: IntCounter,
     log_failed: IntCounter,
     gate_client_aborts: IntCounter,
+    retention_dropped: IntCounter,
     auth_outcomes: IntCounterVec,
     jwks_fetches: IntCounterVec,
     ingest_samples: IntCounterVec,
@@ -174,6 +175,13 @@ impl Metrics {
                     "Requests whose client hung up before its body was sent"
                 )
             ),
+            retention_dropped: register!(
+                r,
+                IntCounter::new(
+                    "retention_dropped_points_total",
+                    "Raw points dropped by retention (their hours stay in the rollups)"
+                )
+            ),
             auth_outcomes: register!(
                 r,
                 IntCounterVec::new(
@@ -216,6 +224,10 @@ impl Metrics {
     /// A client hung up mid-body: its doing, counted rather than logged.
     pub fn client_aborted(&self) {
         self.gate_client_aborts.inc();
+    }
+
+    pub fn retention_dropped(&self, points: u64) {
+        self.retention_dropped.inc_by(points);
     }
 
     /// How one request's credentials fared; `outcome` is one of a fixed set.

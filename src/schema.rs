@@ -208,6 +208,7 @@ diesel::table! {
         folded_to -> Timestamptz,
         created_at -> Timestamptz,
         sql_writes -> Int8,
+        raw_from -> Timestamptz,
     }
 }
 

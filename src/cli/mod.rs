@@ -3,11 +3,13 @@
 
 mod import;
 mod migrate;
+mod retention;
 mod rollups;
 mod stdio;
 
 pub use import::{Import, import};
 pub use migrate::{Migrate, MigrateAction, migrate};
+pub use retention::{Retention, retention};
 pub use rollups::{Rollups, rollups};
 pub use stdio::stdio;
 
@@ -54,6 +56,9 @@ pub enum Command {
     },
     /// Manage the database schema.
     Migrate(Migrate),
+    /// Drop the raw points past their retention now (`--plan`: only say
+    /// what would go).
+    Retention(Retention),
     /// Check the hourly and daily rollups against the raw points.
     Rollups {
         #[command(subcommand)]

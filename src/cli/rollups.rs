@@ -112,7 +112,7 @@ async fn run(args: Verify) -> Result<u8, String> {
 /// Every difference of one series, a [`STEP`] at a time from its first hour
 /// to its `folded_to`.
 async fn differences(db: &Db, extent: &Extent) -> Result<Vec<verify::Difference>, String> {
-    let (Some(first), end) = (extent.first, extent.folded_to) else {
+    let (Some(first), Some(end)) = (extent.first, extent.folded_to) else {
         return Ok(Vec::new());
     };
     // Days are whole only up to the day of folded_to.
@@ -122,9 +122,9 @@ async fn differences(db: &Db, extent: &Extent) -> Result<Vec<verify::Difference>
     while from < end {
         let to = (from + STEP).min(end);
         let days_to = to.min(days_end).max(from);
-        let name = extent.series_name.clone();
+        let (name, raw_from) = (extent.series_name.clone(), extent.raw_from);
         found.extend(
-            db.run(move |conn| verify::differences(conn, &name, (from, to, days_to)))
+            db.run(move |conn| verify::differences(conn, &name, raw_from, (from, to, days_to)))
                 .await
                 .map_err(|e| format!("verify of {} stopped: {e}", extent.series_name))?,
         );

@@ -44,6 +44,9 @@ pub enum DbError {
     /// asked would act around them.
     #[error("{0}")]
     Ahead(String),
+    /// A write before a series' raw retention horizon.
+    #[error("{0}")]
+    Retained(String),
     #[error("database error: {0}")]
     Query(#[from] diesel::result::Error),
     /// Aggregates of the data pass the range of double precision.

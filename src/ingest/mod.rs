@@ -14,6 +14,7 @@ pub mod fold;
 pub mod identity;
 pub mod line_protocol;
 pub mod remote_write;
+pub mod retention;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -96,6 +97,7 @@ impl From<DbError> for IngestError {
             e if e.is_transient() => IngestError::Unavailable(first_line(&e)),
             // Another replica, upgraded, takes the write: retry (503).
             DbError::Ahead(why) => IngestError::Fenced(why),
+            DbError::Retained(why) => IngestError::Invalid(why),
             // float8 sums past 1.7e308 in a refreshed hour: the data's.
             DbError::Query(diesel::result::Error::DatabaseError(_, info))
                 if info.message().starts_with("value out of range") =>

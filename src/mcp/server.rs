@@ -82,6 +82,15 @@ impl Mcp {
         metrics: Arc<Metrics>,
     ) -> Mcp {
         let ingest = Ingest::start(db.clone(), Arc::clone(&cache), settings);
+        // Checked when the settings were read.
+        if let Ok(rules) = crate::store::retention::Rules::from_settings(settings) {
+            crate::ingest::retention::start(
+                db.clone(),
+                rules,
+                Duration::from_secs(settings.retention_interval_secs),
+                Arc::clone(&metrics),
+            );
+        }
         let Catalog {
             tools,
             prompts,

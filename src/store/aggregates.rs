@@ -38,6 +38,10 @@ pub struct Summary {
     pub p99: Option<f64>,
     pub first_time: Option<DateTime<Utc>>,
     pub last_time: Option<DateTime<Utc>>,
+    /// Raw retention dropped the points before this time: before it, the
+    /// window's edges are whole hours and the percentiles sketched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_from: Option<DateTime<Utc>>,
 }
 
 /// Exact percentiles (`percentile_cont`) of the raw points in `window`.
@@ -47,6 +51,7 @@ pub fn percentiles<const N: usize>(
     window: Window,
     fractions: [f64; N],
 ) -> Result<[Option<f64>; N], DbError> {
+    super::retention::require_raw(conn, &[series.as_str()], window)?;
     #[derive(QueryableByName)]
     struct P {
         #[diesel(sql_type = Nullable<Array<Nullable<Double>>>)]
@@ -85,6 +90,7 @@ pub struct Spread {
 }
 
 pub fn spread(conn: &mut PgConnection, series: &Series, window: Window) -> Result<Spread, DbError> {
+    super::retention::require_raw(conn, &[series.as_str()], window)?;
     let sql = format!(
         "WITH w AS (SELECT value FROM timeseries_data WHERE {WINDOW}),
               s AS (SELECT count(*) AS count, avg(value) AS mean, stddev_samp(value) AS stddev,
@@ -122,6 +128,7 @@ pub fn outside(
     (center, unit): (f64, f64),
     limit: i64,
 ) -> Result<(Vec<Outlier>, i64), DbError> {
+    super::retention::require_raw(conn, &[series.as_str()], window)?;
     if from.is_empty() {
         return Ok((Vec::new(), 0));
     }
@@ -200,6 +207,7 @@ pub fn points(
     window: Window,
     limit: i64,
 ) -> Result<Vec<TimedValue>, DbError> {
+    super::retention::require_raw(conn, &[series.as_str()], window)?;
     let sql = format!(
         "SELECT time, value, NULL::bigint AS count FROM timeseries_data WHERE {WINDOW} ORDER BY time LIMIT $4"
     );
@@ -217,6 +225,7 @@ pub fn buckets(
     aggregate: Aggregate,
     limit: i64,
 ) -> Result<Vec<TimedValue>, DbError> {
+    super::retention::require_raw(conn, &[series.as_str()], window)?;
     let sql = format!(
         "SELECT date_bin($4::interval, time, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS time,
                 {} AS value, count(*) AS count
@@ -343,6 +352,7 @@ pub fn envelope(
     aggregate: Aggregate,
     limit: i64,
 ) -> Result<Vec<Envelope>, DbError> {
+    super::retention::require_raw(conn, &[series.as_str()], window)?;
     let sql = format!(
         "SELECT g.b AS time, s.value, s.low, s.high, s.count
            FROM generate_series(date_bin($4::interval, $5, TIMESTAMPTZ '2000-01-01 00:00:00+00'),

@@ -9,6 +9,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod points;
 pub mod request_log;
+pub mod retention;
 pub mod rollups;
 pub mod runs;
 pub mod series;

@@ -93,6 +93,7 @@ pub fn write(
     batch: &[&SeriesPoints],
     folded: &Folded,
 ) -> Result<Written, DbError> {
+    retained(conn, batch, folded)?;
     let rows: Vec<NewPoint> = batch
         .iter()
         .flat_map(|s| {
@@ -120,6 +121,52 @@ pub fn write(
     };
     refresh_folded(conn, batch, folded)?;
     Ok(written)
+}
+
+/// Refuses points before their series' `raw_from`: retention dropped the
+/// raw points there, and the hours kept as rollups cannot be recomputed.
+/// Read only for series written before their `folded_to` (never past it).
+fn retained(
+    conn: &mut PgConnection,
+    batch: &[&SeriesPoints],
+    folded: &Folded,
+) -> Result<(), DbError> {
+    let early: Vec<(&str, DateTime<Utc>)> = batch
+        .iter()
+        .filter_map(|s| {
+            let first = s.points.iter().map(|p| p.0).min()?;
+            let until = folded.get(s.series.as_str())?;
+            (first < *until).then_some((s.series.as_str(), first))
+        })
+        .collect();
+    if early.is_empty() {
+        return Ok(());
+    }
+    #[derive(QueryableByName)]
+    struct Kept {
+        #[diesel(sql_type = Text)]
+        series_name: String,
+        #[diesel(sql_type = Timestamptz)]
+        raw_from: DateTime<Utc>,
+    }
+    let (names, firsts): (Vec<&str>, Vec<DateTime<Utc>>) = early.into_iter().unzip();
+    let kept: Option<Kept> = diesel::sql_query(
+        "SELECT c.series_name, c.raw_from FROM unnest($1::text[], $2::timestamptz[]) AS u(s, f)
+           JOIN timeseries_series c ON c.series_name = u.s WHERE u.f < c.raw_from LIMIT 1",
+    )
+    .bind::<Array<Text>, _>(names)
+    .bind::<Array<Timestamptz>, _>(firsts)
+    .get_result(conn)
+    .optional()?;
+    match kept {
+        None => Ok(()),
+        Some(k) => Err(DbError::Retained(format!(
+            "series {} keeps no raw points before {} (raw retention): its hours there are kept \
+             as rollups only and cannot change; send points from then on. Nothing was written",
+            k.series_name,
+            k.raw_from.to_rfc3339()
+        ))),
+    }
 }
 
 /// The hours and days of points written before their series' `folded_to`

@@ -378,6 +378,23 @@ pub fn read_many(
     (days, sketch): (bool, bool),
     max_rows: Option<i64>,
 ) -> Result<Vec<NamedRow>, DbError> {
+    // Before raw_from only whole hours are kept: an edge there is widened
+    // to its hour, rather than summarised from points that are gone.
+    let window = match super::retention::raw_from(conn, names)? {
+        Some(from) => Window {
+            start: window
+                .start
+                .map(|t| if t < from { hour_floor(t) } else { t }),
+            end: window.end.map(|t| {
+                if hour_floor(t) < from {
+                    ceil_to(t, RESOLUTION)
+                } else {
+                    t
+                }
+            }),
+        },
+        None => window,
+    };
     // Whole hours are [hlo, hhi), whole days [dlo, dhi) inside them; NULL
     // stands for -infinity in a lower bound and +infinity in an upper one.
     let (mut hlo, mut hhi) = (
@@ -515,6 +532,7 @@ pub fn read_many_raw(
     window: Window,
     width: Bucket,
 ) -> Result<Vec<NamedRow>, DbError> {
+    super::retention::require_raw(conn, names, window)?;
     let points = "SELECT series_name, time, value,
                          date_bin($4::interval, time, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket
                     FROM timeseries_data
@@ -802,6 +820,7 @@ impl Merged {
             p99: self.quantile(0.99),
             first_time: self.first.map(|f| f.0),
             last_time: self.last.map(|l| l.0),
+            raw_from: None,
         }
     }
 
@@ -871,7 +890,11 @@ pub fn statistics(
 ) -> Result<(Summary, Percentiles), DbError> {
     let merged = Merged::checked(&read(conn, series, window, (true, true), None)?, true)?;
     let mut summary = merged.summary();
-    if summary.count > 0 && exact.unwrap_or(summary.count <= SKETCH_THRESHOLD) {
+    // Exact percentiles need every raw point: past raw retention, the
+    // sketches answer unless exact ones were asked for (then refused).
+    summary.raw_from = retained_from(conn, series, window)?;
+    let by_default = summary.count <= SKETCH_THRESHOLD && summary.raw_from.is_none();
+    if summary.count > 0 && exact.unwrap_or(by_default) {
         [summary.p50, summary.p95, summary.p99] =
             super::aggregates::percentiles(conn, series, window, [0.5, 0.95, 0.99])?;
         return Ok((summary, Percentiles::Exact));
@@ -888,6 +911,8 @@ pub struct Trend {
     pub mean: Option<f64>,
     pub first_time: Option<DateTime<Utc>>,
     pub last_time: Option<DateTime<Utc>>,
+    /// As [`Summary::raw_from`].
+    pub raw_from: Option<DateTime<Utc>>,
 }
 
 /// The exact least-squares fit of the window from the rollups' co-moments.
@@ -900,7 +925,18 @@ pub fn trend(conn: &mut PgConnection, series: &Series, window: Window) -> Result
         mean: m.moments.mean(),
         first_time: first,
         last_time: m.last.map(|l| l.0),
+        raw_from: retained_from(conn, series, window)?,
     })
+}
+
+/// The series' `raw_from` when `window` reaches before it.
+fn retained_from(
+    conn: &mut PgConnection,
+    series: &Series,
+    window: Window,
+) -> Result<Option<DateTime<Utc>>, DbError> {
+    Ok(super::retention::raw_from(conn, &[series.as_str()])?
+        .filter(|from| window.start.is_none_or(|s| s < *from)))
 }
 
 /// Buckets of a whole number of hours, from the rollups, at most `limit`.

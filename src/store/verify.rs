@@ -23,12 +23,16 @@ pub const STEP: TimeDelta = TimeDelta::days(7);
 pub struct Extent {
     #[diesel(sql_type = Text)]
     pub series_name: String,
-    /// Hour-aligned, or -infinity: nothing folded.
-    #[diesel(sql_type = Timestamptz)]
-    pub folded_to: DateTime<Utc>,
+    /// Hour-aligned; `None`: nothing folded.
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub folded_to: Option<DateTime<Utc>>,
     /// The first hour in the tables or among the points.
     #[diesel(sql_type = Nullable<Timestamptz>)]
     pub first: Option<DateTime<Utc>>,
+    /// Retention dropped the points before it: hours before it are kept
+    /// without them, and only days are checked there (against their hours).
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub raw_from: Option<DateTime<Utc>>,
 }
 
 /// Up to `limit` catalogued series after `after` in name order (only those
@@ -40,7 +44,8 @@ pub fn extents(
     limit: i64,
 ) -> Result<Vec<Extent>, DbError> {
     Ok(diesel::sql_query(
-        "SELECT s.series_name, s.folded_to,
+        "SELECT s.series_name, NULLIF(s.folded_to, '-infinity') AS folded_to,
+                NULLIF(s.raw_from, '-infinity') AS raw_from,
                 LEAST((SELECT min(r.bucket) FROM timeseries_rollups r WHERE r.series_name = s.series_name),
                       (SELECT date_bin('1 hour', min(d.time), TIMESTAMPTZ '2000-01-01Z')
                          FROM timeseries_data d WHERE d.series_name = s.series_name)) AS first
@@ -93,17 +98,19 @@ fn differs() -> String {
         .join(" OR ")
 }
 
-/// The hours of `series` in [from, to) and its days in [from, days_to)
-/// that differ from what the points give.
+/// The hours of `series` in [max(from, raw_from), to) and its days in
+/// [from, days_to) that differ from what the points give.
 pub fn differences(
     conn: &mut PgConnection,
     series: &str,
+    raw_from: Option<DateTime<Utc>>,
     (from, to, days_to): (DateTime<Utc>, DateTime<Utc>, DateTime<Utc>),
 ) -> Result<Vec<Difference>, DbError> {
     let differs = differs();
     let sql = format!(
-        "WITH fh AS (SELECT * FROM mcp_rollups_from_raw($1, $2, $3)),
-              sh AS (SELECT * FROM timeseries_rollups WHERE series_name = $1 AND bucket >= $2 AND bucket < $3),
+        "WITH fh AS (SELECT * FROM mcp_rollups_from_raw($1, GREATEST($2, COALESCE($5, $2)), $3)),
+              sh AS (SELECT * FROM timeseries_rollups
+                      WHERE series_name = $1 AND bucket >= GREATEST($2, COALESCE($5, $2)) AND bucket < $3),
               fd AS (SELECT * FROM mcp_days_from_hours($1, $2, $4)),
               sd AS (SELECT * FROM timeseries_rollups_daily
                       WHERE series_name = $1 AND bucket >= $2 AND bucket < $4)
@@ -127,6 +134,7 @@ pub fn differences(
         .bind::<Timestamptz, _>(from)
         .bind::<Timestamptz, _>(to)
         .bind::<Timestamptz, _>(days_to)
+        .bind::<Nullable<Timestamptz>, _>(raw_from)
         .load(conn)?)
 }
 

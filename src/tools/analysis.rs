@@ -176,6 +176,10 @@ pub struct TrendResult {
     /// Fitted from the hourly rollups' co-moments (exact least squares).
     source: Source,
     resolution: Bucket,
+    /// Raw retention dropped the points before this time; the fit there
+    /// is over whole hours.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_from: Option<DateTime<Utc>>,
     /// The `analysis_results` row of this run.
     #[serde(skip_serializing_if = "Option::is_none")]
     analysis_id: Option<i64>,
@@ -432,6 +436,7 @@ pub async fn analyze_trend(
                 last_time: last,
                 source: Source::Rollup,
                 resolution: rollups::RESOLUTION_BUCKET,
+                raw_from: t.raw_from,
                 analysis_id: None,
             })
         }

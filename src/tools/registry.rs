@@ -178,6 +178,7 @@ impl From<DbError> for ToolError {
                 ToolError::invalid(TOO_LARGE)
             }
             DbError::TooLarge => ToolError::invalid(TOO_LARGE),
+            DbError::Retained(why) => ToolError::Invalid(why),
             DbError::Query(diesel::result::Error::DatabaseError(_, info))
                 if info.message().contains("statement timeout") =>
             {

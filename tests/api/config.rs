@@ -32,6 +32,10 @@ fn sample(var: &str) -> (&'static str, Value) {
             "https://auth.example/realms/ops",
             json!("https://auth.example/realms/ops"),
         ),
+        "RETENTION_OVERRIDES" => (
+            "[{metric=\"node_*\",raw_days=3}]",
+            json!([{ "metric": "node_*", "raw_days": 3 }]),
+        ),
         _ => ("3", json!(3)),
     }
 }

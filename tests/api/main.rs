@@ -24,6 +24,7 @@ mod operator;
 mod pool;
 mod promql;
 mod properties;
+mod retention;
 mod rollups;
 mod selectors;
 mod senders;

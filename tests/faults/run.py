@@ -544,6 +544,7 @@ def postgres_faults(pg):
 
     in_flight_at_a_stop(pg)
     import_across_a_restart(pg)
+    kill_mid_repair(pg)
 
     db = kill_mid_ingest(pg)
 
@@ -709,6 +710,50 @@ def folded_after_kill(pg, db):
     row("  rollups after the kill: folded by the next start, agree with the points",
         f"{folded()} of {points_in} points folded in {time.time() - t:.0f} s; {mismatched} of {hours} hours differ",
         folded() == points_in and mismatched == "0")
+    code, out = verify(pg, db)
+    row("  rollups verify after the kill", f"exit {code}: {out[-120:]}", code == 0)
+
+
+def verify(pg, db, *args):
+    """`mcp-server rollups verify` against db: its exit code and what it said."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCP_", "REDIS_", "DB_", "ROCKET_"))}
+    env.update({"DATABASE_URL": f"{pg.url}/{db}", "RUST_LOG": "warn"})
+    done = subprocess.run([BIN, "rollups", "verify", *args], env=env, capture_output=True, text=True, timeout=300)
+    return done.returncode, (done.stdout + done.stderr).strip()
+
+
+def kill_mid_repair(pg):
+    """kill -9 during `rollups verify --repair`: each series' rebuild is one
+    transaction, so what it did not finish is left as it was, still named by
+    verify; a second --repair rebuilds it, and verify then exits 0."""
+    server = Server(pg)
+    try:
+        mcp = Mcp(server)
+        for n in range(40):
+            mcp.call("ingest_timeseries", {"series": f"rep{n:02}", "points": points(5_000)})
+    finally:
+        server.stop()
+    db = server.db
+    pg.sql(db, "SELECT count(mcp_refold(series_name)) FROM timeseries_series")
+    pg.sql(db, "UPDATE timeseries_rollups SET max_value = max_value + 1")
+    before, _ = verify(pg, db)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCP_", "REDIS_", "DB_", "ROCKET_"))}
+    env.update({"DATABASE_URL": f"{pg.url}/{db}", "RUST_LOG": "warn"})
+    proc = subprocess.Popen([BIN, "rollups", "verify", "--repair"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Killed once it has named the first series: its rebuild is under way.
+    proc.stdout.readline()
+    proc.kill()
+    proc.communicate()
+    mid, said = verify(pg, db)
+    still = len({line.split()[0] for line in said.splitlines() if line.startswith("rep")})
+    again, _ = verify(pg, db, "--repair")
+    after, out = verify(pg, db)
+    row("kill -9 mid `rollups verify --repair` (40 series, every hour changed)",
+        f"verify before {before}, after the kill {mid} ({still} series still differ); "
+        f"a second --repair {again}; then verify {after}",
+        before == 1 and mid == 1 and 0 < still and again == 0 and after == 0)
+    pg.drop(db)
 
 
 def clean_exits(pg):
@@ -741,14 +786,17 @@ def clean_exits(pg):
         {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "list_series", "arguments": {}}}])
     runs = 200
     for command, args, feed in (("import", ["import", csv_path, "--series", "bom"], None),
-                                ("stdio", ["stdio"], stdin)):
+                                ("stdio", ["stdio"], stdin),
+                                ("rollups verify", ["rollups", "verify"], None)):
         codes, answered, started = {}, 0, time.time()
         for _ in range(runs):
             if time.time() - started > 120:
                 break
             done = subprocess.run([BIN, *args], env=env, input=feed, capture_output=True, text=True, timeout=30)
             codes[done.returncode] = codes.get(done.returncode, 0) + 1
-            answered += '"id":2' in done.stdout if feed else "imported 9 points" in done.stdout
+            answered += ('"id":2' in done.stdout if feed
+                         else "series checked, 0 differ" in done.stderr if command == "rollups verify"
+                         else "imported 9 points" in done.stdout)
         n = sum(codes.values())
         others = {c: k for c, k in codes.items() if c != 0}
         row(f"{command}: {runs} runs to the end, SCRAM auth",
