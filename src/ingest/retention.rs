@@ -15,9 +15,8 @@ use crate::db::{Db, DbError};
 use crate::metrics::Metrics;
 use crate::store::retention::{self, Due, Rules};
 
-/// Points per delete: a few hundred milliseconds, far within the statement
-/// timeout.
-pub const BATCH: i64 = 50_000;
+/// Points per delete: about 0.2 s here, far within the statement timeout.
+pub const BATCH: i64 = 200_000;
 /// Catalogued series read at a time.
 const PAGE: i64 = 10_000;
 /// The first run waits for start-up's own work.
@@ -105,8 +104,10 @@ fn enforce(
     report.held = due.iter().filter(|d| d.held).count();
     report.chunks = retention::drop_chunks(conn)?;
     for d in &due {
+        let mut from = None;
         loop {
-            let n = retention::drop_batch(conn, &d.series, BATCH)?;
+            let n;
+            (n, from) = retention::drop_batch(conn, &d.series, from, BATCH)?;
             report.points += n as u64;
             metrics.retention_dropped(n as u64);
             if (n as i64) < BATCH {
