@@ -796,7 +796,7 @@ def kill_mid_repair(pg):
     proc.kill()
     proc.communicate()
     mid, said = verify(pg, db)
-    still = len({line.split()[0] for line in said.splitlines() if line.startswith("rep")})
+    still = len({line.split()[0].rstrip(":") for line in said.splitlines() if line.startswith("rep")})
     again, _ = verify(pg, db, "--repair")
     after, out = verify(pg, db)
     row("kill -9 mid `rollups verify --repair` (40 series, every hour changed)",
@@ -810,7 +810,8 @@ def clean_exits(pg):
     """The commands that open the pool exit with their code, run after run,
     against a role that authenticates with a password (SCRAM: libpq's
     OpenSSL at work while the process ends once crashed 1 run in 10).
-    `import` of a CSV with a byte-order mark, then `stdio` to stdin's EOF."""
+    `import` of a CSV with a byte-order mark, `stdio` to stdin's EOF,
+    `rollups verify` and `retention --plan`."""
     pg.sql("postgres", "CREATE ROLE mcp_scram LOGIN CREATEDB PASSWORD 'scram-pw'")
     db = f"faults_scram_{os.getpid()}"
     pg.sql("postgres", f"CREATE DATABASE {db} OWNER mcp_scram")
@@ -825,7 +826,8 @@ def clean_exits(pg):
     row("  the role authenticates by password (a wrong one is refused)", wrong.stderr.strip()[-80:],
         wrong.returncode != 0 and "password authentication failed" in wrong.stderr)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MCP_", "REDIS_", "DB_", "ROCKET_", "PG"))}
-    env.update({"DATABASE_URL": f"postgres://mcp_scram:scram-pw@127.0.0.1:{PG_PORT}/{db}", "RUST_LOG": "warn"})
+    env.update({"DATABASE_URL": f"postgres://mcp_scram:scram-pw@127.0.0.1:{PG_PORT}/{db}", "RUST_LOG": "warn",
+                "RETENTION_RAW_DAYS": "30"})
     csv_path = os.path.join(tempfile.mkdtemp(prefix="mcp-faults-csv-"), "bom.csv")
     with open(csv_path, "w", encoding="utf-8-sig") as f:
         f.write("time,value\n" + "".join(f"2026-01-01T00:0{i}:00Z,{i}\n" for i in range(9)))
@@ -837,7 +839,8 @@ def clean_exits(pg):
     runs = 200
     for command, args, feed in (("import", ["import", csv_path, "--series", "bom"], None),
                                 ("stdio", ["stdio"], stdin),
-                                ("rollups verify", ["rollups", "verify"], None)):
+                                ("rollups verify", ["rollups", "verify"], None),
+                                ("retention --plan", ["retention", "--plan"], None)):
         codes, answered, started = {}, 0, time.time()
         for _ in range(runs):
             if time.time() - started > 120:
@@ -846,6 +849,7 @@ def clean_exits(pg):
             codes[done.returncode] = codes.get(done.returncode, 0) + 1
             answered += ('"id":2' in done.stdout if feed
                          else "series checked, 0 differ" in done.stderr if command == "rollups verify"
+                         else "retention plan at" in done.stdout if command.startswith("retention")
                          else "imported 9 points" in done.stdout)
         n = sum(codes.values())
         others = {c: k for c, k in codes.items() if c != 0}
