@@ -889,13 +889,14 @@ def timescale(_pg):
 
 
 # Rollup rows that differ from a recomputation from the points, before each
-# series' folded_to (nothing lies after it).
+# series' folded_to (rows after it are not read until the fold recomputes them).
 ROLLUP_MISMATCHES = """
     WITH s AS (SELECT d.series_name, COALESCE(c.folded_to, '-infinity') AS f
                  FROM (SELECT DISTINCT series_name FROM timeseries_data) d
                  LEFT JOIN timeseries_series c USING (series_name)),
-    fresh AS (SELECT r.* FROM s CROSS JOIN LATERAL mcp_rollups_from_raw(s.series_name, '-infinity', s.f) r)
-    SELECT count(*) FROM fresh f FULL JOIN timeseries_rollups r USING (series_name, bucket)
+    fresh AS (SELECT r.* FROM s CROSS JOIN LATERAL mcp_rollups_from_raw(s.series_name, '-infinity', s.f) r),
+    kept AS (SELECT r.* FROM timeseries_rollups r JOIN s USING (series_name) WHERE r.bucket < s.f)
+    SELECT count(*) FROM fresh f FULL JOIN kept r USING (series_name, bucket)
      WHERE f.count IS DISTINCT FROM r.count OR f.min_value IS DISTINCT FROM r.min_value
         OR f.max_value IS DISTINCT FROM r.max_value OR f.sketch_counts IS DISTINCT FROM r.sketch_counts
         OR abs(f.increase - r.increase) > 1e-9 * greatest(abs(f.increase), 1)"""
