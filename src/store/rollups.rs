@@ -3,7 +3,9 @@
 //! the number of points.
 //!
 //! The tables hold each series' hours before its `folded_to` (in
-//! `timeseries_series`), complete, and nothing from it on. Writes land
+//! `timeseries_series`), complete. Rows from it on are never read: there
+//! are none, unless a SQL writer moved `folded_to` back over them (the
+//! invalidation log), and then the fold replaces them. Writes land
 //! points only; the fold ([`fold`], run in the background) moves a series'
 //! tail into the tables, and a write before `folded_to` recomputes what it
 //! touched ([`refresh`]). A window's whole hours come from the tables up to
