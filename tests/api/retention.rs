@@ -9,10 +9,10 @@ use std::process::Command;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Double, Nullable};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestDatabase, close, mcp, text};
+use crate::rollups::reference;
 
 fn retention(db: &TestDatabase, args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_mcp-server"))
@@ -28,36 +28,6 @@ fn retention(db: &TestDatabase, args: &[&str]) -> (bool, String) {
         .output()
         .expect("binary runs");
     (out.status.success(), text(&out))
-}
-
-#[derive(QueryableByName, Debug, Clone, Copy)]
-struct Want {
-    #[diesel(sql_type = BigInt)]
-    count: i64,
-    #[diesel(sql_type = Nullable<Double>)]
-    mean: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    sd: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    lo: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    hi: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    slope: Option<f64>,
-}
-
-fn want(db: &TestDatabase, series: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Want {
-    diesel::sql_query(format!(
-        "SELECT count(*) AS count, avg(value) AS mean, stddev_samp(value) AS sd,
-                min(value) AS lo, max(value) AS hi,
-                regr_slope(value, date_part('epoch', time) / 86400) AS slope
-           FROM timeseries_data
-          WHERE series_name = '{series}' AND time >= '{}' AND time < '{}'",
-        from.to_rfc3339(),
-        to.to_rfc3339()
-    ))
-    .get_result(&mut db.conn())
-    .unwrap()
 }
 
 fn near(got: &Value, want: Option<f64>, what: &str) {
@@ -98,7 +68,7 @@ async fn raw_retention_keeps_exact_answers_from_the_rollups() {
     let start = t0 + Duration::minutes(17);
     // What the answers must be: the window's left edge is widened to its
     // hour, whose points will be gone.
-    let reference = want(db_ref(&db), "ret.a", t0, end);
+    let reference = reference(&db, "ret.a", t0, end);
     let horizon = Utc::now().duration_trunc(Duration::hours(1)).unwrap() - Duration::days(2);
     let going = db.count(&format!(
         "SELECT count(*) AS n FROM timeseries_data WHERE series_name = 'ret.a' AND time < '{}'",
@@ -231,8 +201,4 @@ async fn raw_retention_keeps_exact_answers_from_the_rollups() {
         stats["structuredContent"]["count"], reference.count,
         "{stats}"
     );
-}
-
-fn db_ref(db: &TestDatabase) -> &TestDatabase {
-    db
 }

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Double, Nullable};
+use diesel::sql_types::{BigInt, Double, Nullable};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestDatabase, close, mcp, text};
@@ -87,35 +87,38 @@ fn near(got: &Value, want: f64, what: &str) {
     );
 }
 
-#[derive(QueryableByName, Debug)]
-struct Reference {
+#[derive(QueryableByName, Debug, Clone, Copy)]
+pub struct Reference {
+    #[diesel(sql_type = BigInt)]
+    pub count: i64,
     #[diesel(sql_type = Nullable<Double>)]
-    mean: Option<f64>,
+    pub mean: Option<f64>,
     #[diesel(sql_type = Nullable<Double>)]
-    sd: Option<f64>,
+    pub sd: Option<f64>,
     #[diesel(sql_type = Nullable<Double>)]
-    lo: Option<f64>,
+    pub lo: Option<f64>,
     #[diesel(sql_type = Nullable<Double>)]
-    hi: Option<f64>,
+    pub hi: Option<f64>,
     #[diesel(sql_type = Nullable<Double>)]
-    p50: Option<f64>,
+    pub p50: Option<f64>,
     #[diesel(sql_type = Nullable<Double>)]
-    p95: Option<f64>,
+    pub p95: Option<f64>,
     #[diesel(sql_type = Nullable<Double>)]
-    p99: Option<f64>,
+    pub p99: Option<f64>,
     #[diesel(sql_type = Nullable<Double>)]
-    slope: Option<f64>,
+    pub slope: Option<f64>,
 }
 
 /// The same statistics in plain SQL over the raw points.
-fn reference(
+pub fn reference(
     db: &TestDatabase,
     series: &str,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> Reference {
     diesel::sql_query(format!(
-        "SELECT avg(value) AS mean, stddev_samp(value) AS sd, min(value) AS lo, max(value) AS hi,
+        "SELECT count(*) AS count, avg(value) AS mean, stddev_samp(value) AS sd,
+                min(value) AS lo, max(value) AS hi,
                 percentile_cont(0.5) WITHIN GROUP (ORDER BY value) AS p50,
                 percentile_cont(0.95) WITHIN GROUP (ORDER BY value) AS p95,
                 percentile_cont(0.99) WITHIN GROUP (ORDER BY value) AS p99,

@@ -6,11 +6,11 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Double, Nullable};
+use diesel::sql_types::Double;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestDatabase, close};
-use crate::rollups::MISMATCHES;
+use crate::rollups::{MISMATCHES, reference};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap()
@@ -35,22 +35,6 @@ fn psql(db: &TestDatabase, command: &str) {
     );
 }
 
-#[derive(QueryableByName, Debug)]
-struct Want {
-    #[diesel(sql_type = BigInt)]
-    count: i64,
-    #[diesel(sql_type = Nullable<Double>)]
-    mean: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    sd: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    lo: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    hi: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    slope: Option<f64>,
-}
-
 fn near(got: &Value, want: Option<f64>, what: &str) {
     match want {
         Some(w) => close(got.as_f64().unwrap_or(f64::NAN), w, what),
@@ -61,16 +45,9 @@ fn near(got: &Value, want: Option<f64>, what: &str) {
 /// Statistics, trend and hourly maxima of `series` from the tools, each
 /// against the same in SQL over the raw points.
 async fn agree(app: &TestApp, session: &str, db: &TestDatabase, series: &str, when: &str) {
-    let want: Want = diesel::sql_query(format!(
-        "SELECT count(*) AS count, avg(value) AS mean, stddev_samp(value) AS sd,
-                min(value) AS lo, max(value) AS hi,
-                regr_slope(value, date_part('epoch', time) / 86400) AS slope
-           FROM timeseries_data WHERE series_name = '{series}'"
-    ))
-    .get_result(&mut db.conn())
-    .unwrap();
-    let window = json!({ "series": series, "start": (t0() - Duration::days(1)).to_rfc3339(),
-                         "end": (t0() + Duration::days(5)).to_rfc3339() });
+    let (start, end) = (t0() - Duration::days(1), t0() + Duration::days(5));
+    let want = reference(db, series, start, end);
+    let window = json!({ "series": series, "start": start.to_rfc3339(), "end": end.to_rfc3339() });
     let stats = app
         .call_tool(session, "compute_statistics", window.clone())
         .await;
