@@ -56,7 +56,7 @@ async fn raw_retention_keeps_exact_answers_from_the_rollups() {
             .collect();
         app.ingest(&session, series, &points).await;
     }
-    assert!(app.fold().await > 0);
+    assert!(app.fold_all().await > 0);
     // A series only SQL wrote, with one old point: the hour of a series'
     // newest point never folds, so that point is held.
     diesel::sql_query(format!(

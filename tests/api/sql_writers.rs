@@ -113,7 +113,7 @@ async fn each_sql_write_is_in_every_answer(row_level: bool) {
         .map(|i| (t0() + Duration::minutes(i), (i % 10) as f64))
         .collect();
     app.ingest(&session, "w.cpu", &points).await;
-    assert!(app.fold().await > 0);
+    assert!(app.fold_all().await > 0);
     agree(&app, &session, &db, "w.cpu", "ingested").await;
 
     let csv = std::env::temp_dir().join(format!("sql-writers-{}.csv", std::process::id()));
@@ -158,7 +158,7 @@ async fn each_sql_write_is_in_every_answer(row_level: bool) {
     for (what, command) in &steps {
         psql(&db, command);
         agree(&app, &session, &db, "w.cpu", &format!("after {what}")).await;
-        app.fold().await;
+        app.fold_all().await;
         agree(
             &app,
             &session,

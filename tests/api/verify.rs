@@ -29,7 +29,7 @@ async fn verify_names_what_differs_and_repair_rebuilds_it() {
             .collect();
         app.ingest(&session, series, &points).await;
     }
-    assert!(app.fold().await > 0);
+    assert!(app.fold_all().await > 0);
     let (code, out) = verify(&db, &[]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("3 series checked, 0 differ"), "{out}");

@@ -45,6 +45,28 @@ impl TestApp {
             .moves
     }
 
+    /// [`TestApp::fold`] until no series has a tail left to fold: the
+    /// background fold may have taken some of them (from a write's wake or
+    /// the invalidation log) and be folding them still.
+    pub async fn fold_all(&self) -> usize {
+        let state = self.mcp_state();
+        let mut moved = 0;
+        for _ in 0..300 {
+            moved += self.fold().await;
+            let until = state.ingest.folder.limit();
+            let left = state
+                .db
+                .run(move |conn| mcp_server::store::rollups::unfolded(conn, until, 1))
+                .await
+                .expect("the catalog reads");
+            if left.is_empty() {
+                return moved;
+            }
+            rocket::tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("tails still unfolded after 30 s");
+    }
+
     /// A POST of raw bytes to `path` with `headers`: the status, the
     /// response's headers and its body.
     pub async fn send(&self, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Sent {
