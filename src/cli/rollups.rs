@@ -46,6 +46,7 @@ async fn run(args: Verify) -> Result<u8, String> {
     let db = db.watched().0;
     let (mut checked, mut differing, mut repaired) = (0usize, 0usize, 0usize);
     let mut after = String::new();
+    let mut unknown: std::collections::BTreeSet<String> = args.series.iter().cloned().collect();
     loop {
         let (named, from) = (args.series.clone(), after.clone());
         let page = db
@@ -56,6 +57,7 @@ async fn run(args: Verify) -> Result<u8, String> {
         after = last.series_name.clone();
         for extent in page {
             checked += 1;
+            unknown.remove(&extent.series_name);
             let found = differences(&db, &extent).await?;
             if found.is_empty() {
                 continue;
@@ -86,10 +88,11 @@ async fn run(args: Verify) -> Result<u8, String> {
             }
         }
     }
-    if !args.series.is_empty() && checked < args.series.len() {
+    if !unknown.is_empty() {
         return Err(format!(
-            "{} of the series named are not in the catalog",
-            args.series.len() - checked
+            "not in the catalog, so not checked: {}. Check the names with the list_series \
+             tool (a series joins the catalog at its first write, by the server or by SQL)",
+            unknown.into_iter().collect::<Vec<_>>().join(", ")
         ));
     }
     let summary = format!("{checked} series checked, {differing} differ from their points");
