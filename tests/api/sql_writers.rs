@@ -116,7 +116,11 @@ async fn each_sql_write_is_in_every_answer(row_level: bool) {
     assert!(app.fold_all().await > 0);
     agree(&app, &session, &db, "w.cpu", "ingested").await;
 
-    let csv = std::env::temp_dir().join(format!("sql-writers-{}.csv", std::process::id()));
+    // One file per form: both tests run in one process under `cargo test`.
+    let csv = std::env::temp_dir().join(format!(
+        "sql-writers-{}-{row_level}.csv",
+        std::process::id()
+    ));
     let lines: String = (0..500)
         .flat_map(|i| {
             let t = t0() + Duration::seconds(i * 600 + 17);
