@@ -49,6 +49,8 @@ pub const ENV_VARS: &[&str] = &[
     "INGEST_NON_FINITE",
     "ROLLUP_FOLD_AFTER_SECS",
     "RETENTION_RAW_DAYS",
+    "RETENTION_HOURS_DAYS",
+    "RETENTION_DAYS_DAYS",
     "RETENTION_INTERVAL_SECS",
     "RETENTION_OVERRIDES",
 ];
@@ -147,6 +149,14 @@ pub struct Settings {
     /// hours are folded; the hourly and daily rollups stay.
     #[serde(deserialize_with = "optional_days")]
     pub retention_raw_days: Option<u32>,
+    /// Days of hourly rollups kept; unset: forever. Hours go only where the
+    /// raw points are gone, so it needs `retention_raw_days`, no larger.
+    #[serde(deserialize_with = "optional_days")]
+    pub retention_hours_days: Option<u32>,
+    /// Days of daily rollups kept; unset: forever. Needs
+    /// `retention_hours_days`, no larger. Nothing older is kept at all.
+    #[serde(deserialize_with = "optional_days")]
+    pub retention_days_days: Option<u32>,
     /// The retention worker runs soon after start, then this often.
     pub retention_interval_secs: u64,
     /// Per-metric exceptions to `retention_raw_days`, the first that
@@ -155,8 +165,8 @@ pub struct Settings {
 }
 
 /// One per-metric retention setting: `{ metric = "node_*", raw_days = 7 }`
-/// (a glob: `*` and `?`), or `{ regex = "^go_.*", raw_days = 1 }`;
-/// without `raw_days`, the metric's raw points are kept forever.
+/// (a glob: `*` and `?`), or `{ regex = "^go_.*", raw_days = 1,
+/// hours_days = 90 }`; a level left out is kept forever.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionRule {
@@ -166,6 +176,50 @@ pub struct RetentionRule {
     pub regex: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw_days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours_days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days_days: Option<u32>,
+}
+
+/// Days kept of each level (raw points, hourly and daily rollups); `None`:
+/// forever.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Keep {
+    pub raw: Option<u32>,
+    pub hours: Option<u32>,
+    pub days: Option<u32>,
+}
+
+impl Keep {
+    /// Refuses a level kept longer than a coarser one: a level answers only
+    /// where the finer ones are gone, so hours need raw retention no longer
+    /// than theirs, and days need hours'.
+    /// `prefix` names the settings: `retention_` or a rule's none.
+    pub fn checked(self, prefix: &str) -> Result<Keep, String> {
+        let levels = [
+            ("raw_days", self.raw),
+            ("hours_days", self.hours),
+            ("days_days", self.days),
+        ];
+        if let Some((name, _)) = levels.iter().find(|(_, d)| *d == Some(0)) {
+            return Err(format!(
+                "{prefix}{name} must be at least 1 (unset keeps forever)"
+            ));
+        }
+        for pair in levels.windows(2) {
+            let [(finer, f), (coarser, c)] = pair else {
+                continue;
+            };
+            if c.is_some_and(|c| f.is_none_or(|f| f > c)) {
+                return Err(format!(
+                    "{prefix}{coarser} needs {prefix}{finer} set and no larger: a level \
+                     is dropped only where the finer one is gone"
+                ));
+            }
+        }
+        Ok(self)
+    }
 }
 
 impl RetentionRule {
@@ -179,10 +233,17 @@ impl RetentionRule {
             (None, Some(regex)) => format!("^(?:{regex})$"),
             _ => return Err("each rule names either `metric` (a glob) or `regex`".into()),
         };
-        if self.raw_days == Some(0) {
-            return Err("raw_days must be at least 1 (leave it out to keep forever)".into());
-        }
+        self.keep()?;
         regex::Regex::new(&source).map_err(|e| e.to_string())
+    }
+
+    pub fn keep(&self) -> Result<Keep, String> {
+        Keep {
+            raw: self.raw_days,
+            hours: self.hours_days,
+            days: self.days_days,
+        }
+        .checked("")
     }
 }
 
@@ -258,6 +319,8 @@ impl Default for Settings {
             ingest_non_finite: crate::domain::batch::NonFinite::Skip,
             rollup_fold_after_secs: 300,
             retention_raw_days: None,
+            retention_hours_days: None,
+            retention_days_days: None,
             retention_interval_secs: 3600,
             retention_overrides: Vec::new(),
         }
@@ -265,6 +328,16 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// The retention of metrics that no override matches.
+    pub fn retention_keep(&self) -> Result<Keep, String> {
+        Keep {
+            raw: self.retention_raw_days,
+            hours: self.retention_hours_days,
+            days: self.retention_days_days,
+        }
+        .checked("retention_")
+    }
+
     /// Rocket's own composition (defaults, `Rocket.toml`, `ROCKET_*`) with
     /// our compiled-in defaults under the file and the operators' variable
     /// names over everything. Variables are global: a `[release]` value in
@@ -321,13 +394,9 @@ impl Settings {
                 *optional = None;
             }
         }
-        if settings.retention_raw_days == Some(0) {
-            return Err(
-                "invalid configuration: retention_raw_days must be at least 1 \
-                        (unset keeps raw points forever)"
-                    .into(),
-            );
-        }
+        settings
+            .retention_keep()
+            .map_err(|e| format!("invalid configuration: {e}"))?;
         for rule in &settings.retention_overrides {
             rule.pattern()
                 .map_err(|e| format!("invalid configuration: retention_overrides: {e}"))?;

@@ -41,6 +41,7 @@ pub struct Metrics {
     log_failed: IntCounter,
     gate_client_aborts: IntCounter,
     retention_dropped: IntCounter,
+    retention_dropped_rollups: IntCounterVec,
     auth_outcomes: IntCounterVec,
     jwks_fetches: IntCounterVec,
     ingest_samples: IntCounterVec,
@@ -182,6 +183,16 @@ impl Metrics {
                     "Raw points dropped by retention (their hours stay in the rollups)"
                 )
             ),
+            retention_dropped_rollups: register!(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "retention_dropped_rollups_total",
+                        "Rollup rows dropped by retention, by level (1h, 1d)"
+                    ),
+                    &["level"]
+                )
+            ),
             auth_outcomes: register!(
                 r,
                 IntCounterVec::new(
@@ -228,6 +239,12 @@ impl Metrics {
 
     pub fn retention_dropped(&self, points: u64) {
         self.retention_dropped.inc_by(points);
+    }
+
+    pub fn retention_dropped_rollups(&self, hours: u64, days: u64) {
+        let level = |l: &str| self.retention_dropped_rollups.with_label_values(&[l]);
+        level("1h").inc_by(hours);
+        level("1d").inc_by(days);
     }
 
     /// How one request's credentials fared; `outcome` is one of a fixed set.

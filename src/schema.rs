@@ -209,6 +209,8 @@ diesel::table! {
         created_at -> Timestamptz,
         sql_writes -> Int8,
         raw_from -> Timestamptz,
+        hours_from -> Timestamptz,
+        days_from -> Timestamptz,
     }
 }
 

@@ -1,5 +1,6 @@
 //! `mcp-server retention --plan`: what the retention settings would drop
-//! now, per metric (points, bytes, time range), without dropping anything;
+//! now, per metric (points, bytes, time range, rollup rows), without
+//! dropping anything;
 //! `mcp-server retention` runs the worker's pass once, now. Exit 0 when
 //! done, 1 on an error.
 
@@ -43,11 +44,7 @@ async fn run(args: Retention) -> Result<(), String> {
             .map_err(|e| format!("retention stopped: {e}"))?;
         match report {
             None => println!("retention: another server is running it now; nothing done"),
-            Some(r) => println!(
-                "retention: dropped {} raw points of {} series ({} whole chunks); \
-                 {} series held back until their hours are folded",
-                r.points, r.series, r.chunks, r.held
-            ),
+            Some(r) => println!("retention: {r}"),
         }
         return Ok(());
     }
@@ -74,32 +71,18 @@ async fn run(args: Retention) -> Result<(), String> {
         now.to_rfc3339()
     );
     println!(
-        "{:<40} {:>8} {:>14} {:>12}  range",
-        "metric", "series", "points", "bytes"
+        "{:<40} {:>8} {:>14} {:>12} {:>10} {:>8}  range of the points",
+        "metric", "series", "points", "bytes", "hours", "days"
     );
     let mut all = Total::default();
     for (metric, t) in &by_metric {
-        if t.points == 0 {
+        if t.series == 0 {
             continue;
         }
-        println!(
-            "{:<40} {:>8} {:>14} {:>12}  {}",
-            metric,
-            t.series,
-            t.points,
-            t.bytes,
-            t.range()
-        );
+        println!("{metric:<40} {t}");
         all.merge(t);
     }
-    println!(
-        "{:<40} {:>8} {:>14} {:>12}  {}",
-        "total",
-        all.series,
-        all.points,
-        all.bytes,
-        all.range()
-    );
+    println!("{:<40} {all}", "total");
     if held > 0 {
         println!("{held} series keep raw points past their retention until their hours are folded");
     }
@@ -111,19 +94,24 @@ struct Total {
     series: usize,
     points: i64,
     bytes: i64,
+    /// Hourly and daily rollup rows.
+    hours: i64,
+    days: i64,
     first: Option<DateTime<Utc>>,
     last: Option<DateTime<Utc>>,
 }
 
 impl Total {
     fn add(&mut self, p: &Planned) {
-        if p.points == 0 {
+        if p.points == 0 && p.hours == 0 && p.days == 0 {
             return;
         }
         self.merge(&Total {
             series: 1,
             points: p.points,
             bytes: p.bytes,
+            hours: p.hours,
+            days: p.days,
             first: p.first,
             last: p.last,
         });
@@ -133,14 +121,23 @@ impl Total {
         self.series += o.series;
         self.points += o.points;
         self.bytes += o.bytes;
+        self.hours += o.hours;
+        self.days += o.days;
         self.first = self.first.into_iter().chain(o.first).min();
         self.last = self.last.into_iter().chain(o.last).max();
     }
+}
 
-    fn range(&self) -> String {
+impl std::fmt::Display for Total {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:>8} {:>14} {:>12} {:>10} {:>8}  ",
+            self.series, self.points, self.bytes, self.hours, self.days
+        )?;
         match (self.first, self.last) {
-            (Some(f), Some(l)) => format!("{} .. {}", f.to_rfc3339(), l.to_rfc3339()),
-            _ => "-".into(),
+            (Some(a), Some(b)) => write!(f, "{} .. {}", a.to_rfc3339(), b.to_rfc3339()),
+            _ => f.write_str("-"),
         }
     }
 }

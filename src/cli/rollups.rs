@@ -125,9 +125,12 @@ async fn differences(db: &Db, extent: &Extent) -> Result<Vec<verify::Difference>
     while from < end {
         let to = (from + STEP).min(end);
         let days_to = to.min(days_end).max(from);
-        let (name, raw_from) = (extent.series_name.clone(), extent.raw_from);
+        let (name, kept) = (
+            extent.series_name.clone(),
+            (extent.raw_from, extent.hours_from),
+        );
         found.extend(
-            db.run(move |conn| verify::differences(conn, &name, raw_from, (from, to, days_to)))
+            db.run(move |conn| verify::differences(conn, &name, kept, (from, to, days_to)))
                 .await
                 .map_err(|e| format!("verify of {} stopped: {e}", extent.series_name))?,
         );
@@ -137,6 +140,5 @@ async fn differences(db: &Db, extent: &Extent) -> Result<Vec<verify::Difference>
 }
 
 fn day_floor(t: DateTime<Utc>) -> DateTime<Utc> {
-    let s = t.timestamp().div_euclid(86_400) * 86_400;
-    DateTime::from_timestamp(s, 0).unwrap_or(t)
+    crate::store::rollups::floor_to(t, crate::store::rollups::DAY)
 }

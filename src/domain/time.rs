@@ -135,6 +135,7 @@ pub struct Bucket {
 
 impl Bucket {
     pub const HOUR: Bucket = Bucket { seconds: 3600 };
+    pub const DAY: Bucket = Bucket { seconds: 86_400 };
 
     pub fn parse(text: &str) -> Result<Bucket, String> {
         let bad = || {

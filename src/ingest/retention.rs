@@ -1,9 +1,10 @@
 //! The retention worker: soon after start, then every
 //! `RETENTION_INTERVAL_SECS`, one replica (the holder of a session advisory
 //! lock) drops the raw points past each metric's retention, never those of
-//! hours not folded yet (`store::retention`). On TimescaleDB whole chunks go
-//! by `drop_chunks`; the rest, and everything on plain PostgreSQL, by
-//! deletes of [`BATCH`] points, each its own short transaction.
+//! hours not folded yet, and the hours and days past theirs
+//! (`store::retention`). On TimescaleDB whole chunks of points go by
+//! `drop_chunks`; the rest, and everything on plain PostgreSQL, by deletes
+//! of [`BATCH`] points, each its own short transaction.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,9 @@ pub struct Report {
     /// Series whose `raw_from` moved on.
     pub series: usize,
     pub points: u64,
+    /// Hourly and daily rollup rows dropped.
+    pub hours: u64,
+    pub days: u64,
     /// Whole chunks dropped (TimescaleDB).
     pub chunks: i64,
     /// Series that the settings would take further, but whose hours are not
@@ -47,13 +51,9 @@ pub fn start(db: Db, rules: Rules, every: Duration, metrics: Arc<Metrics>) {
             tokio::time::sleep(wait).await;
             wait = every.max(Duration::from_secs(1));
             match run(&db, &rules, Utc::now(), &metrics).await {
-                Ok(Some(r)) if r.points > 0 || r.chunks > 0 => log::info!(
-                    "retention: dropped {} raw points of {} series ({} whole chunks){}",
-                    r.points,
-                    r.series,
-                    r.chunks,
-                    held(&r)
-                ),
+                Ok(Some(r)) if r.points > 0 || r.chunks > 0 || r.hours > 0 || r.days > 0 => {
+                    log::info!("retention: {r}")
+                }
                 Ok(_) => {}
                 // The next run goes on from where this one stopped.
                 Err(e) => log::warn!("retention stopped, trying again later: {e}"),
@@ -62,10 +62,17 @@ pub fn start(db: Db, rules: Rules, every: Duration, metrics: Arc<Metrics>) {
     });
 }
 
-fn held(r: &Report) -> String {
-    match r.held {
-        0 => String::new(),
-        n => format!("; {n} series held back until their hours are folded"),
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "dropped {} raw points of {} series ({} whole chunks), {} hourly and {} daily rollup rows",
+            self.points, self.series, self.chunks, self.hours, self.days
+        )?;
+        match self.held {
+            0 => Ok(()),
+            n => write!(f, "; {n} series held back until their hours are folded"),
+        }
     }
 }
 
@@ -113,6 +120,11 @@ fn enforce(
             if (n as i64) < BATCH {
                 break;
             }
+        }
+        if d.hours.is_some() || d.days.is_some() {
+            let (hours, days) = retention::drop_rollups(conn, &d.series)?;
+            (report.hours, report.days) = (report.hours + hours as u64, report.days + days as u64);
+            metrics.retention_dropped_rollups(hours as u64, days as u64);
         }
     }
     Ok(report)

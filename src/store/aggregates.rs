@@ -42,6 +42,10 @@ pub struct Summary {
     /// window's edges are whole hours and the percentiles sketched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw_from: Option<DateTime<Utc>>,
+    /// Rollup retention dropped the hours before this time: before it, the
+    /// window's edges are whole days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours_from: Option<DateTime<Utc>>,
 }
 
 /// Exact percentiles (`percentile_cont`) of the raw points in `window`.
@@ -284,12 +288,33 @@ pub fn extent(
         #[diesel(sql_type = Nullable<Timestamptz>)]
         last: Option<DateTime<Utc>>,
     }
+    // Before raw retention's horizon the rollups' rows hold the ends: the
+    // first row of each level (one index probe), clamped to the window.
     let e: Ends = diesel::sql_query(
-        "SELECT min(e.first) AS first, max(e.last) AS last FROM unnest($1::text[]) AS n(name)
-          CROSS JOIN LATERAL (
-                SELECT min(time) AS first, max(time) AS last FROM timeseries_data
-                 WHERE series_name = n.name AND time >= COALESCE($2, '-infinity'::timestamptz)
-                   AND time < COALESCE($3, 'infinity'::timestamptz)) e",
+        "WITH w AS (SELECT COALESCE($2, '-infinity'::timestamptz) AS lo,
+                           COALESCE($3, 'infinity'::timestamptz) AS hi)
+         SELECT min(e.first) AS first, max(e.last) AS last FROM unnest($1::text[]) AS n(name)
+          CROSS JOIN w CROSS JOIN LATERAL (
+                SELECT LEAST(min(time),
+                             (SELECT GREATEST(r.first_time, w.lo) FROM timeseries_rollups_daily r
+                               WHERE r.series_name = n.name AND r.bucket < w.hi
+                                 AND r.bucket >= date_bin('1 day', w.lo, TIMESTAMPTZ '2000-01-01Z')
+                               ORDER BY r.bucket LIMIT 1),
+                             (SELECT GREATEST(r.first_time, w.lo) FROM timeseries_rollups r
+                               WHERE r.series_name = n.name AND r.bucket < w.hi
+                                 AND r.bucket >= date_bin('1 hour', w.lo, TIMESTAMPTZ '2000-01-01Z')
+                               ORDER BY r.bucket LIMIT 1)) AS first,
+                       COALESCE(max(time),
+                                (SELECT LEAST(r.last_time, w.hi) FROM timeseries_rollups r
+                                  WHERE r.series_name = n.name AND r.bucket < w.hi
+                                    AND r.bucket >= date_bin('1 hour', w.lo, TIMESTAMPTZ '2000-01-01Z')
+                                  ORDER BY r.bucket DESC LIMIT 1),
+                                (SELECT LEAST(r.last_time, w.hi) FROM timeseries_rollups_daily r
+                                  WHERE r.series_name = n.name AND r.bucket < w.hi
+                                    AND r.bucket >= date_bin('1 day', w.lo, TIMESTAMPTZ '2000-01-01Z')
+                                  ORDER BY r.bucket DESC LIMIT 1)) AS last
+                  FROM timeseries_data
+                 WHERE series_name = n.name AND time >= w.lo AND time < w.hi) e",
     )
     .bind::<Array<Text>, _>(names)
     .bind::<Nullable<Timestamptz>, _>(window.start)

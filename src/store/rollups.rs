@@ -30,6 +30,16 @@ pub const RESOLUTION_BUCKET: Bucket = Bucket::HOUR;
 /// The same, in seconds.
 pub const RESOLUTION: i64 = 3600;
 
+/// The coarsest rows an answer merged: days where rollup retention dropped
+/// the hours (`hours_from`), else hours.
+pub fn resolution(hours_from: Option<DateTime<Utc>>) -> Bucket {
+    if hours_from.is_some() {
+        Bucket::DAY
+    } else {
+        RESOLUTION_BUCKET
+    }
+}
+
 /// The sketches' relative accuracy: a percentile read from them is within
 /// this fraction of a value of the right rank.
 pub const SKETCH_ERROR: f64 = 0.01;
@@ -93,7 +103,7 @@ pub const DAY: i64 = 86_400;
 
 /// The start of `t`'s `width`-second bucket (hours and days align with
 /// date_bin's 2000-01-01T00:00Z origin, as they do with the epoch).
-fn floor_to(t: DateTime<Utc>, width: i64) -> DateTime<Utc> {
+pub(crate) fn floor_to(t: DateTime<Utc>, width: i64) -> DateTime<Utc> {
     let s = t.timestamp().div_euclid(width) * width;
     DateTime::from_timestamp(s, 0).unwrap_or(t)
 }
@@ -380,23 +390,65 @@ pub fn read_many(
     (days, sketch): (bool, bool),
     max_rows: Option<i64>,
 ) -> Result<Vec<NamedRow>, DbError> {
-    // Before raw_from only whole hours are kept: an edge there is widened
-    // to its hour, rather than summarised from points that are gone.
-    let window = match super::retention::raw_from(conn, names)? {
-        Some(from) => Window {
-            start: window
-                .start
-                .map(|t| if t < from { hour_floor(t) } else { t }),
-            end: window.end.map(|t| {
-                if hour_floor(t) < from {
-                    ceil_to(t, RESOLUTION)
-                } else {
-                    t
-                }
-            }),
-        },
-        None => window,
+    // One snapshot for the horizons and the rows: retention that moved a
+    // horizon and deleted behind it in between would leave a gap.
+    snapshot(conn, |conn| {
+        let horizons = super::retention::horizons(conn, names)?;
+        let window = widen(window, horizons);
+        match horizons.hours_from {
+            Some(from) if !days && window.start.is_none_or(|s| s < from) => {
+                Err(super::retention::hours_retained(from))
+            }
+            _ => read_rows(conn, names, window, (days, sketch), max_rows),
+        }
+    })
+}
+
+/// Runs `read` in a read-only REPEATABLE READ transaction (one snapshot),
+/// unless one is open already.
+fn snapshot<T>(
+    conn: &mut PgConnection,
+    read: impl FnOnce(&mut PgConnection) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    if AnsiTransactionManager::transaction_manager_status_mut(conn)
+        .transaction_depth()?
+        .is_some()
+    {
+        return read(conn);
+    }
+    conn.build_transaction()
+        .repeatable_read()
+        .read_only()
+        .run(read)
+}
+
+/// Before `hours_from` only whole days are kept, and before `raw_from`
+/// whole hours: an edge there is widened to its day or hour, rather than
+/// summarised from rows that are gone. Both horizons are aligned, so an
+/// end before one lies in a day or hour that starts before it.
+fn widen(window: Window, h: super::retention::Horizons) -> Window {
+    let width = |t: DateTime<Utc>| {
+        if h.hours_from.is_some_and(|f| t < f) {
+            Some(DAY)
+        } else {
+            h.raw_from.is_some_and(|f| t < f).then_some(RESOLUTION)
+        }
     };
+    Window {
+        start: window.start.map(|t| width(t).map_or(t, |w| floor_to(t, w))),
+        end: window.end.map(|t| width(t).map_or(t, |w| ceil_to(t, w))),
+    }
+}
+
+/// [`read_many`] over a window already widened.
+fn read_rows(
+    conn: &mut PgConnection,
+    names: &[&str],
+    window: Window,
+    (days, sketch): (bool, bool),
+    max_rows: Option<i64>,
+) -> Result<Vec<NamedRow>, DbError> {
     // Whole hours are [hlo, hhi), whole days [dlo, dhi) inside them; NULL
     // stands for -infinity in a lower bound and +infinity in an upper one.
     let (mut hlo, mut hhi) = (
@@ -823,6 +875,7 @@ impl Merged {
             first_time: self.first.map(|f| f.0),
             last_time: self.last.map(|l| l.0),
             raw_from: None,
+            hours_from: None,
         }
     }
 
@@ -894,7 +947,8 @@ pub fn statistics(
     let mut summary = merged.summary();
     // Exact percentiles need every raw point: past raw retention, the
     // sketches answer unless exact ones were asked for (then refused).
-    summary.raw_from = retained_from(conn, series, window)?;
+    let retained = retained(conn, series, window)?;
+    (summary.raw_from, summary.hours_from) = (retained.raw_from, retained.hours_from);
     let by_default = summary.count <= SKETCH_THRESHOLD && summary.raw_from.is_none();
     if summary.count > 0 && exact.unwrap_or(by_default) {
         [summary.p50, summary.p95, summary.p99] =
@@ -913,32 +967,34 @@ pub struct Trend {
     pub mean: Option<f64>,
     pub first_time: Option<DateTime<Utc>>,
     pub last_time: Option<DateTime<Utc>>,
-    /// As [`Summary::raw_from`].
+    /// As [`Summary::raw_from`] and [`Summary::hours_from`].
     pub raw_from: Option<DateTime<Utc>>,
+    pub hours_from: Option<DateTime<Utc>>,
 }
 
 /// The exact least-squares fit of the window from the rollups' co-moments.
 pub fn trend(conn: &mut PgConnection, series: &Series, window: Window) -> Result<Trend, DbError> {
     let m = Merged::checked(&read(conn, series, window, (true, false), None)?, false)?;
     let first = m.first.map(|f| f.0);
+    let retained = retained(conn, series, window)?;
     Ok(Trend {
         count: m.moments.n,
         fit: m.origin.zip(first).and_then(|(o, f)| m.moments.fit(o, f)),
         mean: m.moments.mean(),
         first_time: first,
         last_time: m.last.map(|l| l.0),
-        raw_from: retained_from(conn, series, window)?,
+        raw_from: retained.raw_from,
+        hours_from: retained.hours_from,
     })
 }
 
-/// The series' `raw_from` when `window` reaches before it.
-fn retained_from(
+/// The series' horizons that `window` reaches before.
+fn retained(
     conn: &mut PgConnection,
     series: &Series,
     window: Window,
-) -> Result<Option<DateTime<Utc>>, DbError> {
-    Ok(super::retention::raw_from(conn, &[series.as_str()])?
-        .filter(|from| window.start.is_none_or(|s| s < *from)))
+) -> Result<super::retention::Horizons, DbError> {
+    Ok(super::retention::horizons(conn, &[series.as_str()])?.reached(window))
 }
 
 /// Buckets of a whole number of hours, from the rollups, at most `limit`.

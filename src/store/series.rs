@@ -30,11 +30,22 @@ pub struct SeriesSummary {
     pub tags: Option<serde_json::Value>,
 }
 
-/// Series names after `after`, starting with `prefix`, at most `limit`.
-/// A loose index scan over the primary key: one index probe per series,
-/// not a scan of every point. The prefix filters rather than bounds the
-/// scan: under a linguistic collation names sharing a prefix need not be
-/// adjacent in the index.
+/// Whether the catalogued series `{c}` has anything kept: points, or the
+/// rollups that retention left without them.
+fn kept(c: &str) -> String {
+    format!(
+        "(EXISTS (SELECT 1 FROM timeseries_data t WHERE t.series_name = {c}.series_name)
+          OR ({c}.raw_from > '-infinity'
+              AND (EXISTS (SELECT 1 FROM timeseries_rollups_daily d WHERE d.series_name = {c}.series_name)
+                   OR EXISTS (SELECT 1 FROM timeseries_rollups h WHERE h.series_name = {c}.series_name))))"
+    )
+}
+
+/// Series names after `after`, starting with `prefix`, at most `limit`,
+/// from the catalog in name order, with one index probe per series for
+/// what it keeps. The prefix filters rather than bounds the scan: under a
+/// linguistic collation names sharing a prefix need not be adjacent in the
+/// index.
 pub fn names(
     conn: &mut PgConnection,
     after: &str,
@@ -46,17 +57,12 @@ pub fn names(
         #[diesel(sql_type = Text)]
         series_name: String,
     }
-    let sql = "WITH RECURSIVE s(series_name) AS (
-                 (SELECT series_name FROM timeseries_data
-                   WHERE series_name > $1
-                   ORDER BY series_name LIMIT 1)
-                 UNION ALL
-                 SELECT (SELECT t.series_name FROM timeseries_data t
-                          WHERE t.series_name > s.series_name ORDER BY t.series_name LIMIT 1)
-                   FROM s WHERE s.series_name IS NOT NULL)
-               SELECT series_name FROM s
-                WHERE series_name IS NOT NULL AND starts_with(series_name, $2)
-                LIMIT $3";
+    let sql = format!(
+        "SELECT c.series_name FROM timeseries_series c
+          WHERE c.series_name > $1 AND starts_with(c.series_name, $2) AND {}
+          ORDER BY c.series_name LIMIT $3",
+        kept("c")
+    );
     Ok(diesel::sql_query(sql)
         .bind::<Text, _>(after)
         .bind::<Text, _>(prefix)
@@ -78,7 +84,9 @@ pub fn summary(conn: &mut PgConnection, series: &Series) -> Result<Option<Series
 /// the points after it), not its points.
 pub fn summaries(conn: &mut PgConnection, names: &[Series]) -> Result<Vec<SeriesSummary>, DbError> {
     let names: Vec<&str> = names.iter().map(Series::as_str).collect();
-    Ok(diesel::sql_query(
+    // Before raw retention's horizon the first row of the rollups holds
+    // the first time.
+    let sql = format!(
         "SELECT n.name AS series,
                 COALESCE((SELECT sum(d.count) FROM timeseries_rollups_daily d
                            WHERE d.series_name = n.name AND d.bucket < f.day), 0)::bigint
@@ -86,20 +94,27 @@ pub fn summaries(conn: &mut PgConnection, names: &[Series]) -> Result<Vec<Series
                            WHERE h.series_name = n.name AND h.bucket >= f.day AND h.bucket < f.f), 0)::bigint
               + (SELECT count(*) FROM timeseries_data t
                   WHERE t.series_name = n.name AND t.time >= f.f) AS points,
-                (SELECT min(time) FROM timeseries_data t WHERE t.series_name = n.name) AS first_time,
-                (SELECT max(time) FROM timeseries_data t WHERE t.series_name = n.name) AS last_time,
+                LEAST((SELECT min(time) FROM timeseries_data t WHERE t.series_name = n.name),
+                      (SELECT d.first_time FROM timeseries_rollups_daily d
+                        WHERE d.series_name = n.name ORDER BY d.bucket LIMIT 1),
+                      (SELECT h.first_time FROM timeseries_rollups h
+                        WHERE h.series_name = n.name ORDER BY h.bucket LIMIT 1)) AS first_time,
+                COALESCE((SELECT max(time) FROM timeseries_data t WHERE t.series_name = n.name),
+                         (SELECT h.last_time FROM timeseries_rollups h
+                           WHERE h.series_name = n.name ORDER BY h.bucket DESC LIMIT 1)) AS last_time,
                 c.metric, c.tags
            FROM unnest($1::text[]) AS n(name)
-           LEFT JOIN timeseries_series c ON c.series_name = n.name
+           JOIN timeseries_series c ON c.series_name = n.name
           CROSS JOIN LATERAL (
-                SELECT COALESCE(c.folded_to, '-infinity') AS f,
-                       date_bin('1 day', COALESCE(c.folded_to, '-infinity'),
-                                TIMESTAMPTZ '2000-01-01Z') AS day) f
-          WHERE EXISTS (SELECT 1 FROM timeseries_data t WHERE t.series_name = n.name)
+                SELECT c.folded_to AS f,
+                       date_bin('1 day', c.folded_to, TIMESTAMPTZ '2000-01-01Z') AS day) f
+          WHERE {}
           ORDER BY n.name",
-    )
-    .bind::<Array<Text>, _>(names)
-    .load(conn)?)
+        kept("c")
+    );
+    Ok(diesel::sql_query(sql)
+        .bind::<Array<Text>, _>(names)
+        .load(conn)?)
 }
 
 pub fn latest(conn: &mut PgConnection, series: &Series, limit: i64) -> Result<Vec<Point>, DbError> {

@@ -33,6 +33,10 @@ pub struct Extent {
     /// without them, and only days are checked there (against their hours).
     #[diesel(sql_type = Nullable<Timestamptz>)]
     pub raw_from: Option<DateTime<Utc>>,
+    /// Rollup retention dropped the hours before it: days there are kept
+    /// without them, and nothing is checked.
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub hours_from: Option<DateTime<Utc>>,
 }
 
 /// Up to `limit` catalogued series after `after` in name order (only those
@@ -46,6 +50,7 @@ pub fn extents(
     Ok(diesel::sql_query(
         "SELECT s.series_name, NULLIF(s.folded_to, '-infinity') AS folded_to,
                 NULLIF(s.raw_from, '-infinity') AS raw_from,
+                NULLIF(s.hours_from, '-infinity') AS hours_from,
                 LEAST((SELECT min(r.bucket) FROM timeseries_rollups r WHERE r.series_name = s.series_name),
                       (SELECT date_bin('1 hour', min(d.time), TIMESTAMPTZ '2000-01-01Z')
                          FROM timeseries_data d WHERE d.series_name = s.series_name)) AS first
@@ -99,11 +104,11 @@ fn differs() -> String {
 }
 
 /// The hours of `series` in [max(from, raw_from), to) and its days in
-/// [from, days_to) that differ from what the points give.
+/// [max(from, hours_from), days_to) that differ from what the points give.
 pub fn differences(
     conn: &mut PgConnection,
     series: &str,
-    raw_from: Option<DateTime<Utc>>,
+    (raw_from, hours_from): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
     (from, to, days_to): (DateTime<Utc>, DateTime<Utc>, DateTime<Utc>),
 ) -> Result<Vec<Difference>, DbError> {
     let differs = differs();
@@ -111,9 +116,9 @@ pub fn differences(
         "WITH fh AS (SELECT * FROM mcp_rollups_from_raw($1, GREATEST($2, COALESCE($5, $2)), $3)),
               sh AS (SELECT * FROM timeseries_rollups
                       WHERE series_name = $1 AND bucket >= GREATEST($2, COALESCE($5, $2)) AND bucket < $3),
-              fd AS (SELECT * FROM mcp_days_from_hours($1, $2, $4)),
+              fd AS (SELECT * FROM mcp_days_from_hours($1, GREATEST($2, COALESCE($6, $2)), $4)),
               sd AS (SELECT * FROM timeseries_rollups_daily
-                      WHERE series_name = $1 AND bucket >= $2 AND bucket < $4)
+                      WHERE series_name = $1 AND bucket >= GREATEST($2, COALESCE($6, $2)) AND bucket < $4)
          SELECT 'hour' AS level, COALESCE(f.bucket, s.bucket) AS bucket,
                 CASE WHEN s.bucket IS NULL THEN 'missing'
                      WHEN f.bucket IS NULL THEN 'no points'
@@ -135,6 +140,7 @@ pub fn differences(
         .bind::<Timestamptz, _>(to)
         .bind::<Timestamptz, _>(days_to)
         .bind::<Nullable<Timestamptz>, _>(raw_from)
+        .bind::<Nullable<Timestamptz>, _>(hours_from)
         .load(conn)?)
 }
 

@@ -180,6 +180,10 @@ pub struct TrendResult {
     /// is over whole hours.
     #[serde(skip_serializing_if = "Option::is_none")]
     raw_from: Option<DateTime<Utc>>,
+    /// Rollup retention dropped the hours before this time; the fit there
+    /// is over whole days.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hours_from: Option<DateTime<Utc>>,
     /// The `analysis_results` row of this run.
     #[serde(skip_serializing_if = "Option::is_none")]
     analysis_id: Option<i64>,
@@ -435,8 +439,9 @@ pub async fn analyze_trend(
                 first_time: first,
                 last_time: last,
                 source: Source::Rollup,
-                resolution: rollups::RESOLUTION_BUCKET,
+                resolution: rollups::resolution(t.hours_from),
                 raw_from: t.raw_from,
+                hours_from: t.hours_from,
                 analysis_id: None,
             })
         }

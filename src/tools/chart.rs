@@ -27,8 +27,8 @@ use crate::domain::{
     Aggregate, AnalysisKind, Bounded, Bucket, ModelKind, RunStatus, Selector, Series, Window,
 };
 use crate::store::aggregates::{self, Outlier};
-use crate::store::rollups;
 use crate::store::runs;
+use crate::store::{retention, rollups};
 
 /// Cached chart data lives at most this long even without writes.
 const TTL: Duration = Duration::from_secs(300);
@@ -322,9 +322,11 @@ fn shape(
     };
     let span = (window.end.unwrap_or(last) - window.start.unwrap_or(first)).num_seconds();
     // date_bin may start a bucket before the range and end one after it:
-    // two columns spare keep the count within `columns`.
-    let needed = span.div_euclid((columns - 2).max(1)) + 1;
-    if bucket.is_none() {
+    // two columns spare keep the count within `columns`. No finer than
+    // what retention kept.
+    let kept = retention::horizons(conn, &[series.as_str()])?.finest(window);
+    let needed = (span.div_euclid((columns - 2).max(1)) + 1).max(kept);
+    if bucket.is_none() && kept == 0 {
         let raw = aggregates::points(conn, series, window, columns + 1)?;
         if raw.len() as i64 <= columns {
             return Ok(Ok(Shape {

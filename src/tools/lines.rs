@@ -17,7 +17,7 @@ use super::{ToolContext, ToolError, fmt_num};
 use crate::analytics::across::{Labels, Reduce};
 use crate::chart::{self, Column, PlotArea, Swatch};
 use crate::domain::{Aggregate, Bucket, PerSeries, Selector, cut};
-use crate::store::aggregates;
+use crate::store::{aggregates, retention};
 
 /// Lines in one chart, "other" included: more would not tell apart (one
 /// style each in [`chart::LINES`]).
@@ -141,9 +141,11 @@ pub async fn plot(
                 needed = needed.max((samples * every).ceil() as i64);
             }
             // And few enough buckets for every series to stay within the
-            // values one call reads.
+            // values one call reads; no finer than what retention kept.
             let per_series = (MAX_VALUES / entries.len().max(1)).saturating_sub(2).max(1);
-            needed = needed.max(span.div_euclid(per_series as i64) + 1);
+            needed = needed
+                .max(span.div_euclid(per_series as i64) + 1)
+                .max(retention::horizons(conn, &names)?.finest(window));
             let mut bucket = match asked {
                 Some(b) if b.seconds() >= needed => b,
                 _ => match tool::round_width(needed) {

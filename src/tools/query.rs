@@ -214,9 +214,9 @@ pub async fn compute_statistics(
     Ok(Output {
         value: StatsResult {
             series,
+            resolution: rollups::resolution(summary.hours_from),
             summary,
             source: Source::Rollup,
-            resolution: rollups::RESOLUTION_BUCKET,
             percentiles,
             percentile_relative_error: (percentiles == Percentiles::Sketch)
                 .then_some(rollups::SKETCH_ERROR),

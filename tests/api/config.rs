@@ -93,8 +93,14 @@ fn every_variable_overrides_the_release_profile_under_both_names() {
     for var in ENV_VARS.iter().filter(|v| **v != "RUST_LOG") {
         let key = var.to_ascii_lowercase();
         let (value, expected) = sample(var);
+        // A rollup level's retention needs the finer levels' set.
+        let finer: &[(&str, &str)] = match *var {
+            "RETENTION_HOURS_DAYS" => &[("RETENTION_RAW_DAYS", "1")],
+            "RETENTION_DAYS_DAYS" => &[("RETENTION_RAW_DAYS", "1"), ("RETENTION_HOURS_DAYS", "2")],
+            _ => &[],
+        };
         for name in [var.to_string(), format!("ROCKET_{var}")] {
-            let shown = config(dir.path(), &[(&name, value)]);
+            let shown = config(dir.path(), &[&[(name.as_str(), value)], finer].concat());
             assert_eq!(
                 shown["settings"][&key], expected,
                 "{name}={value} in the release profile"

@@ -8,6 +8,7 @@
 use std::process::Command;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use serde_json::{Value, json};
 
@@ -209,5 +210,184 @@ async fn raw_retention_keeps_exact_answers_from_the_rollups() {
     assert_eq!(
         stats["structuredContent"]["count"], reference.count,
         "{stats}"
+    );
+}
+
+/// `retention` with raw points kept 2 days, hours 5 and days 9.
+fn rollup_retention(db: &TestDatabase, args: &[&str], levels: [&str; 3]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mcp-server"))
+        .arg("retention")
+        .args(args)
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .env("RETENTION_RAW_DAYS", levels[0])
+        .env("RETENTION_HOURS_DAYS", levels[1])
+        .env("RETENTION_DAYS_DAYS", levels[2])
+        .output()
+        .expect("binary runs");
+    (out.status.success(), text(&out))
+}
+
+#[rocket::async_test]
+async fn rollup_retention_answers_from_days_and_drops_nothing_else() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    let session = app.session().await;
+    let now = Utc::now();
+    let end = now.duration_trunc(Duration::hours(1)).unwrap() - Duration::hours(1);
+    let t0 = end - Duration::days(12);
+    let mut seed = 5u64;
+    let points: Vec<(DateTime<Utc>, f64)> = (0..12 * 24 * 6)
+        .map(|i| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (
+                t0 + Duration::minutes(10 * i),
+                (seed >> 40) as f64 / 1e4 - i as f64 * 1e-2,
+            )
+        })
+        .collect();
+    app.ingest(&session, "roll_a", &points).await;
+    assert!(app.fold_all().await > 0);
+
+    // The horizons the settings give: raw at the hour 2 days ago, hours at
+    // the day 5 days ago, days at the day 9 days ago.
+    let day = |t: DateTime<Utc>| t.duration_trunc(Duration::days(1)).unwrap();
+    let (hours_from, days_from) = (day(now - Duration::days(5)), day(now - Duration::days(9)));
+    let rows = |table: &str, before: DateTime<Utc>| {
+        db.count(&format!(
+            "SELECT count(*) AS n FROM {table} WHERE series_name = 'roll_a' AND bucket < '{}'",
+            before.to_rfc3339()
+        ))
+    };
+    let (hours_going, days_going) = (
+        rows("timeseries_rollups", hours_from),
+        rows("timeseries_rollups_daily", days_from),
+    );
+    assert!(
+        hours_going > 24 * 6 && days_going >= 2,
+        "{hours_going} {days_going}"
+    );
+    // Whatever the window asks before days_from, what is kept starts there;
+    // an edge before hours_from is widened to its day.
+    let start = days_from + Duration::minutes(7 * 60 + 17);
+    let reference = reference(&db, "roll_a", days_from, end);
+    let first_kept: DateTime<Utc> = diesel::dsl::sql::<diesel::sql_types::Timestamptz>(&format!(
+        "SELECT min(time) FROM timeseries_data WHERE series_name = 'roll_a' AND time >= '{}'",
+        days_from.to_rfc3339()
+    ))
+    .get_result(&mut db.conn())
+    .unwrap();
+
+    let (ok, plan) = rollup_retention(&db, &["--plan"], ["2", "5", "9"]);
+    assert!(ok, "{plan}");
+    let row = plan
+        .lines()
+        .find(|l| l.starts_with("roll_a "))
+        .expect(&plan);
+    assert!(
+        row.contains(&format!(" {hours_going} {days_going:>8} ")),
+        "{hours_going} {days_going}: {row}"
+    );
+    assert_eq!(rows("timeseries_rollups", hours_from), hours_going);
+
+    let (ok, ran) = rollup_retention(&db, &[], ["2", "5", "9"]);
+    assert!(ok, "{ran}");
+    assert!(
+        ran.contains(&format!(
+            "{hours_going} hourly and {days_going} daily rollup rows"
+        )),
+        "{ran}"
+    );
+    assert_eq!(rows("timeseries_rollups", hours_from), 0);
+    assert_eq!(rows("timeseries_rollups_daily", days_from), 0);
+    assert!(rows("timeseries_rollups", hours_from + Duration::days(1)) > 0);
+    assert!(rows("timeseries_rollups_daily", hours_from + Duration::days(1)) > 0);
+    let (ok, again) = rollup_retention(&db, &[], ["2", "5", "9"]);
+    assert!(
+        ok && again.contains("0 hourly and 0 daily rollup rows"),
+        "{again}"
+    );
+
+    // Over the days: exact, and says so.
+    let window =
+        json!({ "series": "roll_a", "start": start.to_rfc3339(), "end": end.to_rfc3339() });
+    let stats = app
+        .call_tool(&session, "compute_statistics", window.clone())
+        .await;
+    let s = &stats["structuredContent"];
+    assert_eq!(s["count"], reference.count, "{stats}");
+    near(&s["mean"], reference.mean, "mean");
+    near(&s["stddev"], reference.sd, "stddev");
+    near(&s["min"], reference.lo, "min");
+    near(&s["max"], reference.hi, "max");
+    assert_eq!(s["resolution"], "1d", "{stats}");
+    assert_eq!(
+        s["hours_from"],
+        json!(hours_from.to_rfc3339().replace("+00:00", "Z")),
+        "{stats}"
+    );
+    let trend = app
+        .call_tool(&session, "analyze_trend", window.clone())
+        .await;
+    let t = &trend["structuredContent"];
+    near(&t["slope_per_day"], reference.slope, "slope");
+    assert_eq!(t["resolution"], "1d", "{trend}");
+
+    // Hours there are gone: buckets of hours say so, days answer, and a
+    // chart picks days by itself.
+    let mut hourly = window.clone();
+    hourly["selector"] = json!("roll_a");
+    hourly["per_series"] = json!("avg");
+    hourly["across"] = json!("sum");
+    hourly["bucket"] = json!("1h");
+    hourly.as_object_mut().unwrap().remove("series");
+    let got = app
+        .call_tool(&session, "aggregate_series", hourly.clone())
+        .await;
+    assert_eq!(got["isError"], true, "{got}");
+    assert!(got.to_string().contains("RETENTION_HOURS_DAYS"), "{got}");
+    hourly["bucket"] = json!("1d");
+    let got = app.call_tool(&session, "aggregate_series", hourly).await;
+    assert_ne!(got["isError"], true, "{got}");
+    let plot = app.call_tool(&session, "plot_series", window.clone()).await;
+    assert_ne!(plot["isError"], true, "{plot}");
+    let bucket = plot["structuredContent"]["bucket"].as_str().unwrap_or("");
+    assert!(bucket.ends_with('d'), "{plot}");
+
+    let verified = mcp(&["rollups", "verify"], &db.url);
+    assert_eq!(verified.status.code(), Some(0), "{}", text(&verified));
+
+    // Listed from what is kept, even once every point has gone (the hours
+    // not folded yet, with them).
+    let unfolded = db.count(
+        "SELECT count(*) AS n FROM timeseries_data d JOIN timeseries_series c USING (series_name)
+          WHERE series_name = 'roll_a' AND d.time >= c.folded_to",
+    );
+    db.conn()
+        .batch_execute(
+            "BEGIN; SELECT set_config('mcp.writer', 'server', true);
+             DELETE FROM timeseries_data WHERE series_name = 'roll_a'; COMMIT;",
+        )
+        .unwrap();
+    let listed = app
+        .call_tool(&session, "list_series", json!({ "prefix": "roll_" }))
+        .await;
+    let row = &listed["structuredContent"]["series"][0];
+    assert_eq!(row["series"], "roll_a", "{listed}");
+    assert_eq!(row["points"], reference.count - unfolded, "{listed}");
+    assert_eq!(
+        row["first_time"],
+        json!(first_kept.to_rfc3339().replace("+00:00", "Z")),
+        "{listed}"
+    );
+
+    // A level kept longer than a coarser one is refused up front.
+    let (ok, refused) = rollup_retention(&db, &["--plan"], ["", "5", "9"]);
+    assert!(!ok, "{refused}");
+    assert!(
+        refused.contains("retention_hours_days needs retention_raw_days"),
+        "{refused}"
     );
 }

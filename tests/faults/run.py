@@ -729,9 +729,10 @@ def lifecycle_kills(pg):
 
 def kill_mid_retention(pg):
     """kill -9 during `mcp-server retention`: each batch of deletes is its own
-    transaction and raw_from moved before any, so a kill leaves fewer points
-    of hours still in the rollups; the answers stay exact, verify exits 0,
-    and the next run finishes."""
+    transaction and raw_from (and hours_from) moved before any, so a kill
+    leaves fewer points of hours still in the rollups, or fewer hours of days
+    still in the daily table; the answers stay exact, verify exits 0, and the
+    next run finishes."""
     server = Server(pg)
     db = server.db
     # 20 series of 30,000 minutes ending two days ago, written as an ETL
@@ -746,7 +747,8 @@ def kill_mid_retention(pg):
     finally:
         server.stop()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MCP_", "REDIS_", "DB_", "ROCKET_"))}
-    env.update({"DATABASE_URL": f"{pg.url}/{db}", "RUST_LOG": "warn", "RETENTION_RAW_DAYS": "1"})
+    env.update({"DATABASE_URL": f"{pg.url}/{db}", "RUST_LOG": "warn", "RETENTION_RAW_DAYS": "1",
+                "RETENTION_HOURS_DAYS": "10"})
     raw = lambda: int(pg.sql(db, "SELECT count(*) FROM timeseries_data"))
     total = raw()
     proc = subprocess.Popen([BIN, "retention"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -765,7 +767,7 @@ def kill_mid_retention(pg):
     done = subprocess.run([BIN, "retention"], env=env, capture_output=True, text=True, timeout=120)
     left = raw()
     again, _ = verify(pg, db)
-    row("kill -9 mid `mcp-server retention` (600,000 points, 1 day kept)",
+    row("kill -9 mid `mcp-server retention` (600,000 points, 1 day of them kept, 10 of hours)",
         f"{total - mid} of {total} dropped at the kill; verify {code}; counts {'unchanged' if after == before else after}; "
         f"the next run exits {done.returncode}, {left} points left; verify {again}",
         code == 0 and after == before and done.returncode == 0 and left < mid and again == 0)
