@@ -33,7 +33,10 @@ T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 WRK_SECS = int(os.environ.get("BENCH_WRK_SECS", "10"))
 # BENCH_ONLY=fleet: the fleet and the catalog rows alone (the full fleet
 # takes about 25 minutes; the rest of the bench as long again).
-FLEET_ONLY = os.environ.get("BENCH_ONLY") == "fleet"
+# BENCH_ONLY=lifecycle: ingest against \copy, the statistics misses with the
+# fold and verify, and retention (about 5 minutes).
+ONLY = os.environ.get("BENCH_ONLY", "")
+FLEET_ONLY = ONLY == "fleet"
 STATS_SIZES = ([100_000, 1_000_000] + ([10_000_000] if os.environ.get("BENCH_10M") == "1" else [])
                + ([30_000_000] if os.environ.get("BENCH_BIG") == "1" else []))
 # (points per call, calls): half a million points per size, fewer for the small batch.
@@ -260,7 +263,7 @@ def send_all(path, headers, bodies):
         assert r.status == 204, (path, r.status)
 
 
-for label, path, metric, per_connection in ([] if FLEET_ONLY else SHAPES):
+for label, path, metric, per_connection in ([] if ONLY else SHAPES):
     # Each shape on a settled database: the loads before it leave autovacuum
     # and a checkpoint to run, which would land on whichever comes next.
     psql("-c", "VACUUM ANALYZE timeseries_data", "-c", "CHECKPOINT")
@@ -374,8 +377,40 @@ for size in ([] if FLEET_ONLY else STATS_SIZES):
         line(f"  {tool} {shown}".rstrip() + f", {size:,}",
              f"{statistics.median(times):,.1f} ms", raw_figure, "")
 
-# The rest of the single-series rows need their series (BENCH_ONLY=fleet skips them).
+# --- retention: 30 days of 1 s points past RETENTION_RAW_DAYS=1, as the
+# worker drops them (a process of its own, start-up included), against one
+# DELETE of the same rows of a copy in psql. Goal: >= 500k points/s; on
+# TimescaleDB (TIMESCALE_URL), <= 2 s by chunk drops.
 if not FLEET_ONLY:
+    hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    first = hour - timedelta(days=31)
+    n = 30 * 86_400
+    path = os.path.join(tmp, "retention.csv")
+    for series in ("bench_retention", "bench_retention_sql"):
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            for i in range(n):
+                w.writerow([series, (first + timedelta(seconds=i)).isoformat(), repr(value(i))])
+        copy_in(path)
+        psql("-c", f"SELECT mcp_refold('{series}')")
+    os.unlink(path)
+    psql("-c", "VACUUM ANALYZE timeseries_data")
+    t = time.perf_counter()
+    out = subprocess.run(["./target/release/mcp-server", "retention"],
+                         env=os.environ | {"DATABASE_URL": DB_URL, "RUST_LOG": "warn",
+                                           "RETENTION_OVERRIDES": '[{metric="bench_retention", raw_days=1}]'},
+                         check=True, capture_output=True, text=True).stdout
+    took = time.perf_counter() - t
+    dropped = int(re.search(r"dropped (\d+) raw points", out).group(1))
+    horizon = (hour - timedelta(days=1)).isoformat()
+    delete_ms = psql_ms("BEGIN; SELECT set_config('mcp.writer', 'server', true); "
+                        f"DELETE FROM timeseries_data WHERE series_name = 'bench_retention_sql' AND time < '{horizon}'; COMMIT")
+    line(f"retention, {dropped:,} of {n:,} points (1 s, 30 days)", f"{dropped / took:,.0f} points/s",
+         f"one DELETE in psql {dropped / (delete_ms / 1e3):,.0f} points/s",
+         f"ratio {delete_ms / 1e3 / took:.2f}; >= 500,000 points/s; TSL <= 2 s")
+
+# The rest of the single-series rows need their series (BENCH_ONLY skips them).
+if not ONLY:
     # --- bytes per point: the table and its indexes, and the rollups, per million points
     sizes = psql("-At", "-c", "SELECT pg_total_relation_size('timeseries_data'), pg_total_relation_size('timeseries_rollups'), (SELECT count(*) FROM timeseries_data)").strip().split("|")
     # The TimescaleDB rows run where the bench's database has a hypertable (run.sh
@@ -520,7 +555,7 @@ if not FLEET_ONLY:
 # BENCH_FLEET=full is the fixture (20 metrics x 100 instances, 3 days
 # at 30 s, 17M points); the default is 10 x 20, one day; BENCH_FLEET=0 skips.
 FLEET = os.environ.get("BENCH_FLEET", "small")
-if FLEET != "0":
+if FLEET != "0" and ONLY != "lifecycle":
     metrics, instances, days = (20, 100, 3) if FLEET == "full" else (10, 20, 1)
     scrapes_n = days * 86_400 // 30
     fleet = [{"__name__": f"fleet_m{m:02}_total", "job": f"job{i % 4}", "instance": f"host{i:03}:9100",

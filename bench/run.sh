@@ -4,6 +4,7 @@
 # package), and optionally Redis (with redis-benchmark), as for the tests.
 #   bench/run.sh               # Redis cache when redis-cli ping answers, else in-process
 #   BENCH_10M=1 bench/run.sh   # also the statistics miss over 10,000,000 points
+#   BENCH_10M=1 BENCH_ONLY=lifecycle bench/run.sh   # ingest, fold, verify and retention rows alone
 #   BENCH_FLEET=full BENCH_ONLY=fleet bench/run.sh   # the issue's fleet (17M points) and the catalog alone
 #   TIMESCALE_URL=postgres://postgres@host:5432/postgres bench/run.sh   # on TimescaleDB
 # With node on PATH, a second server takes JWT access tokens from the tests'

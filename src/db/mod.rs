@@ -61,6 +61,13 @@ impl DbError {
         DbError::Migrations(e.to_string())
     }
 
+    /// A statement gave up waiting under `SET LOCAL lock_timeout` (55P03,
+    /// which diesel has no kind for): the lock's holder is busy, not gone.
+    pub fn is_lock_timeout(&self) -> bool {
+        matches!(self, DbError::Query(diesel::result::Error::DatabaseError(_, info))
+            if info.message().contains("lock timeout"))
+    }
+
     /// The database could not take the work now but may in a moment: no
     /// connection free or reachable, a connection lost to a restart, a
     /// statement past its timeout, a deadlock broken. A sender should retry.

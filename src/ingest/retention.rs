@@ -109,7 +109,10 @@ fn enforce(
         report.series += retention::mark(conn, page)?;
     }
     report.held = due.iter().filter(|d| d.held).count();
-    report.chunks = retention::drop_chunks(conn)?;
+    let points;
+    (report.chunks, points) = retention::drop_chunks(conn)?;
+    report.points += points as u64;
+    metrics.retention_dropped(points as u64);
     for d in &due {
         let mut from = None;
         loop {

@@ -329,10 +329,12 @@ pub fn drop_batch(
 }
 
 /// On a hypertable: drops the chunks wholly before every series' `raw_from`
-/// (TimescaleDB's `drop_chunks`), and returns how many. Elsewhere: 0.
-pub fn drop_chunks(conn: &mut PgConnection) -> Result<i64, DbError> {
+/// (TimescaleDB's `drop_chunks`), and returns how many, and how many points
+/// they held (counted first, in the same transaction, so that `/metrics`
+/// counts them too). Elsewhere: (0, 0).
+pub fn drop_chunks(conn: &mut PgConnection) -> Result<(i64, i64), DbError> {
     #[derive(QueryableByName)]
-    struct Dropped {
+    struct Count {
         #[diesel(sql_type = BigInt)]
         n: i64,
     }
@@ -341,18 +343,30 @@ pub fn drop_chunks(conn: &mut PgConnection) -> Result<i64, DbError> {
         "SELECT count(*) AS n FROM pg_trigger
           WHERE tgrelid = 'timeseries_data'::regclass AND tgname = 'ts_insert_blocker'",
     )
-    .get_result::<Dropped>(conn)?
+    .get_result::<Count>(conn)?
     .n;
     if hypertable == 0 {
-        return Ok(0);
+        return Ok((0, 0));
     }
-    Ok(diesel::sql_query(
-        "SELECT count(*) AS n FROM (SELECT min(raw_from) AS m FROM timeseries_series) b
-          CROSS JOIN LATERAL drop_chunks('timeseries_data', older_than => b.m) c
-          WHERE b.m > '-infinity'",
-    )
-    .get_result::<Dropped>(conn)?
-    .n)
+    conn.transaction(|conn| {
+        crate::db::migrations::fence(conn)?;
+        let points = diesel::sql_query(
+            "SELECT count(*) AS n FROM timeseries_data
+              WHERE time < (SELECT max(k.range_end) FROM timescaledb_information.chunks k
+                             WHERE k.hypertable_name = 'timeseries_data'
+                               AND k.range_end <= (SELECT min(raw_from) FROM timeseries_series))",
+        )
+        .get_result::<Count>(conn)?
+        .n;
+        let chunks = diesel::sql_query(
+            "SELECT count(*) AS n FROM (SELECT min(raw_from) AS m FROM timeseries_series) b
+              CROSS JOIN LATERAL drop_chunks('timeseries_data', older_than => b.m) c
+              WHERE b.m > '-infinity'",
+        )
+        .get_result::<Count>(conn)?
+        .n;
+        Ok((chunks, points))
+    })
 }
 
 /// Holds the retention lock for this session if no other does: one replica

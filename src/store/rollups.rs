@@ -244,7 +244,7 @@ pub fn fold(
         #[diesel(sql_type = Nullable<Timestamptz>)]
         next: Option<DateTime<Utc>>,
     }
-    let folded = conn.transaction(|conn| {
+    let folded: Result<_, DbError> = conn.transaction(|conn| {
         crate::db::migrations::fence(conn)?;
         if !wait {
             // Waits for the writers of the stripe that hold it now, not for
@@ -280,11 +280,7 @@ pub fn fold(
         Ok(Some((moved.moved, moved.next)))
     });
     match folded {
-        Err(DbError::Query(diesel::result::Error::DatabaseError(_, info)))
-            if info.message().contains("lock timeout") =>
-        {
-            Ok(None)
-        }
+        Err(e) if e.is_lock_timeout() => Ok(None),
         other => other,
     }
 }

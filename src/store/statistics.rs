@@ -51,8 +51,7 @@ pub fn refresh(conn: &mut PgConnection, limit: i64) -> Result<Vec<String>, DbErr
         });
         match analysed {
             Ok(()) => done.push(table),
-            Err(DbError::Query(diesel::result::Error::DatabaseError(_, info)))
-                if info.message().contains("lock timeout") => {}
+            Err(e) if e.is_lock_timeout() => {}
             Err(e) => return Err(e),
         }
     }

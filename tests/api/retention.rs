@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, TestDatabase, close, mcp, text};
 use crate::rollups::reference;
 
-fn retention(db: &TestDatabase, args: &[&str]) -> (bool, String) {
+pub fn retention(db: &TestDatabase, args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_mcp-server"))
         .arg("retention")
         .args(args)
@@ -37,7 +37,11 @@ fn near(got: &Value, want: Option<f64>, what: &str) {
 
 #[rocket::async_test]
 async fn raw_retention_keeps_exact_answers_from_the_rollups() {
-    let db = TestDatabase::migrated();
+    raw_retention_on(TestDatabase::migrated()).await;
+}
+
+/// The raw retention case on `db` (TimescaleDB runs it too).
+pub async fn raw_retention_on(db: TestDatabase) {
     let app = TestApp::spawn(&db, None).await;
     let session = app.session().await;
     let end = Utc::now().duration_trunc(Duration::hours(1)).unwrap() - Duration::hours(1);
@@ -230,7 +234,11 @@ fn rollup_retention(db: &TestDatabase, args: &[&str], levels: [&str; 3]) -> (boo
 
 #[rocket::async_test]
 async fn rollup_retention_answers_from_days_and_drops_nothing_else() {
-    let db = TestDatabase::migrated();
+    rollup_retention_on(TestDatabase::migrated()).await;
+}
+
+/// The rollup retention case on `db` (TimescaleDB runs it too).
+pub async fn rollup_retention_on(db: TestDatabase) {
     let app = TestApp::spawn(&db, None).await;
     let session = app.session().await;
     let now = Utc::now();

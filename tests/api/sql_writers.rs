@@ -101,10 +101,11 @@ async fn agree(app: &TestApp, session: &str, db: &TestDatabase, series: &str, wh
     assert_eq!(got, want, "{when}: hourly maxima");
 }
 
-async fn each_sql_write_is_in_every_answer(row_level: bool) {
-    let db = TestDatabase::migrated();
-    if row_level {
-        psql(&db, "SELECT mcp_data_triggers(true)");
+/// The case on `db`, with the trigger form `row_level` sets, or the one
+/// the migration chose when `None` (row-level on a hypertable).
+pub async fn each_sql_write_is_in_every_answer(db: TestDatabase, row_level: Option<bool>) {
+    if let Some(row_level) = row_level {
+        psql(&db, &format!("SELECT mcp_data_triggers({row_level})"));
     }
     let app = TestApp::spawn(&db, None).await;
     let session = app.session().await;
@@ -118,7 +119,7 @@ async fn each_sql_write_is_in_every_answer(row_level: bool) {
 
     // One file per form: both tests run in one process under `cargo test`.
     let csv = std::env::temp_dir().join(format!(
-        "sql-writers-{}-{row_level}.csv",
+        "sql-writers-{}-{row_level:?}.csv",
         std::process::id()
     ));
     let lines: String = (0..500)
@@ -207,10 +208,10 @@ async fn each_sql_write_is_in_every_answer(row_level: bool) {
 
 #[rocket::async_test]
 async fn each_sql_write_is_in_every_answer_statement_level() {
-    each_sql_write_is_in_every_answer(false).await;
+    each_sql_write_is_in_every_answer(TestDatabase::migrated(), Some(false)).await;
 }
 
 #[rocket::async_test]
 async fn each_sql_write_is_in_every_answer_row_level() {
-    each_sql_write_is_in_every_answer(true).await;
+    each_sql_write_is_in_every_answer(TestDatabase::migrated(), Some(true)).await;
 }

@@ -275,3 +275,85 @@ async fn a_backfill_into_compressed_chunks_replaces_values_and_revert_decompress
     conn.run_next_migration(MIGRATIONS).unwrap();
     assert_eq!(db.count(policy), 1, "re-applied");
 }
+
+/// On a hypertable the migration chose the row-level trigger (hypertables
+/// refuse transition tables), and every SQL write is in every answer.
+#[rocket::async_test]
+#[cfg_attr(
+    not(timescale),
+    ignore = "needs TimescaleDB: set TIMESCALE_URL (docs/development.md)"
+)]
+async fn sql_writes_into_a_hypertable_are_in_every_answer() {
+    let db = TestDatabase::timescale();
+    assert_eq!(hypertables(&db), 1, "{NEEDS}");
+    // TRIGGER_TYPE_ROW is bit 0 of tgtype.
+    let row_level = "SELECT count(*) AS n FROM pg_trigger
+                      WHERE tgrelid = 'timeseries_data'::regclass
+                        AND tgname LIKE 'timeseries_data_%' AND tgtype & 1 = 1";
+    assert_eq!(db.count(row_level), 3, "inserted, deleted, updated");
+    crate::sql_writers::each_sql_write_is_in_every_answer(db, None).await;
+}
+
+#[rocket::async_test]
+#[cfg_attr(
+    not(timescale),
+    ignore = "needs TimescaleDB: set TIMESCALE_URL (docs/development.md)"
+)]
+async fn raw_and_rollup_retention_on_a_hypertable() {
+    crate::retention::raw_retention_on(TestDatabase::timescale()).await;
+    crate::retention::rollup_retention_on(TestDatabase::timescale()).await;
+}
+
+/// Thirty days of minutes, seven kept: the chunks wholly before the horizon
+/// go by `drop_chunks`, the rest by deletes, and the count says both.
+#[rocket::async_test]
+#[cfg_attr(
+    not(timescale),
+    ignore = "needs TimescaleDB: set TIMESCALE_URL (docs/development.md)"
+)]
+async fn retention_drops_whole_chunks_and_counts_their_points() {
+    use chrono::{Duration, DurationRound, Utc};
+    let db = TestDatabase::timescale();
+    assert_eq!(hypertables(&db), 1, "{NEEDS}");
+    let app = TestApp::spawn(&db, None).await;
+    let session = app.session().await;
+    let end = Utc::now().duration_trunc(Duration::hours(1)).unwrap();
+    let points: Vec<_> = (1..=30 * 24 * 60)
+        .map(|m| (end - Duration::minutes(m), (m % 97) as f64))
+        .collect();
+    app.ingest(&session, "ts.month", &points).await;
+    assert!(app.fold_all().await > 0);
+    let total = db.count("SELECT count(*) AS n FROM timeseries_data");
+    let horizon = end - Duration::days(7);
+    let going = db.count(&format!(
+        "SELECT count(*) AS n FROM timeseries_data WHERE time < '{}'",
+        horizon.to_rfc3339()
+    ));
+    let chunks_before = chunks(&db);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-server"))
+        .arg("retention")
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .env("RETENTION_RAW_DAYS", "7")
+        .output()
+        .unwrap();
+    let said = crate::helpers::text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("dropped {going} raw points")),
+        "{said}"
+    );
+    assert!(chunks(&db) < chunks_before, "{said}");
+    // Every point is still counted, from the rollups before the horizon.
+    let start = (end - Duration::days(31)).to_rfc3339();
+    let after = app
+        .call_tool(
+            &session,
+            "compute_statistics",
+            json!({ "series": "ts.month", "start": start }),
+        )
+        .await;
+    assert_eq!(after["structuredContent"]["count"], total, "{after}");
+    assert_eq!(after["structuredContent"]["min"], 0.0, "{after}");
+    assert_eq!(after["structuredContent"]["max"], 96.0, "{after}");
+}
