@@ -1,11 +1,12 @@
 //! Plain HTTP routes: `/`, `/health`, `/live`, `/metrics`, the OAuth
-//! protected-resource metadata, the collectors' write endpoints, and JSON
-//! error pages.
+//! protected-resource metadata, the collectors' write endpoints, the
+//! Prometheus API's discovery endpoints, and JSON error pages.
 
 pub mod health;
 mod index;
 mod metrics;
 mod oauth;
+mod prom_api;
 pub mod write;
 
 use rocket::serde::json::{Json, Value, json};
@@ -21,7 +22,14 @@ pub fn routes() -> Vec<Route> {
         oauth::at_root,
         write::prometheus,
         write::influx_v2,
-        write::influx_v1
+        write::influx_v1,
+        prom_api::labels_get,
+        prom_api::labels_post,
+        prom_api::label_values,
+        prom_api::series_get,
+        prom_api::series_post,
+        prom_api::metadata,
+        prom_api::buildinfo
     ]
 }
 

@@ -26,9 +26,9 @@ use crate::mcp::http::{Body, DRAIN_CAP, drain, read_body};
 
 /// The headers the write endpoints look at.
 pub struct WriteHeaders<'r> {
-    host: Option<&'r str>,
-    origin: Option<&'r str>,
-    authorization: Option<&'r str>,
+    pub(super) host: Option<&'r str>,
+    pub(super) origin: Option<&'r str>,
+    pub(super) authorization: Option<&'r str>,
     content_encoding: Option<&'r str>,
     content_length: Option<u64>,
 }

@@ -44,3 +44,21 @@ pub fn of(
         .map(|r| (r.metric.clone(), r))
         .collect())
 }
+
+/// The families described, by name (only `metric` when given), at most
+/// `limit`.
+pub fn list(
+    conn: &mut PgConnection,
+    metric: Option<&str>,
+    limit: i64,
+) -> Result<Vec<MetricMetadata>, DbError> {
+    let mut q = m::table
+        .order(m::metric)
+        .limit(limit)
+        .select(MetricMetadata::as_select())
+        .into_boxed();
+    if let Some(metric) = metric {
+        q = q.filter(m::metric.eq(metric));
+    }
+    Ok(q.load(conn)?)
+}

@@ -22,6 +22,7 @@ mod modern;
 mod oauth;
 mod operator;
 mod pool;
+mod prom_api;
 mod promql;
 mod properties;
 mod retention;

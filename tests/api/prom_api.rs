@@ -1,0 +1,215 @@
+//! The Prometheus API's discovery endpoints over what remote write stored:
+//! in the request shapes Grafana's data source sends (its label browser
+//! posts forms), with Prometheus' envelope and error codes, and read by
+//! Debian's `promtool query labels|series`.
+
+use std::process::Command;
+
+use mcp_server::ingest::remote_write::MetricMetadata;
+use rocket::http::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{ServerProcess, TestApp, TestDatabase};
+use crate::writes::{T0, described, remote_write, series};
+
+/// Three series of two metrics, one described.
+async fn written(app: &TestApp) {
+    let body = described(
+        vec![
+            series(
+                &[("__name__", "up"), ("job", "node"), ("instance", "a:9100")],
+                &[(1.0, T0)],
+            ),
+            series(
+                &[("__name__", "up"), ("job", "node"), ("instance", "b:9100")],
+                &[(0.0, T0)],
+            ),
+            series(
+                &[
+                    ("__name__", "http_requests_total"),
+                    ("job", "api"),
+                    ("code", "500"),
+                ],
+                &[(3.0, T0)],
+            ),
+        ],
+        vec![MetricMetadata {
+            r#type: 1,
+            metric_family_name: "http_requests_total".into(),
+            help: "Requests served.".into(),
+            unit: String::new(),
+        }],
+    );
+    assert_eq!(remote_write(app, body).await.status, 204);
+}
+
+async fn api(app: &TestApp, method: Method, path: &str, form: &str) -> (u16, Value) {
+    let sent = app
+        .request(
+            method,
+            path,
+            form.as_bytes().to_vec(),
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+        )
+        .await;
+    let body = serde_json::from_str(&sent.body)
+        .unwrap_or_else(|e| panic!("{path} answered non-JSON ({e}): {}", sent.body));
+    (sent.status, body)
+}
+
+#[rocket::async_test]
+async fn labels_values_series_and_metadata_in_prometheus_shapes() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    written(&app).await;
+
+    let (status, r) = api(&app, Method::Get, "/api/v1/labels", "").await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["status"], "success");
+    assert_eq!(r["data"], json!(["__name__", "code", "instance", "job"]));
+    // Grafana's label browser posts its selector as a form.
+    let (_, r) = api(
+        &app,
+        Method::Post,
+        "/api/v1/labels",
+        "match%5B%5D=up&start=1772323200&end=1772326800",
+    )
+    .await;
+    assert_eq!(r["data"], json!(["__name__", "instance", "job"]), "{r}");
+
+    let (_, r) = api(&app, Method::Get, "/api/v1/label/__name__/values", "").await;
+    assert_eq!(r["data"], json!(["http_requests_total", "up"]), "{r}");
+    let (_, r) = api(
+        &app,
+        Method::Get,
+        "/api/v1/label/instance/values?match[]=up%7Bjob%3D%22node%22%7D",
+        "",
+    )
+    .await;
+    assert_eq!(r["data"], json!(["a:9100", "b:9100"]), "{r}");
+
+    let (_, r) = api(
+        &app,
+        Method::Post,
+        "/api/v1/series",
+        "match%5B%5D=%7Bjob%3D~%22api%7Cnode%22%2Cinstance%21%3D%22b%3A9100%22%7D",
+    )
+    .await;
+    assert_eq!(
+        r["data"],
+        json!([
+            { "__name__": "http_requests_total", "code": "500", "job": "api" },
+            { "__name__": "up", "instance": "a:9100", "job": "node" },
+        ]),
+        "{r}"
+    );
+
+    let (_, r) = api(&app, Method::Get, "/api/v1/metadata", "").await;
+    assert_eq!(
+        r["data"],
+        json!({ "http_requests_total": [{ "type": "counter", "help": "Requests served.", "unit": "" }] }),
+        "{r}"
+    );
+    let (status, r) = api(&app, Method::Get, "/api/v1/status/buildinfo", "").await;
+    assert_eq!(status, 200);
+    assert!(r["data"]["version"].is_string(), "{r}");
+
+    // Bad input: Prometheus' error envelope, never a 5xx.
+    for (method, path, form, code) in [
+        (Method::Get, "/api/v1/series", "", 400),
+        (Method::Get, "/api/v1/series?match[]=up%7B", "", 400),
+        (
+            Method::Get,
+            "/api/v1/series?match[]=%7Bjob%3D~%22(a%2B)%2B%24%22%7D",
+            "",
+            200,
+        ),
+        (Method::Get, "/api/v1/metadata?limit=x", "", 400),
+    ] {
+        let (status, r) = api(&app, method, path, form).await;
+        assert_eq!(status, code, "{path}: {r}");
+        if code != 200 {
+            assert_eq!(r["status"], "error", "{path}: {r}");
+            assert_eq!(r["errorType"], "bad_data", "{path}: {r}");
+        }
+    }
+    let huge = format!("match%5B%5D={}", "a".repeat(1 << 20));
+    let (status, r) = api(&app, Method::Post, "/api/v1/labels", &huge).await;
+    assert_eq!(
+        (status, r["errorType"].clone()),
+        (400, json!("bad_data")),
+        "{r}"
+    );
+    let many = "match%5B%5D=up&".repeat(65);
+    let (status, r) = api(&app, Method::Post, "/api/v1/series", &many).await;
+    assert_eq!(
+        (status, r["errorType"].clone()),
+        (400, json!("bad_data")),
+        "{r}"
+    );
+
+    // With a token configured, reading needs it.
+    let guarded = TestApp::try_spawn(
+        crate::helpers::figment(&db.url, None).merge(("mcp_auth_token", "a-reader-token")),
+    )
+    .await
+    .unwrap();
+    let (status, r) = api(&guarded, Method::Get, "/api/v1/labels", "").await;
+    assert_eq!(
+        (status, r["errorType"].clone()),
+        (401, json!("unauthorized")),
+        "{r}"
+    );
+    let sent = guarded
+        .request(
+            Method::Get,
+            "/api/v1/labels",
+            vec![],
+            &[("Authorization", "Bearer a-reader-token")],
+        )
+        .await;
+    assert_eq!(sent.status, 200, "{}", sent.body);
+}
+
+/// `promtool query <what> http://127.0.0.1:<port> <args>`. Debian's 2.42
+/// takes no HTTP client configuration here, so the server runs without a
+/// token (the scope checks are the same code as for the requests above).
+fn promtool(port: u16, what: &str, args: &[&str]) -> String {
+    let out = Command::new("promtool")
+        .args(["query", what])
+        .arg(format!("http://127.0.0.1:{port}"))
+        .args(args)
+        .output()
+        .expect("promtool runs (apt-get install prometheus)");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool {what} {args:?}: {said}");
+    said
+}
+
+#[rocket::async_test]
+#[ignore = "needs Prometheus (Debian's prometheus package)"]
+async fn promtool_reads_labels_and_series() {
+    let db = TestDatabase::migrated();
+    written(&TestApp::spawn(&db, None).await).await;
+    let server = ServerProcess::start(&db, &[("RUST_LOG", "warn")]);
+    let values = promtool(server.port, "labels", &["instance"]);
+    assert_eq!(
+        values.split_whitespace().collect::<Vec<_>>(),
+        ["a:9100", "b:9100"],
+        "{values}"
+    );
+    let series = promtool(
+        server.port,
+        "series",
+        &["--match", r#"up{instance="b:9100"}"#],
+    );
+    assert!(
+        series.contains(r#"instance="b:9100""#) && !series.contains("a:9100"),
+        "{series}"
+    );
+    server.stop();
+}
