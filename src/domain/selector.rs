@@ -104,6 +104,27 @@ impl Selector {
         Selector::from_pairs(pairs)
     }
 
+    /// Remote read's matchers: (type, name, value), the type `=` 0, `!=` 1,
+    /// `=~` 2, `!~` 3 (`prompb.LabelMatcher.Type`).
+    pub fn from_remote_read(
+        matchers: impl IntoIterator<Item = (i32, String, String)>,
+    ) -> Result<Selector, String> {
+        let pairs = matchers
+            .into_iter()
+            .map(|(kind, name, value)| {
+                let op = match kind {
+                    0 => Op::Equal,
+                    1 => Op::NotEqual,
+                    2 => Op::Re,
+                    3 => Op::NotRe,
+                    other => return Err(format!("matcher type {other} is not one of 0-3")),
+                };
+                Ok((name, op, value))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Selector::from_pairs(pairs)
+    }
+
     fn from_pairs(pairs: Vec<(String, Op, String)>) -> Result<Selector, String> {
         if pairs.len() > MAX_MATCHERS {
             return Err(format!(

@@ -1,12 +1,14 @@
 //! Plain HTTP routes: `/`, `/health`, `/live`, `/metrics`, the OAuth
 //! protected-resource metadata, the collectors' write endpoints, the
-//! Prometheus API's discovery endpoints, and JSON error pages.
+//! Prometheus API's discovery endpoints and remote read, and JSON error
+//! pages.
 
 pub mod health;
 mod index;
 mod metrics;
 mod oauth;
 mod prom_api;
+pub mod remote_read;
 pub mod write;
 
 use rocket::serde::json::{Json, Value, json};
@@ -29,7 +31,8 @@ pub fn routes() -> Vec<Route> {
         prom_api::series_get,
         prom_api::series_post,
         prom_api::metadata,
-        prom_api::buildinfo
+        prom_api::buildinfo,
+        remote_read::read
     ]
 }
 

@@ -9,8 +9,8 @@
 //! `timeseries:read` scope. Series come from the catalog: `start` and `end`
 //! are accepted and not applied (every catalogued series is listed), and a
 //! `match[]` selects at most [`MaxSeries`]' default, as the tools do.
-//! PromQL evaluation (`/api/v1/query`, `query_range`) and remote read are
-//! not here yet.
+//! PromQL evaluation (`/api/v1/query`, `query_range`) is not here yet;
+//! remote read is [`super::remote_read`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -48,7 +48,7 @@ impl Api {
         Api::Error(Status::BadRequest, "bad_data", message.into(), None)
     }
 
-    fn of(e: &DbError) -> Api {
+    pub(super) fn of(e: &DbError) -> Api {
         if e.is_transient() {
             return Api::Error(
                 Status::ServiceUnavailable,
@@ -83,19 +83,30 @@ impl<'r> Responder<'r, 'static> for Api {
             ),
         };
         let mut r = Response::build_from(body.to_string().respond_to(req)?);
-        r.status(status).header(ContentType::JSON);
-        if status == Status::ServiceUnavailable {
-            r.header(Header::new("Retry-After", "1"));
-        }
-        if let Some(c) = challenge {
-            r.header(Header::new("WWW-Authenticate", c));
-        }
-        Ok(r.finalize())
+        r.header(ContentType::JSON);
+        Ok(refusal(r, status, challenge))
     }
 }
 
+/// An answer's status, with `Retry-After` on a 503 (the sender retries) and
+/// the credentials' challenge on a 401 or 403.
+pub(super) fn refusal(
+    mut r: response::Builder<'_>,
+    status: Status,
+    challenge: Option<String>,
+) -> Response<'_> {
+    r.status(status);
+    if status == Status::ServiceUnavailable {
+        r.header(Header::new("Retry-After", "1"));
+    }
+    if let Some(c) = challenge {
+        r.header(Header::new("WWW-Authenticate", c));
+    }
+    r.finalize()
+}
+
 /// The guard, then the caller's credentials and the read scope.
-async fn admit(mcp: &Mcp, h: &WriteHeaders<'_>) -> Result<(), Api> {
+pub(super) async fn admit(mcp: &Mcp, h: &WriteHeaders<'_>) -> Result<(), Api> {
     if let Err(forbidden) = mcp.guard.check(h.host, h.origin) {
         return Err(Api::Error(
             Status::Forbidden,
@@ -217,7 +228,7 @@ async fn entries(mcp: &Mcp, selectors: Vec<Selector>) -> Result<Vec<Entry>, Api>
 }
 
 /// A series' label set as Prometheus shows it: `__name__` and its tags.
-fn label_set(e: &Entry) -> BTreeMap<String, String> {
+pub(super) fn label_set(e: &Entry) -> BTreeMap<String, String> {
     let mut labels: BTreeMap<String, String> = e
         .tags
         .as_object()

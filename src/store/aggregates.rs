@@ -396,3 +396,41 @@ pub fn envelope(
         .bind::<BigInt, _>(limit)
         .load(conn)?)
 }
+
+/// A raw point of one of several series, its time in milliseconds.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct NamedPoint {
+    #[diesel(sql_type = Text)]
+    pub series_name: String,
+    #[diesel(sql_type = BigInt)]
+    pub ms: i64,
+    #[diesel(sql_type = Double)]
+    pub value: f64,
+}
+
+/// The raw points of `names` in [from, to] (milliseconds, both ends in, as
+/// Prometheus' remote read asks), by series then time, at most `limit`.
+/// Before a series' raw retention horizon there are none.
+pub fn points_many(
+    conn: &mut PgConnection,
+    names: &[&str],
+    (from, to): (i64, i64),
+    limit: i64,
+) -> Result<Vec<NamedPoint>, DbError> {
+    Ok(diesel::sql_query(
+        "SELECT d.series_name, (extract(epoch FROM d.time) * 1000)::int8 AS ms, d.value
+           FROM unnest($1::text[]) AS n(name)
+          CROSS JOIN LATERAL (
+                SELECT series_name, time, value FROM timeseries_data
+                 WHERE series_name = n.name
+                   AND time >= TIMESTAMPTZ 'epoch' + $2 * interval '1 millisecond'
+                   AND time <= TIMESTAMPTZ 'epoch' + $3 * interval '1 millisecond'
+                 ORDER BY time) d
+          ORDER BY d.series_name, d.time LIMIT $4",
+    )
+    .bind::<Array<Text>, _>(names)
+    .bind::<BigInt, _>(from)
+    .bind::<BigInt, _>(to)
+    .bind::<BigInt, _>(limit)
+    .load(conn)?)
+}

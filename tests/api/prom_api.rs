@@ -1,11 +1,14 @@
 //! The Prometheus API's discovery endpoints over what remote write stored:
 //! in the request shapes Grafana's data source sends (its label browser
 //! posts forms), with Prometheus' envelope and error codes, and read by
-//! Debian's `promtool query labels|series`.
+//! Debian's `promtool query labels|series`; and remote read, in process
+//! and by a real Prometheus with `remote_read` pointed here.
 
 use std::process::Command;
 
 use mcp_server::ingest::remote_write::MetricMetadata;
+use mcp_server::routes::remote_read::{LabelMatcher, Query, ReadRequest, ReadResponse};
+use prost::Message;
 use rocket::http::Method;
 use serde_json::{Value, json};
 
@@ -211,5 +214,174 @@ async fn promtool_reads_labels_and_series() {
         series.contains(r#"instance="b:9100""#) && !series.contains("a:9100"),
         "{series}"
     );
+    server.stop();
+}
+
+fn read_request(queries: Vec<Query>) -> Vec<u8> {
+    snap::raw::Encoder::new()
+        .compress_vec(&ReadRequest { queries }.encode_to_vec())
+        .unwrap()
+}
+
+fn matcher(kind: i32, name: &str, value: &str) -> LabelMatcher {
+    LabelMatcher {
+        r#type: kind,
+        name: name.into(),
+        value: value.into(),
+    }
+}
+
+const READ: [(&str, &str); 3] = [
+    ("Content-Type", "application/x-protobuf"),
+    ("Content-Encoding", "snappy"),
+    ("X-Prometheus-Remote-Read-Version", "0.1.0"),
+];
+
+#[rocket::async_test]
+async fn remote_read_answers_samples_and_refuses_garbage_with_4xx() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    written(&app).await;
+    let query = |matchers| Query {
+        start_timestamp_ms: T0 - 60_000,
+        end_timestamp_ms: T0,
+        matchers,
+    };
+    let sent = app
+        .send(
+            "/api/v1/read",
+            read_request(vec![query(vec![
+                matcher(0, "__name__", "up"),
+                matcher(2, "instance", "a:.*|b:.*"),
+            ])]),
+            &READ,
+        )
+        .await;
+    assert_eq!(sent.status, 200, "{}", sent.body);
+    assert!(
+        sent.headers
+            .iter()
+            .any(|(k, v)| k == "Content-Type" && v == "application/x-protobuf"),
+        "{:?}",
+        sent.headers
+    );
+    // The body is bytes: the test client gives it lossily as text, so the
+    // same request again, read as bytes.
+    let response = app
+        .client
+        .post("/api/v1/read")
+        .body(read_request(vec![query(vec![matcher(
+            0, "__name__", "up",
+        )])]))
+        .dispatch()
+        .await;
+    let bytes = response.into_bytes().await.unwrap();
+    let decoded = ReadResponse::decode(
+        snap::raw::Decoder::new()
+            .decompress_vec(&bytes)
+            .unwrap()
+            .as_slice(),
+    )
+    .unwrap();
+    let series = &decoded.results[0].timeseries;
+    assert_eq!(series.len(), 2, "{decoded:?}");
+    let names: Vec<Vec<&str>> = series
+        .iter()
+        .map(|s| s.labels.iter().map(|l| l.name.as_str()).collect())
+        .collect();
+    assert_eq!(names[0], ["__name__", "instance", "job"], "sorted by name");
+    assert_eq!(series[0].samples[0].timestamp, T0);
+    assert_eq!(
+        (series[0].samples[0].value, series[1].samples[0].value),
+        (1.0, 0.0)
+    );
+
+    for (body, code) in [
+        (b"garbage, not snappy".to_vec(), 400),
+        (
+            snap::raw::Encoder::new()
+                .compress_vec(b"\xff\xff\xff")
+                .unwrap(),
+            400,
+        ),
+        // Matches every series: refused, as Prometheus does.
+        (
+            read_request(vec![query(vec![matcher(2, "job", ".*")])]),
+            400,
+        ),
+        (read_request(vec![query(vec![matcher(7, "job", "x")])]), 400),
+        (
+            read_request(
+                (0..17)
+                    .map(|_| query(vec![matcher(0, "__name__", "up")]))
+                    .collect(),
+            ),
+            400,
+        ),
+    ] {
+        let sent = app.send("/api/v1/read", body, &READ).await;
+        assert_eq!(sent.status, code, "{}", sent.body);
+        assert!(!sent.body.is_empty());
+    }
+}
+
+#[rocket::async_test]
+#[ignore = "needs Prometheus (Debian's prometheus package)"]
+async fn prometheus_reads_back_through_remote_read() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    // Recent samples, so that Prometheus' query reaches them.
+    let now = chrono::Utc::now().timestamp_millis() / 1000 * 1000;
+    let body = crate::writes::body(vec![
+        series(
+            &[
+                ("__name__", "rr_up"),
+                ("job", "node"),
+                ("instance", "a:9100"),
+            ],
+            &[(1.0, now - 20_000), (1.0, now - 10_000)],
+        ),
+        series(
+            &[
+                ("__name__", "rr_up"),
+                ("job", "node"),
+                ("instance", "b:9100"),
+            ],
+            &[(0.0, now - 20_000), (3.0, now - 10_000)],
+        ),
+    ]);
+    assert_eq!(remote_write(&app, body).await.status, 204);
+    let server = ServerProcess::start(&db, &[("RUST_LOG", "warn")]);
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::helpers::free_port();
+    let config = format!(
+        "remote_read:\n  - url: http://127.0.0.1:{}/api/v1/read\n    read_recent: true\n",
+        server.port
+    );
+    let _prometheus = crate::senders::prometheus(dir.path(), &config, port);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let ready = || {
+        Command::new("curl")
+            .args(["-fsS", "--max-time", "2"])
+            .arg(format!("http://127.0.0.1:{port}/-/ready"))
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    while !ready() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let at = now - 5_000;
+    let mut got = crate::promql::prom(port, "rr_up", at);
+    got.sort_by(|a, b| a.0["instance"].as_str().cmp(&b.0["instance"].as_str()));
+    assert_eq!(
+        got.iter()
+            .map(|(m, v)| (m["instance"].clone(), *v))
+            .collect::<Vec<_>>(),
+        [(json!("a:9100"), 1.0), (json!("b:9100"), 3.0)],
+        "{got:?}"
+    );
+    let sum = crate::promql::prom(port, "sum by (job) (max_over_time(rr_up[1m]))", at);
+    assert_eq!(sum.len(), 1, "{sum:?}");
+    assert_eq!(sum[0].1, 4.0, "{sum:?}");
     server.stop();
 }

@@ -110,7 +110,7 @@ impl Drop for Exporter {
 }
 
 /// An instant query through Prometheus' HTTP API: (labels, value) pairs.
-fn prom(port: u16, query: &str, at_ms: i64) -> Vec<(Value, f64)> {
+pub fn prom(port: u16, query: &str, at_ms: i64) -> Vec<(Value, f64)> {
     let out = Command::new("curl")
         .args(["-fsS", "--max-time", "10", "--get"])
         .arg(format!("http://127.0.0.1:{port}/api/v1/query"))
