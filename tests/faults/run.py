@@ -544,6 +544,7 @@ def postgres_faults(pg):
 
     in_flight_at_a_stop(pg)
     import_across_a_restart(pg)
+    remote_read_across_a_restart(pg)
 
     db = kill_mid_ingest(pg)
 
@@ -671,6 +672,65 @@ def import_across_a_restart(pg):
         proc.returncode == 0 and stored == "600000")
     pg.drop(db)
     shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+
+
+def read_request(metric, start_ms, end_ms):
+    """A prompb ReadRequest: one query, `__name__` equal to `metric` (the
+    matcher type EQ is 0, protobuf's default, so it is left out)."""
+    matcher = field(2, b"__name__") + field(3, metric.encode())
+    query = b"\x08" + varint(start_ms) + b"\x10" + varint(end_ms) + field(3, matcher)
+    return field(1, query)
+
+
+def remote_read_across_a_restart(pg):
+    """Remote reads while PostgreSQL stops for 3 s and starts again (a 1 s
+    checkout timeout, so that reads during it are told rather than held):
+    each answers 200 with the samples or 503 with Retry-After (Prometheus
+    retries), never 500, and 200 again once it is back."""
+    server = Server(pg, {"DB_CHECKOUT_TIMEOUT_SECS": "1"})
+    try:
+        samples = [(float(i), 1_767_225_600_000 + i * 1000) for i in range(1000)]
+        body = snappy_literal(write_request([({"__name__": "rr", "job": "faults"}, samples)]))
+        snappy = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"}
+        c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        c.request("POST", "/api/v1/write", body, snappy)
+        assert c.getresponse().status == 204
+        read = snappy_literal(read_request("rr", 1_767_225_600_000, 1_767_225_600_000 + 999_000))
+        statuses, stop = [], threading.Event()
+
+        def reader():
+            for _ in range(2000):  # bounded in count, and by the stop below
+                if stop.is_set():
+                    return
+                try:
+                    c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+                    c.request("POST", "/api/v1/read", read, snappy)
+                    r = c.getresponse()
+                    r.read()
+                    statuses.append((r.status, r.getheader("Retry-After")))
+                except OSError as e:
+                    statuses.append((repr(e), None))
+                time.sleep(0.05)
+
+        t = threading.Thread(target=reader)
+        t.start()
+        time.sleep(1)
+        pg.stop()
+        time.sleep(3)
+        pg.start()
+        back = wait_for(lambda: statuses and statuses[-1][0] == 200, 30, 0.2)
+        stop.set()
+        t.join(60)
+        codes = {}
+        for status, _ in statuses:
+            codes[status] = codes.get(status, 0) + 1
+        unavailable = [r for s, r in statuses if s == 503]
+        row("remote read across a PostgreSQL restart (3 s down)",
+            f"answers {dict(sorted(codes.items(), key=str))}; 503s with Retry-After: "
+            f"{sum(1 for r in unavailable if r)} of {len(unavailable)}; 200 again: {back}",
+            back and set(codes) <= {200, 503} and unavailable and all(unavailable))
+    finally:
+        server.stop()
 
 
 def kill_mid_ingest(pg, where=""):
