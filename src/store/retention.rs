@@ -118,10 +118,15 @@ pub fn due(rows: &[CatalogRow], rules: &Rules, now: DateTime<Utc>) -> Vec<Due> {
             let wanted = ago(keep.raw?, 3600);
             let held = r.folded_to.is_none_or(|f| f < wanted);
             let horizon = r.folded_to.map_or(wanted, |f| f.min(wanted));
-            let raw_from = later(r.raw_from, horizon);
+            // Nothing folded: raw_from stays (mark's LEAST with folded_to).
+            let raw_from = match r.folded_to {
+                Some(_) => Some(later(r.raw_from, horizon)),
+                None => r.raw_from,
+            };
             let hours = keep
                 .hours
-                .map(|d| ago(d, 86_400).min(floor_to(raw_from, 86_400)));
+                .zip(raw_from)
+                .map(|(d, f)| ago(d, 86_400).min(floor_to(f, 86_400)));
             let hours_from = hours.map(|h| later(r.hours_from, h));
             let days = keep
                 .days
@@ -460,5 +465,59 @@ pub fn require_raw(
             from.to_rfc3339()
         ))),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    fn row(folded_to: Option<&str>, raw_from: Option<&str>) -> CatalogRow {
+        CatalogRow {
+            series_name: "s".into(),
+            metric: "m".into(),
+            folded_to: folded_to.map(at),
+            raw_from: raw_from.map(at),
+            hours_from: None,
+            days_from: None,
+        }
+    }
+
+    #[test]
+    fn each_level_stops_where_the_finer_one_stopped() {
+        let rules = Rules {
+            default: Keep {
+                raw: Some(2),
+                hours: Some(5),
+                days: Some(9),
+            },
+            overrides: Vec::new(),
+        };
+        let now = at("2026-12-20T10:30:00Z");
+        // Folded past every horizon: each level goes to its own.
+        let d = &due(&[row(Some("2026-12-20T09:00:00Z"), None)], &rules, now)[0];
+        assert_eq!(d.horizon, at("2026-12-18T10:00:00Z"));
+        assert_eq!(d.hours, Some(at("2026-12-15T00:00:00Z")));
+        assert_eq!(d.days, Some(at("2026-12-11T00:00:00Z")));
+        assert!(!d.held);
+        // Folded only to 2026-12-10: raw stops there, and so do the hours
+        // (its day) and the days.
+        let d = &due(&[row(Some("2026-12-10T07:00:00Z"), None)], &rules, now)[0];
+        assert_eq!(d.horizon, at("2026-12-10T07:00:00Z"));
+        assert_eq!(d.hours, Some(at("2026-12-10T00:00:00Z")));
+        assert_eq!(d.days, Some(at("2026-12-10T00:00:00Z")));
+        assert!(d.held);
+        // Nothing folded: nothing moves, the series is only held.
+        let d = &due(&[row(None, None)], &rules, now)[0];
+        assert_eq!((d.hours, d.days, d.held), (None, None, true));
+        // Already there: not due.
+        let mut done = row(Some("2026-12-20T09:00:00Z"), Some("2026-12-18T10:00:00Z"));
+        done.hours_from = Some(at("2026-12-15T00:00:00Z"));
+        done.days_from = Some(at("2026-12-11T00:00:00Z"));
+        assert!(due(&[done], &rules, now).is_empty());
     }
 }
