@@ -15,20 +15,31 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, TestDatabase, close, mcp, text};
 use crate::rollups::reference;
 
-pub fn retention(db: &TestDatabase, args: &[&str]) -> (bool, String) {
+/// `mcp-server retention <args>` over `db` with the retention settings
+/// `env`: whether it exited 0, and what it printed.
+pub fn run(db: &TestDatabase, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_mcp-server"))
         .arg("retention")
         .args(args)
         .env("DATABASE_URL", &db.url)
         .env("RUST_LOG", "warn")
-        .env("RETENTION_RAW_DAYS", "2")
-        .env(
-            "RETENTION_OVERRIDES",
-            r#"[{metric="keep.*"}, {regex="short\\..*", raw_days=1}]"#,
-        )
+        .envs(env.iter().copied())
         .output()
         .expect("binary runs");
     (out.status.success(), text(&out))
+}
+
+/// Raw points kept 2 days, `short.*` 1, `keep.*` forever.
+fn retention(db: &TestDatabase, args: &[&str]) -> (bool, String) {
+    let overrides = r#"[{metric="keep.*"}, {regex="short\\..*", raw_days=1}]"#;
+    run(
+        db,
+        args,
+        &[
+            ("RETENTION_RAW_DAYS", "2"),
+            ("RETENTION_OVERRIDES", overrides),
+        ],
+    )
 }
 
 fn near(got: &Value, want: Option<f64>, what: &str) {
@@ -217,19 +228,14 @@ pub async fn raw_retention_on(db: TestDatabase) {
     );
 }
 
-/// `retention` with raw points kept 2 days, hours 5 and days 9.
+/// `retention` with raw points, hours and days kept `levels` days.
 fn rollup_retention(db: &TestDatabase, args: &[&str], levels: [&str; 3]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mcp-server"))
-        .arg("retention")
-        .args(args)
-        .env("DATABASE_URL", &db.url)
-        .env("RUST_LOG", "warn")
-        .env("RETENTION_RAW_DAYS", levels[0])
-        .env("RETENTION_HOURS_DAYS", levels[1])
-        .env("RETENTION_DAYS_DAYS", levels[2])
-        .output()
-        .expect("binary runs");
-    (out.status.success(), text(&out))
+    let env = [
+        "RETENTION_RAW_DAYS",
+        "RETENTION_HOURS_DAYS",
+        "RETENTION_DAYS_DAYS",
+    ];
+    run(db, args, &env.into_iter().zip(levels).collect::<Vec<_>>())
 }
 
 #[rocket::async_test]
