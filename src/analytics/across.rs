@@ -4,6 +4,7 @@
 //! `histogram_quantile` over classic `le` buckets), then ranked. Pure; the
 //! semantics follow Prometheus' `promql/engine.go` and `quantile.go`.
 
+use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
@@ -71,9 +72,14 @@ pub struct Group {
 
 /// Groups `values` (a series' labels and value each) and reduces each
 /// group, in the order of the groups' labels.
-pub fn aggregate(values: &[(Labels, f64)], grouping: &Grouping, reduce: Reduce) -> Vec<Group> {
+pub fn aggregate<L: Borrow<Labels>>(
+    values: &[(L, f64)],
+    grouping: &Grouping,
+    reduce: Reduce,
+) -> Vec<Group> {
     let mut groups: BTreeMap<Labels, Vec<(&Labels, f64)>> = BTreeMap::new();
     for (labels, v) in values {
+        let labels = labels.borrow();
         let mut key = grouping.key(labels);
         if matches!(reduce, Reduce::HistogramQuantile(_)) {
             // Buckets of one histogram differ only in `le`.

@@ -6,5 +6,6 @@ pub mod across;
 pub mod correlate;
 pub mod forecast;
 pub mod linalg;
+pub mod promql;
 
 pub use forecast::{FittedModel, HoldoutMetrics, ModelKind, ModelParams, evaluate, fit};

@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use promql_parser::label::{MatchOp, Matcher};
-use promql_parser::parser::{self, Expr};
+use promql_parser::parser::{self, Expr, VectorSelector};
 use regex::RegexBuilder;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer};
@@ -60,6 +60,12 @@ impl Selector {
                 "a selector takes no offset or @ modifier; give the window as start and end".into(),
             );
         }
+        Selector::from_vector_selector(vs)
+    }
+
+    /// A PromQL vector selector's matchers (its offset and `@` are the
+    /// caller's to read).
+    pub fn from_vector_selector(vs: VectorSelector) -> Result<Selector, String> {
         if !vs.matchers.or_matchers.is_empty() {
             return Err(
                 "a selector takes no `or` between matchers; make one call per alternative".into(),
