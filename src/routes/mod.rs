@@ -8,6 +8,7 @@ mod index;
 mod metrics;
 mod oauth;
 mod prom_api;
+mod prom_query;
 pub mod remote_read;
 pub mod write;
 
@@ -32,6 +33,10 @@ pub fn routes() -> Vec<Route> {
         prom_api::series_post,
         prom_api::metadata,
         prom_api::buildinfo,
+        prom_query::instant_get,
+        prom_query::instant_post,
+        prom_query::range_get,
+        prom_query::range_post,
         remote_read::read
     ]
 }

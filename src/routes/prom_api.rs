@@ -9,8 +9,8 @@
 //! `timeseries:read` scope. Series come from the catalog: `start` and `end`
 //! are accepted and not applied (every catalogued series is listed), and a
 //! `match[]` selects at most [`MaxSeries`]' default, as the tools do.
-//! PromQL evaluation (`/api/v1/query`, `query_range`) is not here yet;
-//! remote read is [`super::remote_read`].
+//! PromQL evaluation (`/api/v1/query`, `query_range`) is
+//! [`super::prom_query`]; remote read is [`super::remote_read`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -44,7 +44,7 @@ pub enum Api {
 }
 
 impl Api {
-    fn bad_data(message: impl Into<String>) -> Api {
+    pub(super) fn bad_data(message: impl Into<String>) -> Api {
         Api::Error(Status::BadRequest, "bad_data", message.into(), None)
     }
 
@@ -180,7 +180,7 @@ impl<'r> FromData<'r> for Params {
 }
 
 impl Params {
-    fn get(self) -> Result<Vec<(String, String)>, Api> {
+    pub(super) fn get(self) -> Result<Vec<(String, String)>, Api> {
         self.0.map_err(Api::bad_data)
     }
 }

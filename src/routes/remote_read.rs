@@ -145,7 +145,12 @@ pub async fn read(mcp: &State<Arc<Mcp>>, h: WriteHeaders<'_>, data: Data<'_>) ->
                     Err(refused) => return Ok(Err(refused.to_string())),
                 };
                 let names: Vec<&str> = entries.iter().map(|e| e.series_name.as_str()).collect();
-                let points = aggregates::points_many(conn, &names, *range, budget + 1)?;
+                let points = aggregates::points_many(
+                    conn,
+                    &names,
+                    aggregates::Span::Whole(range.0, range.1),
+                    budget + 1,
+                )?;
                 if points.len() as i64 > budget {
                     return Ok(Err(format!(
                         "more than {MAX_SAMPLES} samples match this request; narrow its time \
@@ -221,34 +226,31 @@ fn decode(body: &[u8]) -> Result<Vec<Ranged>, ReadReply> {
 }
 
 /// Each series with samples, its labels sorted by name as Prometheus
-/// requires; `points` come by series, then time.
+/// requires; `points` come by series (their index in `entries`), then time.
 fn series_of(
     entries: &[crate::store::catalog::Entry],
-    points: Vec<aggregates::NamedPoint>,
+    points: Vec<aggregates::IndexedPoint>,
 ) -> Vec<TimeSeries> {
-    let labels: std::collections::HashMap<&str, Vec<Label>> = entries
-        .iter()
-        .map(|e| {
-            let labels = label_set(e)
-                .into_iter()
-                .map(|(name, value)| Label { name, value })
-                .collect();
-            (e.series_name.as_str(), labels)
-        })
-        .collect();
     let mut out: Vec<TimeSeries> = Vec::new();
-    let mut current: Option<String> = None;
+    let mut current = None;
     for p in points {
-        if current.as_deref() != Some(p.series_name.as_str()) {
+        if current != Some(p.series) {
+            let labels = usize::try_from(p.series)
+                .ok()
+                .and_then(|i| entries.get(i))
+                .map(|e| {
+                    label_set(e)
+                        .into_iter()
+                        .map(|(name, value)| Label { name, value })
+                        .collect()
+                })
+                .unwrap_or_default();
             out.push(TimeSeries {
-                labels: labels
-                    .get(p.series_name.as_str())
-                    .cloned()
-                    .unwrap_or_default(),
+                labels,
                 samples: Vec::new(),
                 histograms: Vec::new(),
             });
-            current = Some(p.series_name);
+            current = Some(p.series);
         }
         if let Some(s) = out.last_mut() {
             s.samples.push(Sample {

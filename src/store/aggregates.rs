@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Double, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Text, Timestamptz};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -397,40 +397,77 @@ pub fn envelope(
         .load(conn)?)
 }
 
-/// A raw point of one of several series, its time in milliseconds.
-#[derive(Debug, Clone, QueryableByName)]
-pub struct NamedPoint {
-    #[diesel(sql_type = Text)]
-    pub series_name: String,
+/// A raw point of one of several series (its index in the names given),
+/// its time in milliseconds.
+#[derive(Debug, Clone, Copy, QueryableByName)]
+pub struct IndexedPoint {
+    #[diesel(sql_type = Integer)]
+    pub series: i32,
     #[diesel(sql_type = BigInt)]
     pub ms: i64,
     #[diesel(sql_type = Double)]
     pub value: f64,
 }
 
-/// The raw points of `names` in [from, to] (milliseconds, both ends in, as
-/// Prometheus' remote read asks), by series then time, at most `limit`.
-/// Before a series' raw retention horizon there are none.
+/// Which raw points of a series to read, in milliseconds, both ends in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Span {
+    /// All of [from, to].
+    Whole(i64, i64),
+    /// Only those in [t - width, t] for t = first, first + every, … up to
+    /// last: what a range query with a step wider than its windows reads.
+    Windows {
+        first: i64,
+        last: i64,
+        every: i64,
+        width: i64,
+    },
+}
+
+/// The raw points of `names` in `span`, by series then time, at most
+/// `limit` (as Prometheus' remote read and PromQL ask). Before a series'
+/// raw retention horizon there are none.
 pub fn points_many(
     conn: &mut PgConnection,
     names: &[&str],
-    (from, to): (i64, i64),
+    span: Span,
     limit: i64,
-) -> Result<Vec<NamedPoint>, DbError> {
-    Ok(diesel::sql_query(
-        "SELECT d.series_name, (extract(epoch FROM d.time) * 1000)::int8 AS ms, d.value
-           FROM unnest($1::text[]) AS n(name)
+) -> Result<Vec<IndexedPoint>, DbError> {
+    const AT: &str = "TIMESTAMPTZ 'epoch' + interval '1 millisecond' *";
+    let (windows, from, to, (first, last, every)) = match span {
+        Span::Whole(from, to) => ("(VALUES (0::int8)) AS w(t)", from, to, (0, 0, 1)),
+        Span::Windows {
+            first,
+            last,
+            every,
+            width,
+        } => (
+            "generate_series($5::int8, $6::int8, $7::int8) AS w(t)",
+            -width,
+            0,
+            (first, last, every),
+        ),
+    };
+    // Whole: one index range scan a series. Windows: one a series and
+    // window, which never overlap (every > width), so no point twice.
+    let sql = format!(
+        "SELECT (n.i - 1)::int4 AS series, (extract(epoch FROM d.time) * 1000)::int8 AS ms, d.value
+           FROM unnest($1::text[]) WITH ORDINALITY AS n(name, i)
+          CROSS JOIN {windows}
           CROSS JOIN LATERAL (
-                SELECT series_name, time, value FROM timeseries_data
+                SELECT time, value FROM timeseries_data
                  WHERE series_name = n.name
-                   AND time >= TIMESTAMPTZ 'epoch' + $2 * interval '1 millisecond'
-                   AND time <= TIMESTAMPTZ 'epoch' + $3 * interval '1 millisecond'
+                   AND time >= {AT} (w.t + $2) AND time <= {AT} (w.t + $3)
                  ORDER BY time) d
-          ORDER BY d.series_name, d.time LIMIT $4",
-    )
-    .bind::<Array<Text>, _>(names)
-    .bind::<BigInt, _>(from)
-    .bind::<BigInt, _>(to)
-    .bind::<BigInt, _>(limit)
-    .load(conn)?)
+          ORDER BY n.i, d.time LIMIT $4"
+    );
+    Ok(diesel::sql_query(sql)
+        .bind::<Array<Text>, _>(names)
+        .bind::<BigInt, _>(from)
+        .bind::<BigInt, _>(to)
+        .bind::<BigInt, _>(limit)
+        .bind::<BigInt, _>(first)
+        .bind::<BigInt, _>(last)
+        .bind::<BigInt, _>(every)
+        .load(conn)?)
 }

@@ -23,6 +23,7 @@ mod oauth;
 mod operator;
 mod pool;
 mod prom_api;
+mod prom_query;
 mod promql;
 mod properties;
 mod retention;
