@@ -448,43 +448,117 @@ async fn the_conformance_table_holds_against_prometheus() {
                 row.theirs
             );
         }
-        // The whole range too, every series and step.
-        let range = [
-            ("query", row.expr.as_str()),
-            ("start", start.as_str()),
-            ("end", end.as_str()),
-            ("step", "37"),
-        ];
-        let ours = matrix(&get(server.port, "/api/v1/query_range", &range));
-        let theirs = matrix(&get(port, "/api/v1/query_range", &range));
-        assert_eq!(
-            ours.keys().collect::<Vec<_>>(),
-            theirs.keys().collect::<Vec<_>>(),
-            "{}",
-            row.expr
-        );
-        for (labels, points) in &ours {
-            let other = &theirs[labels];
-            assert_eq!(
-                points.iter().map(|p| p.0).collect::<Vec<_>>(),
-                other.iter().map(|p| p.0).collect::<Vec<_>>(),
-                "{} {labels}: the steps",
-                row.expr
-            );
-            for (p, o) in points.iter().zip(other) {
-                assert!(
-                    close(p.1, o.1, row.tolerance),
-                    "{} {labels} at {}: ours {}, Prometheus {}",
-                    row.expr,
-                    p.0,
-                    p.1,
-                    o.1
-                );
-            }
+        // The whole range too, every series and step: a step narrower
+        // than the windows (every sample read), and one wider (only the
+        // windows read).
+        for step in ["37", "900"] {
+            same_range(row, server.port, port, [start.as_str(), end.as_str(), step]);
         }
     }
     if print {
         println!("{printed}");
     }
+    server.stop();
+}
+
+/// A range query's matrix from us and from Prometheus, every series and
+/// step within the row's tolerance.
+fn same_range(row: &Row, ours: u16, prometheus: u16, [start, end, step]: [&str; 3]) {
+    let range = [
+        ("query", row.expr.as_str()),
+        ("start", start),
+        ("end", end),
+        ("step", step),
+    ];
+    let ours = matrix(&get(ours, "/api/v1/query_range", &range));
+    let theirs = matrix(&get(prometheus, "/api/v1/query_range", &range));
+    assert_eq!(
+        ours.keys().collect::<Vec<_>>(),
+        theirs.keys().collect::<Vec<_>>(),
+        "{}",
+        row.expr
+    );
+    for (labels, points) in &ours {
+        let other = &theirs[labels];
+        assert_eq!(
+            points.iter().map(|p| p.0).collect::<Vec<_>>(),
+            other.iter().map(|p| p.0).collect::<Vec<_>>(),
+            "{} {labels}: the steps",
+            row.expr
+        );
+        for (p, o) in points.iter().zip(other) {
+            assert!(
+                close(p.1, o.1, row.tolerance),
+                "{} {labels} at {} (step {step}): ours {}, Prometheus {}",
+                row.expr,
+                p.0,
+                p.1,
+                o.1
+            );
+        }
+    }
+}
+
+/// The dashboard of docs/grafana: Prometheus scrapes the server's own
+/// `/metrics` and remote-writes them to it, and every panel's query is
+/// answered from what arrived, as Grafana would ask it.
+#[rocket::async_test]
+#[ignore = "needs Prometheus (Debian's prometheus package)"]
+async fn the_grafana_dashboard_reads_the_servers_own_metrics() {
+    let db = TestDatabase::migrated();
+    let server = ServerProcess::start(&db, &[("RUST_LOG", "warn")]);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = format!(
+        "global: {{scrape_interval: 1s}}
+scrape_configs:
+  - job_name: mcp-server
+    static_configs: [{{targets: ['127.0.0.1:{0}']}}]
+remote_write:
+  - url: http://127.0.0.1:{0}/api/v1/write
+    queue_config: {{batch_send_deadline: 1s, min_backoff: 100ms, max_backoff: 1s}}
+",
+        server.port
+    );
+    let _prometheus = crate::senders::prometheus(dir.path(), &config, port);
+    let scraped =
+        "SELECT count(*) AS n FROM timeseries_data d JOIN timeseries_series c USING (series_name)
+                    WHERE c.metric = 'mcp_http_requests_total' AND c.tags->>'route' = '/metrics'";
+    assert!(
+        crate::senders::until(&db, scraped, 8, 60) >= 8,
+        "Prometheus wrote the server's metrics back"
+    );
+
+    let dashboard: Value =
+        serde_json::from_str(include_str!("../../docs/grafana/mcp-server.json")).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let (start, end) = ((now - 120).to_string(), now.to_string());
+    let mut answered = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let data = get(
+                server.port,
+                "/api/v1/query_range",
+                &[
+                    ("query", expr),
+                    ("start", &start),
+                    ("end", &end),
+                    ("step", "5"),
+                ],
+            );
+            assert_eq!(data["resultType"], "matrix", "{expr}: {data}");
+            // Tool calls show once an agent calls one; none here.
+            if !expr.contains("tools/call") {
+                assert!(
+                    !data["result"].as_array().unwrap().is_empty(),
+                    "{}: {expr} is empty",
+                    panel["title"]
+                );
+            }
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 8);
     server.stop();
 }

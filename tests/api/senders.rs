@@ -19,7 +19,7 @@ fn server(db: &TestDatabase) -> ServerProcess {
 }
 
 /// Waits (at most `secs`) until `sql`'s count reaches `want`.
-fn until(db: &TestDatabase, sql: &str, want: i64, secs: u64) -> i64 {
+pub fn until(db: &TestDatabase, sql: &str, want: i64, secs: u64) -> i64 {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let n = db.count(sql);
