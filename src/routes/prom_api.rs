@@ -6,9 +6,10 @@
 //! Answers use Prometheus' envelope (`status`, `data`; `errorType` and
 //! `error` on failure, with its HTTP codes). They take `/mcp`'s Host/Origin
 //! guard and credentials (`Authorization: Bearer`) and need the
-//! `timeseries:read` scope. Series come from the catalog: `start` and `end`
-//! are accepted and not applied (every catalogued series is listed), and a
-//! `match[]` selects at most [`MaxSeries`]' default, as the tools do.
+//! `timeseries:read` scope. Series come from the catalog; with `match[]`,
+//! `start` and `end` keep those with data in the span (raw points or
+//! rollups), and without, every catalogued name is listed. A `match[]`
+//! selects at most [`MaxSeries`]' default, as the tools do.
 //! PromQL evaluation (`/api/v1/query`, `query_range`) is
 //! [`super::prom_query`]; remote read is [`super::remote_read`].
 
@@ -185,8 +186,12 @@ impl Params {
     }
 }
 
-/// Each `match[]`, parsed as a PromQL selector.
-fn selectors(params: &[(String, String)]) -> Result<Vec<Selector>, Api> {
+/// Each `match[]`, parsed as a PromQL selector, and the span asked.
+fn selectors(params: &[(String, String)]) -> Result<(Vec<Selector>, Option<(i64, i64)>), Api> {
+    Ok((matches(params)?, span(params)?))
+}
+
+fn matches(params: &[(String, String)]) -> Result<Vec<Selector>, Api> {
     let matches: Vec<&str> = params
         .iter()
         .filter(|(k, _)| k == "match[]")
@@ -206,8 +211,54 @@ fn selectors(params: &[(String, String)]) -> Result<Vec<Selector>, Api> {
         .collect()
 }
 
-/// The catalogued series any of `selectors` matches, each once.
-async fn entries(mcp: &Mcp, selectors: Vec<Selector>) -> Result<Vec<Entry>, Api> {
+/// A time as Prometheus takes it: Unix seconds (fractions allowed) or
+/// RFC 3339; in milliseconds.
+pub(super) fn time(name: &str, text: &str) -> Result<i64, Api> {
+    if let Ok(secs) = text.parse::<f64>()
+        && secs.is_finite()
+        && secs.abs() < 1e13
+    {
+        return Ok((secs * 1000.0).round() as i64);
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| {
+            Api::bad_data(format!(
+                "invalid parameter {name:?}: cannot parse {text:?} to a valid timestamp"
+            ))
+        })
+}
+
+/// `start` and `end` if either is given (the other open), in milliseconds.
+fn span(params: &[(String, String)]) -> Result<Option<(i64, i64)>, Api> {
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let (start, end) = (get("start"), get("end"));
+    if start.is_none() && end.is_none() {
+        return Ok(None);
+    }
+    let start = start
+        .map(|t| time("start", t))
+        .transpose()?
+        .unwrap_or(i64::MIN / 4);
+    let end = end
+        .map(|t| time("end", t))
+        .transpose()?
+        .unwrap_or(i64::MAX / 4);
+    if end < start {
+        return Err(Api::bad_data(
+            "invalid parameter \"end\": end timestamp must not be before start time",
+        ));
+    }
+    Ok(Some((start, end)))
+}
+
+/// The catalogued series any of `selectors` matches, each once; with a
+/// span, those with data in it.
+async fn entries(
+    mcp: &Mcp,
+    selectors: Vec<Selector>,
+    span: Option<(i64, i64)>,
+) -> Result<Vec<Entry>, Api> {
     let found = mcp
         .db
         .run(move |conn| {
@@ -219,6 +270,12 @@ async fn entries(mcp: &Mcp, selectors: Vec<Selector>) -> Result<Vec<Entry>, Api>
                     }
                     Err(refused) => return Ok(Err(refused.to_string())),
                 }
+            }
+            if let Some(span) = span {
+                let names: Vec<&str> = all.keys().map(String::as_str).collect();
+                let active = catalog::active(conn, &names, span)?;
+                let active: BTreeSet<&str> = active.iter().map(String::as_str).collect();
+                all.retain(|name, _| active.contains(name.as_str()));
             }
             Ok(Ok(all.into_values().collect::<Vec<_>>()))
         })
@@ -244,7 +301,7 @@ async fn labels(mcp: &Mcp, h: WriteHeaders<'_>, params: Params) -> Api {
     if let Err(refused) = admit(mcp, &h).await {
         return refused;
     }
-    let selectors = match params.get().and_then(|p| selectors(&p)) {
+    let (selectors, span) = match params.get().and_then(|p| selectors(&p)) {
         Ok(s) => s,
         Err(e) => return e,
     };
@@ -262,7 +319,7 @@ async fn labels(mcp: &Mcp, h: WriteHeaders<'_>, params: Params) -> Api {
             Err(e) => Api::of(&e),
         };
     }
-    match entries(mcp, selectors).await {
+    match entries(mcp, selectors, span).await {
         Ok(entries) => {
             let names: BTreeSet<String> = entries
                 .iter()
@@ -294,7 +351,7 @@ pub async fn label_values(
     if let Err(refused) = admit(mcp, &h).await {
         return refused;
     }
-    let selectors = match p.get().and_then(|p| selectors(&p)) {
+    let (selectors, span) = match p.get().and_then(|p| selectors(&p)) {
         Ok(s) => s,
         Err(e) => return e,
     };
@@ -312,7 +369,7 @@ pub async fn label_values(
             Err(e) => Api::of(&e),
         };
     }
-    match entries(mcp, selectors).await {
+    match entries(mcp, selectors, span).await {
         Ok(entries) => Api::Success(json!(
             entries
                 .iter()
@@ -327,12 +384,12 @@ async fn series(mcp: &Mcp, h: WriteHeaders<'_>, params: Params) -> Api {
     if let Err(refused) = admit(mcp, &h).await {
         return refused;
     }
-    let selectors = match params.get().and_then(|p| selectors(&p)) {
-        Ok(s) if s.is_empty() => return Api::bad_data("no match[] parameter provided"),
+    let (selectors, span) = match params.get().and_then(|p| selectors(&p)) {
+        Ok((s, _)) if s.is_empty() => return Api::bad_data("no match[] parameter provided"),
         Ok(s) => s,
         Err(e) => return e,
     };
-    match entries(mcp, selectors).await {
+    match entries(mcp, selectors, span).await {
         Ok(entries) => Api::Success(json!(entries.iter().map(label_set).collect::<Vec<_>>())),
         Err(e) => e,
     }

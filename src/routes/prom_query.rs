@@ -17,7 +17,7 @@ use rocket::http::Status;
 use rocket::serde::json::{Value, json};
 use rocket::{State, get, post};
 
-use super::prom_api::{Api, Params, admit, label_set};
+use super::prom_api::{Api, Params, admit, label_set, time};
 use super::write::WriteHeaders;
 use crate::analytics::promql::{self, Fetch, Ms, Query, QueryError, Series};
 use crate::db::DbError;
@@ -42,24 +42,6 @@ impl From<QueryError> for Api {
             QueryError::Timeout(m) => Api::Error(Status::ServiceUnavailable, "timeout", m, None),
         }
     }
-}
-
-/// A time as Prometheus takes it: Unix seconds (fractions allowed) or
-/// RFC 3339.
-fn time(name: &str, text: &str) -> Result<Ms, Api> {
-    if let Ok(secs) = text.parse::<f64>()
-        && secs.is_finite()
-        && secs.abs() < 1e13
-    {
-        return Ok((secs * 1000.0).round() as Ms);
-    }
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.timestamp_millis())
-        .map_err(|_| {
-            Api::bad_data(format!(
-                "invalid parameter {name:?}: cannot parse {text:?} to a valid timestamp"
-            ))
-        })
 }
 
 /// A duration as Prometheus takes it: seconds (fractions allowed) or a

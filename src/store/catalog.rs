@@ -179,6 +179,42 @@ pub struct Entry {
     pub tags: serde_json::Value,
 }
 
+/// Which of `names` hold data in [from, to] (milliseconds, both ends in):
+/// a raw point, or an hourly or daily rollup row (where the points aged
+/// out). One index probe per series and table, as Prometheus' series
+/// endpoints apply `start` and `end`.
+pub fn active(
+    conn: &mut PgConnection,
+    names: &[&str],
+    (from, to): (i64, i64),
+) -> Result<Vec<String>, DbError> {
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = Text)]
+        series_name: String,
+    }
+    Ok(diesel::sql_query(
+        "WITH r AS (SELECT TIMESTAMPTZ 'epoch' + $2 * interval '1 millisecond' AS lo,
+                           TIMESTAMPTZ 'epoch' + $3 * interval '1 millisecond' AS hi)
+         SELECT n.name AS series_name FROM unnest($1::text[]) AS n(name), r
+          WHERE EXISTS (SELECT 1 FROM timeseries_data
+                         WHERE series_name = n.name AND time >= r.lo AND time <= r.hi)
+             OR EXISTS (SELECT 1 FROM timeseries_rollups
+                         WHERE series_name = n.name AND bucket >= date_trunc('hour', r.lo, 'UTC')
+                           AND bucket <= r.hi)
+             OR EXISTS (SELECT 1 FROM timeseries_rollups_daily
+                         WHERE series_name = n.name AND bucket >= date_trunc('day', r.lo, 'UTC')
+                           AND bucket <= r.hi)",
+    )
+    .bind::<Array<Text>, _>(names)
+    .bind::<BigInt, _>(from)
+    .bind::<BigInt, _>(to)
+    .load::<Name>(conn)?
+    .into_iter()
+    .map(|n| n.series_name)
+    .collect())
+}
+
 /// Catalogued series that `selector` matches, in name order. The catalog's
 /// indexes pick the candidates (its metric equality, its tag equalities as
 /// `tags @>`) and the other matchers filter them here; at most `cap`

@@ -107,6 +107,30 @@ async fn labels_values_series_and_metadata_in_prometheus_shapes() {
         "{r}"
     );
 
+    // start and end keep the series with data in the span.
+    for (start, end, listed) in [(T0 - 60_000, T0, 2), (T0 + 1, T0 + 3_600_000, 0)] {
+        let (_, r) = api(
+            &app,
+            Method::Post,
+            "/api/v1/series",
+            &format!(
+                "match%5B%5D=up&start={}&end={}",
+                start as f64 / 1000.0,
+                end as f64 / 1000.0
+            ),
+        )
+        .await;
+        assert_eq!(r["data"].as_array().map(Vec::len), Some(listed), "{r}");
+    }
+    let (_, r) = api(
+        &app,
+        Method::Get,
+        "/api/v1/label/instance/values?match[]=up&start=2020-01-01T00:00:00Z&end=2020-01-02T00:00:00Z",
+        "",
+    )
+    .await;
+    assert_eq!(r["data"], json!([]), "{r}");
+
     let (_, r) = api(&app, Method::Get, "/api/v1/metadata", "").await;
     assert_eq!(
         r["data"],
@@ -128,6 +152,7 @@ async fn labels_values_series_and_metadata_in_prometheus_shapes() {
             200,
         ),
         (Method::Get, "/api/v1/metadata?limit=x", "", 400),
+        (Method::Get, "/api/v1/series?match[]=up&start=soon", "", 400),
     ] {
         let (status, r) = api(&app, method, path, form).await;
         assert_eq!(status, code, "{path}: {r}");
