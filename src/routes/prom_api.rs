@@ -186,8 +186,11 @@ impl Params {
     }
 }
 
+/// A span in milliseconds, both ends in.
+type Span = (i64, i64);
+
 /// Each `match[]`, parsed as a PromQL selector, and the span asked.
-fn selectors(params: &[(String, String)]) -> Result<(Vec<Selector>, Option<(i64, i64)>), Api> {
+fn selectors(params: &[(String, String)]) -> Result<(Vec<Selector>, Option<Span>), Api> {
     Ok((matches(params)?, span(params)?))
 }
 
@@ -230,7 +233,7 @@ pub(super) fn time(name: &str, text: &str) -> Result<i64, Api> {
 }
 
 /// `start` and `end` if either is given (the other open), in milliseconds.
-fn span(params: &[(String, String)]) -> Result<Option<(i64, i64)>, Api> {
+fn span(params: &[(String, String)]) -> Result<Option<Span>, Api> {
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let (start, end) = (get("start"), get("end"));
     if start.is_none() && end.is_none() {
@@ -257,7 +260,7 @@ fn span(params: &[(String, String)]) -> Result<Option<(i64, i64)>, Api> {
 async fn entries(
     mcp: &Mcp,
     selectors: Vec<Selector>,
-    span: Option<(i64, i64)>,
+    span: Option<Span>,
 ) -> Result<Vec<Entry>, Api> {
     let found = mcp
         .db
