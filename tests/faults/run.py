@@ -683,33 +683,42 @@ def read_request(metric, start_ms, end_ms):
 
 
 def remote_read_across_a_restart(pg):
-    """Remote reads while PostgreSQL stops for 3 s and starts again (a 1 s
-    checkout timeout, so that reads during it are told rather than held):
-    each answers 200 with the samples or 503 with Retry-After (Prometheus
-    retries), never 500, and 200 again once it is back."""
+    """Remote reads and PromQL range queries while PostgreSQL stops for 3 s
+    and starts again (a 1 s checkout timeout, so that reads during it are
+    told rather than held): each answers 200 or 503 with Retry-After
+    (Prometheus and Grafana retry), never 500, and 200 again once it is
+    back."""
     server = Server(pg, {"DB_CHECKOUT_TIMEOUT_SECS": "1"})
     try:
-        samples = [(float(i), 1_767_225_600_000 + i * 1000) for i in range(1000)]
+        t0 = 1_767_225_600_000
+        samples = [(float(i), t0 + i * 1000) for i in range(1000)]
         body = snappy_literal(write_request([({"__name__": "rr", "job": "faults"}, samples)]))
         snappy = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"}
         c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
         c.request("POST", "/api/v1/write", body, snappy)
         assert c.getresponse().status == 204
-        read = snappy_literal(read_request("rr", 1_767_225_600_000, 1_767_225_600_000 + 999_000))
-        statuses, stop = [], threading.Event()
+        read = snappy_literal(read_request("rr", t0, t0 + 999_000))
+        query = "/api/v1/query_range?" + urllib.parse.urlencode({
+            "query": "sum(rate(rr[1m]))", "start": t0 / 1000 + 60, "end": t0 / 1000 + 999, "step": 15})
+        kinds = {"remote read": [], "query_range": []}
+        stop = threading.Event()
+
+        def ask(kind, method, path, body, headers):
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+                c.request(method, path, body, headers)
+                r = c.getresponse()
+                r.read()
+                kinds[kind].append((r.status, r.getheader("Retry-After")))
+            except OSError as e:
+                kinds[kind].append((repr(e), None))
 
         def reader():
             for _ in range(2000):  # bounded in count, and by the stop below
                 if stop.is_set():
                     return
-                try:
-                    c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-                    c.request("POST", "/api/v1/read", read, snappy)
-                    r = c.getresponse()
-                    r.read()
-                    statuses.append((r.status, r.getheader("Retry-After")))
-                except OSError as e:
-                    statuses.append((repr(e), None))
+                ask("remote read", "POST", "/api/v1/read", read, snappy)
+                ask("query_range", "GET", query, None, {})
                 time.sleep(0.05)
 
         t = threading.Thread(target=reader)
@@ -718,17 +727,20 @@ def remote_read_across_a_restart(pg):
         pg.stop()
         time.sleep(3)
         pg.start()
-        back = wait_for(lambda: statuses and statuses[-1][0] == 200, 30, 0.2)
+        back = wait_for(lambda: all(k and k[-1][0] == 200 for k in kinds.values()), 30, 0.2)
         stop.set()
         t.join(60)
-        codes = {}
-        for status, _ in statuses:
-            codes[status] = codes.get(status, 0) + 1
-        unavailable = [r for s, r in statuses if s == 503]
-        row("remote read across a PostgreSQL restart (3 s down)",
-            f"answers {dict(sorted(codes.items(), key=str))}; 503s with Retry-After: "
-            f"{sum(1 for r in unavailable if r)} of {len(unavailable)}; 200 again: {back}",
-            back and set(codes) <= {200, 503} and unavailable and all(unavailable))
+        said, held = [], bool(back)
+        for kind, statuses in kinds.items():
+            codes = {}
+            for status, _ in statuses:
+                codes[status] = codes.get(status, 0) + 1
+            unavailable = [r for s, r in statuses if s == 503]
+            said.append(f"{kind} {dict(sorted(codes.items(), key=str))}, "
+                        f"Retry-After on {sum(1 for r in unavailable if r)} of {len(unavailable)} 503s")
+            held = held and set(codes) <= {200, 503} and bool(unavailable) and all(unavailable)
+        row("remote read and query_range across a PostgreSQL restart (3 s down)",
+            "; ".join(said) + f"; 200 again: {back}", held)
     finally:
         server.stop()
 
