@@ -16,6 +16,8 @@ import http.client
 import json
 import os
 import re
+import shutil
+import socket
 import statistics
 import struct
 import subprocess
@@ -558,6 +560,129 @@ if not ONLY:
     line("GET /live, wrk 2 threads / 32 conns", f"{rate:,.0f} req/s", f"p99 {p99:.2f} ms",
          f"{f'({bad} non-2xx)' if bad else ''}")
 
+def api_get(path, params):
+    """(ms, parsed body) of a GET on the Prometheus API, which must succeed."""
+    c = http.client.HTTPConnection(url.hostname, url.port, timeout=300)
+    t = time.perf_counter()
+    c.request("GET", path + "?" + urllib.parse.urlencode(params, doseq=True))
+    r = c.getresponse()
+    body = r.read()
+    took = (time.perf_counter() - t) * 1e3
+    if r.status != 200:
+        raise SystemExit(f"{path} {params}: {r.status} {body[:300]!r}")
+    return took, json.loads(body)
+
+
+def prometheus_api_rows(one, instances, days, end, last6):
+    """The query API as Grafana asks it, each beside psql reading the same
+    raw points (the windows of a wide step; the last 6 h and 5 minutes)."""
+    secs = lambda iso: str(datetime.fromisoformat(iso).timestamp())  # noqa: E731
+    expr = f"sum by (job) (rate({one}[5m]))"
+    start_h = (T0 + timedelta(hours=1)).isoformat()
+    windows_sql = f"""SELECT count(*), sum(x.value) FROM timeseries_series s
+        CROSS JOIN generate_series(TIMESTAMPTZ '{start_h}', TIMESTAMPTZ '{end}', interval '1 hour') w(t)
+        CROSS JOIN LATERAL (SELECT value FROM timeseries_data d WHERE d.series_name = s.series_name
+                              AND d.time BETWEEN w.t - interval '5 minutes' AND w.t) x
+        WHERE s.metric = '{one}'"""
+    tail_sql = f"""SELECT count(*), sum(value) FROM timeseries_data WHERE series_name IN (
+        SELECT series_name FROM timeseries_series WHERE metric = '{one}')
+        AND time BETWEEN TIMESTAMPTZ '{last6}' - interval '5 minutes' AND TIMESTAMPTZ '{end}'"""
+    catalog_sql = f"SELECT tags FROM timeseries_series WHERE metric = '{one}'"
+    values_sql = "SELECT DISTINCT tags->>'instance' FROM timeseries_series WHERE tags ? 'instance'"
+    rows = [
+        (f"  query_range {expr}, step 1h, {days} d", "/api/v1/query_range",
+         {"query": expr, "start": secs(start_h), "end": secs(end), "step": "3600"},
+         f"the windows' raw points in psql {psql_ms(windows_sql):,.1f} ms", "<= 150 ms"),
+        ("  the same at step 1m over the last 6 h", "/api/v1/query_range",
+         {"query": expr, "start": secs(last6), "end": secs(end), "step": "60"},
+         f"the 6 h's raw points in psql {psql_ms(tail_sql):,.1f} ms", "<= 300 ms"),
+        (f"  /api/v1/series of {one} ({instances} series)", "/api/v1/series", {"match[]": one},
+         f"the catalog's rows in psql {psql_ms(catalog_sql):,.1f} ms", "<= 50 ms"),
+        ("  the same with start and end (data probed)", "/api/v1/series",
+         {"match[]": one, "start": secs(last6), "end": secs(end)}, "", "<= 50 ms"),
+        ("  /api/v1/label/instance/values", "/api/v1/label/instance/values", {},
+         f"the catalog's tags in psql {psql_ms(values_sql):,.1f} ms", "<= 50 ms"),
+    ]
+    for label, path, params, baseline, goal in rows:
+        took = statistics.median(api_get(path, params)[0] for _ in range(3))
+        line(label, f"{took:,.1f} ms", baseline, goal)
+
+
+def remote_read_rows(one, instances, end):
+    """Remote read of one day of `one`'s series from here, beside a
+    Prometheus 2.42 reading the same samples from its own TSDB (built with
+    promtool from a dump of them): samples per second, median of 5."""
+    day_end = int(datetime.fromisoformat(end).timestamp() * 1000)
+    day_start = day_end - 86_400_000
+    matcher = pb(2, b"__name__") + pb(3, one.encode())
+    query = b"\x08" + varint(day_start) + b"\x10" + varint(day_end) + pb(3, matcher)
+    raw = pb(1, query)
+    body = bytearray(varint(len(raw)))
+    body += bytes([61 << 2]) + (len(raw) - 1).to_bytes(2, "little") + raw
+    headers = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
+               "X-Prometheus-Remote-Read-Version": "0.1.0"}
+    samples = int(psql("-At", "-c", f"""SELECT count(*) FROM timeseries_data WHERE series_name IN (
+        SELECT series_name FROM timeseries_series WHERE metric = '{one}')
+        AND time BETWEEN TIMESTAMPTZ 'epoch' + {day_start} * interval '1 ms'
+                     AND TIMESTAMPTZ 'epoch' + {day_end} * interval '1 ms'""").strip())
+
+    def timed(port):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        t = time.perf_counter()
+        c.request("POST", "/api/v1/read", bytes(body), headers)
+        r = c.getresponse()
+        r.read()
+        took = time.perf_counter() - t
+        if r.status != 200:
+            raise SystemExit(f"remote read on {port}: {r.status}")
+        return took
+
+    ours = statistics.median(timed(url.port) for _ in range(5))
+    if not shutil.which("prometheus") or not shutil.which("promtool"):
+        line(f"remote read, 1 day of {instances} series", f"{samples / ours:,.0f} samples/s",
+             "no Prometheus here to compare", ">= 0.5x Prometheus")
+        return
+    work = tempfile.mkdtemp()
+    try:
+        dump = psql("-At", "-F", "\t", "-c", f"""SELECT c.tags::text, extract(epoch FROM d.time), d.value
+            FROM timeseries_data d JOIN timeseries_series c USING (series_name) WHERE c.metric = '{one}'
+             AND d.time BETWEEN TIMESTAMPTZ 'epoch' + {day_start} * interval '1 ms'
+                            AND TIMESTAMPTZ 'epoch' + {day_end} * interval '1 ms' ORDER BY c.series_name, d.time""")
+        with open(os.path.join(work, "in.om"), "w") as f:
+            for row in dump.splitlines():
+                tags, t, v = row.split("\t")
+                labels = ",".join(f'{k}="{val}"' for k, val in sorted(json.loads(tags).items()) if k != "__name__")
+                f.write(f"{one}{{{labels}}} {v} {t}\n")
+            f.write("# EOF\n")
+        subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", os.path.join(work, "in.om"),
+                        os.path.join(work, "data")], check=True, capture_output=True)
+        with open(os.path.join(work, "prometheus.yml"), "w") as f:
+            f.write("global: {}\n")
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        prom = subprocess.Popen(["prometheus", f"--config.file={work}/prometheus.yml",
+                                 f"--storage.tsdb.path={work}/data", "--storage.tsdb.retention.time=36500d",
+                                 f"--web.listen-address=127.0.0.1:{port}"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(150):
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=1)
+                    break
+                except OSError:
+                    time.sleep(0.2)
+            theirs = statistics.median(timed(port) for _ in range(5))
+        finally:
+            prom.terminate()
+            prom.wait(30)
+        line(f"remote read, 1 day of {instances} series ({samples:,} samples)", f"{samples / ours:,.0f} samples/s",
+             f"Prometheus 2.42 from its TSDB {samples / theirs:,.0f}/s", f"{theirs / ours:.2f}x (goal >= 0.5x)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 # --- the fleet: questions across series over data written as collectors write
 # it (remote write) and read right after, before the fold has run, then again
 # once it has; each beside the plain SQL that answers it over the raw points.
@@ -645,6 +770,9 @@ if FLEET != "0" and ONLY != "lifecycle":
             call(tool, args)
             took = (time.perf_counter() - t) * 1e3
             line(label, f"{took:,.1f} ms", f"raw SQL in psql {psql_ms(sql):,.1f} ms" if sql else "", goal)
+
+        prometheus_api_rows(one, instances, days, end, last6)
+    remote_read_rows(one, instances, end)
 
     # A catalog of 100,000 series more, registered as collectors register
     # them: by remote write, one sample each. Discovery never reads points.

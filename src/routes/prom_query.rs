@@ -142,9 +142,10 @@ fn load(
                 "the query's selectors match more than {MAX_SERIES} series: narrow them"
             )));
         }
-        // A step wider than the window: read only the windows.
+        // A step at least twice its window: read only the windows (an
+        // index probe each, so not where they would cover half the range).
         let width = (f.to - f.from) - (end - start);
-        let span = if step > width && end > start {
+        let span = if step >= width.saturating_mul(2) && end > start {
             Span::Windows {
                 first: f.to - (end - start),
                 last: f.to,
@@ -163,23 +164,15 @@ fn load(
             )));
         }
         budget -= points.len() as i64;
-        let mut series: Vec<Series> = Vec::new();
-        let mut current = None;
-        for p in points {
-            if current != Some(p.series) {
-                let Some(e) = usize::try_from(p.series).ok().and_then(|i| entries.get(i)) else {
-                    continue;
-                };
-                series.push(Series {
-                    labels: Arc::new(label_set(e)),
-                    samples: Vec::new(),
-                });
-                current = Some(p.series);
-            }
-            if let Some(s) = series.last_mut() {
-                s.samples.push((p.ms, p.value));
-            }
-        }
+        let series = entries
+            .iter()
+            .zip(aggregates::by_series(points, entries.len()))
+            .filter(|(_, samples)| !samples.is_empty())
+            .map(|(e, samples)| Series {
+                labels: Arc::new(label_set(e)),
+                samples,
+            })
+            .collect();
         out.push(series);
     }
     Ok(Ok(out))

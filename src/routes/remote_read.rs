@@ -226,38 +226,25 @@ fn decode(body: &[u8]) -> Result<Vec<Ranged>, ReadReply> {
 }
 
 /// Each series with samples, its labels sorted by name as Prometheus
-/// requires; `points` come by series (their index in `entries`), then time.
+/// requires.
 fn series_of(
     entries: &[crate::store::catalog::Entry],
     points: Vec<aggregates::IndexedPoint>,
 ) -> Vec<TimeSeries> {
-    let mut out: Vec<TimeSeries> = Vec::new();
-    let mut current = None;
-    for p in points {
-        if current != Some(p.series) {
-            let labels = usize::try_from(p.series)
-                .ok()
-                .and_then(|i| entries.get(i))
-                .map(|e| {
-                    label_set(e)
-                        .into_iter()
-                        .map(|(name, value)| Label { name, value })
-                        .collect()
-                })
-                .unwrap_or_default();
-            out.push(TimeSeries {
-                labels,
-                samples: Vec::new(),
-                histograms: Vec::new(),
-            });
-            current = Some(p.series);
-        }
-        if let Some(s) = out.last_mut() {
-            s.samples.push(Sample {
-                value: p.value,
-                timestamp: p.ms,
-            });
-        }
-    }
-    out
+    entries
+        .iter()
+        .zip(aggregates::by_series(points, entries.len()))
+        .filter(|(_, samples)| !samples.is_empty())
+        .map(|(e, samples)| TimeSeries {
+            labels: label_set(e)
+                .into_iter()
+                .map(|(name, value)| Label { name, value })
+                .collect(),
+            samples: samples
+                .into_iter()
+                .map(|(timestamp, value)| Sample { value, timestamp })
+                .collect(),
+            histograms: Vec::new(),
+        })
+        .collect()
 }

@@ -46,7 +46,8 @@ async fn written(app: &TestApp) {
     assert_eq!(remote_write(app, body).await.status, 204);
 }
 
-async fn api(app: &TestApp, method: Method, path: &str, form: &str) -> (u16, Value) {
+/// A form request to the Prometheus API: its status and JSON body.
+pub async fn api(app: &TestApp, method: Method, path: &str, form: &str) -> (u16, Value) {
     let sent = app
         .request(
             method,

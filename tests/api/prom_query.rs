@@ -12,6 +12,7 @@ use rocket::http::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{ServerProcess, TestApp, TestDatabase, free_port};
+use crate::prom_api::api;
 use crate::writes::{T0, body, remote_write, series};
 
 /// Samples every 15 s (plus a deterministic jitter under 1 s) for 40
@@ -87,20 +88,6 @@ async fn fixture(app: &TestApp) {
         ));
     }
     assert_eq!(remote_write(app, body(all)).await.status, 204);
-}
-
-async fn api(app: &TestApp, method: Method, path: &str, form: &str) -> (u16, Value) {
-    let sent = app
-        .request(
-            method,
-            path,
-            form.as_bytes().to_vec(),
-            &[("Content-Type", "application/x-www-form-urlencoded")],
-        )
-        .await;
-    let body = serde_json::from_str(&sent.body)
-        .unwrap_or_else(|e| panic!("{path} answered non-JSON ({e}): {}", sent.body));
-    (sent.status, body)
 }
 
 fn secs(ms: i64) -> String {
