@@ -164,6 +164,27 @@ async fn grafanas_calls_and_bad_input_in_prometheus_shapes() {
         "{r}"
     );
 
+    // A read-only server serves reads.
+    let read_only =
+        TestApp::try_spawn(crate::helpers::figment(&db.url, None).merge(("mcp_read_only", true)))
+            .await
+            .unwrap();
+    let (status, r) = api(
+        &read_only,
+        Method::Get,
+        &format!(
+            "/api/v1/query?{}",
+            encoded(&[("query", "sum(cf_up)"), ("time", &secs(end))])
+        ),
+        "",
+    )
+    .await;
+    assert_eq!(
+        (status, &r["data"]["result"][0]["value"][1]),
+        (200, &json!("6")),
+        "{r}"
+    );
+
     // Bad input: the envelope's error, never a 5xx.
     let range = |q: &str, step: &str| {
         format!(
