@@ -25,8 +25,9 @@ use crate::mcp::Mcp;
 use crate::store::aggregates::{self, Span};
 use crate::tools::selection::{self, MaxSeries};
 
-/// Raw samples one query may read: about 160 MB held while it runs.
-pub const MAX_SAMPLES: i64 = 10_000_000;
+/// Raw samples one query may read: 80 MB held while it runs (about twice
+/// that while the rows are read).
+pub const MAX_SAMPLES: i64 = 5_000_000;
 /// Series all of a query's selectors may match.
 const MAX_SERIES: usize = 20_000;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
