@@ -203,7 +203,7 @@ async fn labels_values_series_and_metadata_in_prometheus_shapes() {
 /// `promtool query <what> http://127.0.0.1:<port> <args>`. Debian's 2.42
 /// takes no HTTP client configuration here, so the server runs without a
 /// token (the scope checks are the same code as for the requests above).
-fn promtool(port: u16, what: &str, args: &[&str]) -> String {
+pub fn promtool(port: u16, what: &str, args: &[&str]) -> String {
     let out = Command::new("promtool")
         .args(["query", what])
         .arg(format!("http://127.0.0.1:{port}"))

@@ -12,7 +12,7 @@ use rocket::http::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{ServerProcess, TestApp, TestDatabase, free_port};
-use crate::prom_api::api;
+use crate::prom_api::{api, promtool};
 use crate::writes::{T0, body, remote_write, series};
 
 /// Samples every 15 s (plus a deterministic jitter under 1 s) for 40
@@ -265,44 +265,29 @@ async fn promtool_queries_instant_and_range() {
     let db = TestDatabase::migrated();
     fixture(&TestApp::spawn(&db, None).await).await;
     let server = ServerProcess::start(&db, &[("RUST_LOG", "warn")]);
-    let url = format!("http://127.0.0.1:{}", server.port);
-    let run = |args: &[&str]| {
-        let out = Command::new("promtool")
-            .arg("query")
-            .args(args)
-            .output()
-            .expect("promtool runs");
-        let said = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "promtool {args:?}: {said}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        said
-    };
     let end = at(140);
-    let said = run(&[
+    let said = promtool(
+        server.port,
         "instant",
-        "--time",
-        &secs(end),
-        &url,
-        "sum by (instance) (cf_up)",
-    ]);
+        &["--time", &secs(end), "sum by (instance) (cf_up)"],
+    );
     assert!(
         said.contains("{instance=\"c\"} => 3 @[") && said.lines().count() == 3,
         "{said}"
     );
-    let said = run(&[
+    let said = promtool(
+        server.port,
         "range",
-        "--start",
-        &secs(end - 120_000),
-        "--end",
-        &secs(end),
-        "--step",
-        "1m",
-        &url,
-        "max(cf_up)",
-    ]);
+        &[
+            "--start",
+            &secs(end - 120_000),
+            "--end",
+            &secs(end),
+            "--step",
+            "1m",
+            "max(cf_up)",
+        ],
+    );
     assert_eq!(said.matches("3 @[").count(), 3, "{said}");
     server.stop();
 }
