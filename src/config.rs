@@ -48,6 +48,7 @@ pub const ENV_VARS: &[&str] = &[
     "INGEST_MAX_DECODED_MIB",
     "INGEST_NON_FINITE",
     "ROLLUP_FOLD_AFTER_SECS",
+    "QUERY_MAX_SAMPLES",
     "RETENTION_RAW_DAYS",
     "RETENTION_HOURS_DAYS",
     "RETENTION_DAYS_DAYS",
@@ -145,6 +146,9 @@ pub struct Settings {
     /// An hour's raw points fold into the rollups this long after it ends;
     /// until then readers summarise them from the points.
     pub rollup_fold_after_secs: u64,
+    /// Raw samples one PromQL query (`/api/v1/query`, `query_range`) may
+    /// read, 16 bytes each held while it runs; past it, 422.
+    pub query_max_samples: u64,
     /// Days of raw points kept; unset: forever. Older points go once their
     /// hours are folded; the hourly and daily rollups stay.
     #[serde(deserialize_with = "optional_days")]
@@ -318,6 +322,7 @@ impl Default for Settings {
             ingest_max_decoded_mib: 64,
             ingest_non_finite: crate::domain::batch::NonFinite::Skip,
             rollup_fold_after_secs: 300,
+            query_max_samples: 5_000_000,
             retention_raw_days: None,
             retention_hours_days: None,
             retention_days_days: None,

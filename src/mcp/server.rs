@@ -65,6 +65,8 @@ pub struct Mcp {
     pub sealer: state::Sealer,
     pub bodies: BodyBudget,
     pub page_size: usize,
+    /// Raw samples a PromQL query may read (`QUERY_MAX_SAMPLES`).
+    pub query_max_samples: i64,
     pub db: Db,
     pub cache: Arc<Cache>,
     pub metrics: Arc<Metrics>,
@@ -140,6 +142,7 @@ impl Mcp {
             sealer: state::Sealer::new(settings.mcp_state_secret.as_deref()),
             bodies: BodyBudget::new(settings.mcp_body_budget_mib),
             page_size: PAGE_SIZE,
+            query_max_samples: i64::try_from(settings.query_max_samples).unwrap_or(i64::MAX),
             db,
             cache,
             metrics,

@@ -5,7 +5,7 @@
 //! in one round trip each; evaluation runs off the async workers.
 //!
 //! Limits, each named when hit: 11,000 steps a series (400, as
-//! Prometheus), [`MaxSeries`]' largest a selector and [`MAX_SAMPLES`] read
+//! Prometheus), [`MaxSeries`]' largest a selector and `QUERY_MAX_SAMPLES` read
 //! (422 `execution`), the answer's points ([`promql::MAX_POINTS`]), and
 //! the `timeout` parameter (default [`DEFAULT_TIMEOUT`], at most
 //! [`MAX_TIMEOUT`]; 503 `timeout`) besides the pool's statement timeout.
@@ -25,9 +25,6 @@ use crate::mcp::Mcp;
 use crate::store::aggregates::{self, Span};
 use crate::tools::selection::{self, MaxSeries};
 
-/// Raw samples one query may read: 80 MB held while it runs (about twice
-/// that while the rows are read).
-pub const MAX_SAMPLES: i64 = 5_000_000;
 /// Series all of a query's selectors may match.
 const MAX_SERIES: usize = 20_000;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -127,9 +124,10 @@ fn load(
     conn: &mut diesel::PgConnection,
     fetches: &[Fetch],
     (start, end, step): (Ms, Ms, Ms),
+    max_samples: i64,
 ) -> Result<Result<Vec<Vec<Series>>, String>, DbError> {
     let largest = MaxSeries::new(MaxSeries::LARGEST).unwrap_or_default();
-    let mut budget = MAX_SAMPLES;
+    let mut budget = max_samples;
     let mut matched = 0;
     let mut out = Vec::with_capacity(fetches.len());
     for f in fetches {
@@ -160,8 +158,8 @@ fn load(
         let points = aggregates::points_many(conn, &names, span, budget + 1)?;
         if points.len() as i64 > budget {
             return Ok(Err(format!(
-                "query processing would load more than {MAX_SAMPLES} samples: narrow the range, \
-                 the step's windows or the selectors"
+                "query processing would load more than {max_samples} samples (QUERY_MAX_SAMPLES): \
+                 narrow the range, the step's windows or the selectors"
             )));
         }
         budget -= points.len() as i64;
@@ -209,9 +207,10 @@ async fn query(mcp: &Mcp, h: WriteHeaders<'_>, params: Params, range: bool) -> A
         Err(e) => return e.into(),
     };
     let q = Arc::clone(&compiled);
+    let max_samples = mcp.query_max_samples;
     let data = match mcp
         .db
-        .run(move |conn| load(conn, &q.fetches, asked.range))
+        .run(move |conn| load(conn, &q.fetches, asked.range, max_samples))
         .await
     {
         Ok(Ok(data)) => data,

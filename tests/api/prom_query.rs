@@ -185,6 +185,35 @@ async fn grafanas_calls_and_bad_input_in_prometheus_shapes() {
         "{r}"
     );
 
+    // Past the samples a query may read: 422, naming the setting.
+    let small = TestApp::try_spawn(
+        crate::helpers::figment(&db.url, None).merge(("query_max_samples", 100)),
+    )
+    .await
+    .unwrap();
+    let (status, r) = api(
+        &small,
+        Method::Get,
+        &format!(
+            "/api/v1/query?{}",
+            encoded(&[
+                ("query", "sum(rate(cf_requests_total[1h]))"),
+                ("time", &secs(end))
+            ])
+        ),
+        "",
+    )
+    .await;
+    assert_eq!(
+        (status, r["errorType"].as_str()),
+        (422, Some("execution")),
+        "{r}"
+    );
+    assert!(
+        r["error"].as_str().unwrap().contains("QUERY_MAX_SAMPLES"),
+        "{r}"
+    );
+
     // Bad input: the envelope's error, never a 5xx.
     let range = |q: &str, step: &str| {
         format!(
