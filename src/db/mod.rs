@@ -289,7 +289,7 @@ fn set_statement_timeout(conn: &mut PgConnection, limit: Duration) -> diesel::Qu
     conn.batch_execute(&format!("SET statement_timeout = {}", limit.as_millis()))
 }
 
-/// Sets each new pooled connection up (its `statement_timeout`), and keeps
+/// Sets each new pooled connection up (its `statement_timeout`, no JIT), and keeps
 /// the pool's connection errors to one line per change of state plus a
 /// summary a minute: r2d2 would log every failed attempt.
 #[derive(Debug, Clone)]
@@ -310,7 +310,13 @@ const FAILING_SUMMARY: Duration = Duration::from_secs(60);
 
 impl diesel::r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for Connections {
     fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        use diesel::connection::SimpleConnection;
         set_statement_timeout(conn, self.statement_timeout)
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        // The server's statements are bounded reads and writes. Over a
+        // fleet's rows the planner's estimates cross JIT's thresholds, and
+        // compiling took 750 ms of a statement that runs in 100.
+        conn.batch_execute("SET jit = off")
             .map_err(diesel::r2d2::Error::QueryError)?;
         let recovered = self.failing.lock().ok().and_then(|mut f| f.take());
         if let Some(f) = recovered {

@@ -472,10 +472,15 @@ fn read_rows(
             "'{}'::int[] AS sketch_keys, '{}'::int[] AS sketch_counts"
         }
     );
-    // The raw parts: the tail from folded_to, and the partial hours at the edges.
+    // The raw parts (the tail from folded_to, and the partial hours at the
+    // edges): with sketches by `mcp_rollups_from_raw`; without, streamed
+    // and summarised here by [`raw_rows`], which is several times cheaper
+    // than window functions in SQL over a large unfolded tail (the first
+    // read after a bulk write).
     let raw = if sketch {
         format!(
-            "SELECT c.name, {columns}, 3600 FROM c
+            "UNION ALL
+             SELECT c.name, {columns}, 3600 FROM c
               CROSS JOIN LATERAL mcp_rollups_from_raw(c.name, GREATEST(c.hlo, c.f), c.hhi)
               WHERE c.hhi > GREATEST(c.hlo, c.f)
              UNION ALL
@@ -486,26 +491,19 @@ fn read_rows(
               WHERE $3 > $5"
         )
     } else {
-        // The ranges never share an hour, so (series, hour) is one row.
-        format!(
-            "SELECT series_name, {columns}, 3600 FROM ({}) raw",
-            raw_rows(
-                "SELECT r.name AS series_name, d.time, d.value,
-                        date_bin('1 hour', d.time, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket
-                   FROM (SELECT c.name, GREATEST(c.hlo, c.f) AS lo, c.hhi AS hi FROM c
-                          WHERE c.hhi > GREATEST(c.hlo, c.f)
-                         UNION ALL SELECT c.name, $2, $4 FROM c WHERE $4 > $2
-                         UNION ALL SELECT c.name, $5, $3 FROM c WHERE $3 > $5) r
-                  CROSS JOIN LATERAL (
-                        SELECT time, value FROM timeseries_data
-                         WHERE series_name = r.name AND time >= r.lo AND time < r.hi) d",
-                "3600::int8"
-            )
-        )
+        String::new()
     };
     // The tables hold hours before f = folded_to, and days that end by it:
     // whole hours come from the table up to h1, whole days up to d1, and the
-    // whole hours from f on are summarised from the raw points.
+    // whole hours from f on are summarised from the raw points. Each series'
+    // rows are one index range scan (OFFSET 0 keeps the subqueries apart):
+    // joined as a whole, the planner hashed entire tables for a fleet.
+    // Ordered here only when cut at max_rows; else in Rust, per series.
+    let order = if max_rows.is_some() {
+        "ORDER BY series_name, bucket LIMIT $8"
+    } else {
+        ""
+    };
     let sql = format!(
         "WITH b AS (
             SELECT COALESCE($4, '-infinity'::timestamptz) AS hlo,
@@ -521,20 +519,25 @@ fn read_rows(
                    GREATEST(b.dlo, LEAST(b.dhi, date_bin('1 day', s.f, TIMESTAMPTZ '2000-01-01Z'))) AS d1
               FROM s CROSS JOIN b)
          SELECT c.name AS series_name, {columns}, 86400::int8 AS span
-           FROM c JOIN timeseries_rollups_daily r ON r.series_name = c.name
-          WHERE $9 AND r.bucket >= c.dlo AND r.bucket < c.d1
+           FROM c CROSS JOIN LATERAL (
+                SELECT * FROM timeseries_rollups_daily r
+                 WHERE $9 AND r.series_name = c.name AND r.bucket >= c.dlo AND r.bucket < c.d1
+                OFFSET 0) r
          UNION ALL
-         SELECT c.name, {columns}, 3600 FROM c JOIN timeseries_rollups r ON r.series_name = c.name
-          WHERE r.bucket >= c.hlo
-            AND r.bucket < CASE WHEN $9 THEN LEAST(c.dlo, c.h1) ELSE c.h1 END
+         SELECT c.name, {columns}, 3600 FROM c CROSS JOIN LATERAL (
+                SELECT * FROM timeseries_rollups r
+                 WHERE r.series_name = c.name AND r.bucket >= c.hlo
+                   AND r.bucket < CASE WHEN $9 THEN LEAST(c.dlo, c.h1) ELSE c.h1 END
+                OFFSET 0) r
          UNION ALL
-         SELECT c.name, {columns}, 3600 FROM c JOIN timeseries_rollups r ON r.series_name = c.name
-          WHERE $9 AND r.bucket >= c.d1 AND r.bucket < c.h1
-         UNION ALL
+         SELECT c.name, {columns}, 3600 FROM c CROSS JOIN LATERAL (
+                SELECT * FROM timeseries_rollups r
+                 WHERE $9 AND r.series_name = c.name AND r.bucket >= c.d1 AND r.bucket < c.h1
+                OFFSET 0) r
          {raw}
-         ORDER BY series_name, bucket LIMIT $8"
+         {order}"
     );
-    Ok(diesel::sql_query(sql)
+    let mut rows: Vec<NamedRow> = diesel::sql_query(sql)
         .bind::<Array<Text>, _>(names)
         .bind::<Nullable<Timestamptz>, _>(window.start)
         .bind::<Nullable<Timestamptz>, _>(window.end)
@@ -544,32 +547,210 @@ fn read_rows(
         .bind::<Nullable<Timestamptz>, _>(dhi)
         .bind::<Nullable<BigInt>, _>(max_rows)
         .bind::<diesel::sql_types::Bool, _>(days)
-        .load(conn)?)
+        .load(conn)?;
+    if !sketch {
+        let ranges = Ranges::Unfolded { window, hlo, hhi };
+        rows.extend(raw_rows(conn, names, ranges, RESOLUTION, max_rows)?);
+    }
+    if max_rows.is_none() || !sketch {
+        rows.sort_by(|a, b| {
+            (a.series_name.as_str(), a.row.bucket).cmp(&(b.series_name.as_str(), b.row.bucket))
+        });
+    }
+    if let Some(max) = max_rows {
+        rows.truncate(usize::try_from(max).unwrap_or(0));
+    }
+    Ok(rows)
 }
 
-/// The statement that summarises `points` (series_name, time, value,
-/// bucket) into rows per (series, bucket), as `mcp_rollups_from_raw` does but
-/// for the sketch; `span` is the rows' width in seconds.
-fn raw_rows(points: &str, span: &str) -> String {
-    format!(
-        "WITH q AS ({points}),
-         p AS (
-            SELECT q.*, value - lag(value) OVER w AS d, first_value(value) OVER w AS fv,
-                   last_value(value) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS lv
-              FROM q WINDOW w AS (PARTITION BY series_name, bucket ORDER BY time))
-         SELECT series_name, bucket, count(*) AS count, sum(value) AS sum,
-                regr_syy(value, date_part('epoch', time - bucket)) AS m2,
-                min(value) AS min_value, max(value) AS max_value,
-                min(time) AS first_time, min(fv) AS first_value,
-                max(time) AS last_time, min(lv) AS last_value,
-                avg(date_part('epoch', time - bucket)) AS mean_t,
-                regr_sxx(value, date_part('epoch', time - bucket)) AS sxx,
-                regr_sxy(value, date_part('epoch', time - bucket)) AS sxy,
-                '{{}}'::int[] AS sketch_keys, '{{}}'::int[] AS sketch_counts,
-                COALESCE(sum(CASE WHEN d >= 0 THEN d WHEN d < 0 THEN value END), 0) AS increase,
-                {span} AS span
-           FROM p GROUP BY series_name, bucket"
+/// The raw points a reader summarises.
+#[derive(Clone, Copy)]
+enum Ranges {
+    /// What the tables do not hold: from the series' `folded_to` (or the
+    /// whole hours' start `hlo`) to `hhi`, and the partial hours at the
+    /// window's edges.
+    Unfolded {
+        window: Window,
+        hlo: Option<DateTime<Utc>>,
+        hhi: Option<DateTime<Utc>>,
+    },
+    /// Every point in the window.
+    All(Window),
+}
+
+/// Rows of `width` seconds (aligned as date_bin's, 2000-01-01T00:00Z)
+/// summarised from the raw points of `names` in `ranges`: the columns of
+/// `mcp_rollups_from_raw` but the sketch. The points stream in series and
+/// time order (one index range scan each, sorted within the series), so
+/// memory holds one row at a time, however many points. At most
+/// `max_rows` rows, the first in that order.
+fn raw_rows(
+    conn: &mut PgConnection,
+    names: &[&str],
+    ranges: Ranges,
+    width: i64,
+    max_rows: Option<i64>,
+) -> Result<Vec<NamedRow>, DbError> {
+    let (window, hlo, hhi, folded) = match ranges {
+        Ranges::Unfolded { window, hlo, hhi } => (window, hlo, hhi, true),
+        Ranges::All(w) => (w, w.start, w.end, false),
+    };
+    let points = diesel::sql_query(
+        "SELECT (n.i - 1)::int4 AS series, d.time, d.value
+           FROM (SELECT n.name, n.i,
+                        GREATEST(COALESCE($4, '-infinity'::timestamptz),
+                                 CASE WHEN $6 THEN COALESCE(t.folded_to, '-infinity'::timestamptz)
+                                      ELSE '-infinity'::timestamptz END) AS lo
+                   FROM unnest($1::text[]) WITH ORDINALITY AS n(name, i)
+                   LEFT JOIN timeseries_series t ON t.series_name = n.name
+                  ORDER BY n.i OFFSET 0) n
+          CROSS JOIN LATERAL (
+                SELECT n.lo, COALESCE($5, 'infinity'::timestamptz) AS hi
+                UNION ALL SELECT $2, $4 WHERE $4 > $2
+                UNION ALL SELECT $5, $3 WHERE $3 > $5) r
+          CROSS JOIN LATERAL (
+                SELECT time, value FROM timeseries_data
+                 WHERE series_name = n.name AND time >= r.lo AND time < r.hi OFFSET 0) d
+          ORDER BY n.i, d.time",
     )
+    .bind::<Array<Text>, _>(names)
+    .bind::<Nullable<Timestamptz>, _>(window.start)
+    .bind::<Nullable<Timestamptz>, _>(window.end)
+    .bind::<Nullable<Timestamptz>, _>(hlo)
+    .bind::<Nullable<Timestamptz>, _>(hhi)
+    .bind::<diesel::sql_types::Bool, _>(folded)
+    .load_iter::<super::aggregates::IndexedPoint, diesel::pg::PgRowByRowLoadingMode>(conn)?;
+    let max = max_rows.map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(0));
+    let mut out: Vec<NamedRow> = Vec::new();
+    let mut open: Option<(i32, Summing)> = None;
+    let close = |out: &mut Vec<NamedRow>, (series, s): (i32, Summing)| {
+        let name = usize::try_from(series).ok().and_then(|i| names.get(i));
+        if let Some(name) = name {
+            out.push(NamedRow {
+                series_name: (*name).to_owned(),
+                row: s.row(width),
+            });
+        }
+    };
+    for p in points {
+        let p = p?;
+        let bucket = bin(p.time, width);
+        match &mut open {
+            Some((series, s)) if *series == p.series && s.bucket == bucket => {
+                s.add(p.time, p.value)
+            }
+            _ => {
+                if let Some(done) = open.take() {
+                    close(&mut out, done);
+                }
+                if out.len() >= max {
+                    break;
+                }
+                let mut s = Summing::new(bucket);
+                s.add(p.time, p.value);
+                open = Some((p.series, s));
+            }
+        }
+    }
+    if let Some(done) = open.take()
+        && out.len() < max
+    {
+        close(&mut out, done);
+    }
+    Ok(out)
+}
+
+/// The start of `t`'s bucket of `width` seconds, as
+/// `date_bin(width, t, TIMESTAMPTZ '2000-01-01Z')`.
+fn bin(t: DateTime<Utc>, width: i64) -> DateTime<Utc> {
+    const ORIGIN_US: i64 = 946_684_800_000_000;
+    let w = width.saturating_mul(1_000_000).max(1);
+    let us = t.timestamp_micros();
+    DateTime::from_timestamp_micros(ORIGIN_US + (us - ORIGIN_US).div_euclid(w) * w).unwrap_or(t)
+}
+
+/// One row summed point by point (Welford's updates for the moments, so
+/// it holds no points): what `mcp_rollups_from_raw` computes in SQL.
+struct Summing {
+    bucket: DateTime<Utc>,
+    n: i64,
+    sum: f64,
+    min: f64,
+    max: f64,
+    first: (DateTime<Utc>, f64),
+    last: (DateTime<Utc>, f64),
+    mean_x: f64,
+    mean_y: f64,
+    sxx: f64,
+    syy: f64,
+    sxy: f64,
+    increase: f64,
+}
+
+impl Summing {
+    fn new(bucket: DateTime<Utc>) -> Summing {
+        Summing {
+            bucket,
+            n: 0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            first: (bucket, 0.0),
+            last: (bucket, 0.0),
+            mean_x: 0.0,
+            mean_y: 0.0,
+            sxx: 0.0,
+            syy: 0.0,
+            sxy: 0.0,
+            increase: 0.0,
+        }
+    }
+
+    /// The next point, in time order.
+    fn add(&mut self, t: DateTime<Utc>, v: f64) {
+        if self.n == 0 {
+            self.first = (t, v);
+        } else {
+            // A drop is a counter's restart from 0.
+            let d = v - self.last.1;
+            self.increase += if d >= 0.0 { d } else { v };
+        }
+        self.last = (t, v);
+        self.n += 1;
+        self.sum += v;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+        let x = (t - self.bucket).as_seconds_f64();
+        let n = self.n as f64;
+        let (dx, dy) = (x - self.mean_x, v - self.mean_y);
+        self.mean_x += dx / n;
+        self.mean_y += dy / n;
+        self.sxx += dx * (x - self.mean_x);
+        self.syy += dy * (v - self.mean_y);
+        self.sxy += dx * (v - self.mean_y);
+    }
+
+    fn row(self, span: i64) -> Row {
+        Row {
+            bucket: self.bucket,
+            count: self.n,
+            sum: self.sum,
+            m2: self.syy,
+            min_value: self.min,
+            max_value: self.max,
+            first_time: self.first.0,
+            first_value: self.first.1,
+            last_time: self.last.0,
+            last_value: self.last.1,
+            mean_t: self.mean_x,
+            sxx: self.sxx,
+            sxy: self.sxy,
+            sketch_keys: Vec::new(),
+            sketch_counts: Vec::new(),
+            increase: self.increase,
+            span,
+        }
+    }
 }
 
 /// Rows of `width` (any width, aligned as date_bin's) summarised from the
@@ -583,19 +764,7 @@ pub fn read_many_raw(
     width: Bucket,
 ) -> Result<Vec<NamedRow>, DbError> {
     super::retention::require_raw(conn, names, window)?;
-    let points = "SELECT series_name, time, value,
-                         date_bin($4::interval, time, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket
-                    FROM timeseries_data
-                   WHERE series_name = ANY($1) AND time >= COALESCE($2, '-infinity'::timestamptz)
-                     AND time < COALESCE($3, 'infinity'::timestamptz)";
-    let sql = raw_rows(points, "date_part('epoch', $4::interval)::int8")
-        + " ORDER BY series_name, bucket";
-    Ok(diesel::sql_query(sql)
-        .bind::<Array<Text>, _>(names)
-        .bind::<Nullable<Timestamptz>, _>(window.start)
-        .bind::<Nullable<Timestamptz>, _>(window.end)
-        .bind::<Text, _>(width.interval())
-        .load(conn)?)
+    raw_rows(conn, names, Ranges::All(window), width.seconds(), None)
 }
 
 /// The hour rows of `series` in the ranges [from, to), in time order: the
@@ -1104,5 +1273,55 @@ mod tests {
         assert_eq!(floor_to(t, DAY).to_rfc3339(), "2026-01-01T00:00:00+00:00");
         let h = hour_floor(t);
         assert_eq!(ceil_to(h, RESOLUTION), h);
+    }
+
+    #[test]
+    fn bins_start_where_date_bin_starts_them() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        // 7 s does not divide the seconds from the epoch to 2000-01-01.
+        assert_eq!(
+            bin(at("2000-01-01T00:00:13Z"), 7),
+            at("2000-01-01T00:00:07Z")
+        );
+        assert_eq!(
+            bin(at("1999-12-31T23:59:59Z"), 7),
+            at("1999-12-31T23:59:53Z")
+        );
+        assert_eq!(
+            bin(at("2026-01-01T10:20:00.5Z"), 3600),
+            at("2026-01-01T10:00:00Z")
+        );
+    }
+
+    #[test]
+    fn a_row_summed_point_by_point_has_the_moments_and_the_counters_increase() {
+        let b = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        let points = [(0, 10.0), (30, 12.0), (60, 3.0), (90, 7.0)];
+        let mut s = Summing::new(b);
+        for (x, v) in points {
+            s.add(b + TimeDelta::seconds(x), v);
+        }
+        let row = s.row(3600);
+        let (n, mx, my) = (4.0, 45.0, 8.0);
+        let syy: f64 = points.iter().map(|(_, v)| (v - my) * (v - my)).sum();
+        let sxx: f64 = points.iter().map(|(x, _)| (*x as f64 - mx).powi(2)).sum();
+        let sxy: f64 = points
+            .iter()
+            .map(|(x, v)| (*x as f64 - mx) * (v - my))
+            .sum();
+        assert_eq!(
+            (row.count, row.sum, row.min_value, row.max_value),
+            (4, n * my, 3.0, 12.0)
+        );
+        assert!((row.m2 - syy).abs() < 1e-9 && (row.sxx - sxx).abs() < 1e-9);
+        assert!((row.sxy - sxy).abs() < 1e-9 && (row.mean_t - mx).abs() < 1e-12);
+        // 10 → 12 is 2; the drop to 3 restarts from 0 (3); 3 → 7 is 4.
+        assert_eq!(row.increase, 9.0);
+        assert_eq!(
+            (row.first_value, row.last_value, row.span),
+            (10.0, 7.0, 3600)
+        );
     }
 }

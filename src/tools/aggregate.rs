@@ -329,11 +329,11 @@ pub(super) fn bucketed<'a>(
     labelled: impl IntoIterator<Item = (&'a Labels, &'a Values)>,
     (grouping, reduce): (&Grouping, Reduce),
 ) -> Vec<GroupValue> {
-    let mut per_time: BTreeMap<DateTime<Utc>, Vec<(Labels, f64)>> = BTreeMap::new();
+    let mut per_time: BTreeMap<DateTime<Utc>, Vec<(&Labels, f64)>> = BTreeMap::new();
     for (l, values) in labelled {
         for (t, v) in values.iter() {
             if let Some(t) = t {
-                per_time.entry(*t).or_default().push((l.clone(), *v));
+                per_time.entry(*t).or_default().push((l, *v));
             }
         }
     }
