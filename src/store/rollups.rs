@@ -10,8 +10,9 @@
 //! tail into the tables, and a write before `folded_to` recomputes what it
 //! touched ([`refresh`]). A window's whole hours come from the tables up to
 //! `folded_to`; the tail and the partial hours at either edge are summarised
-//! from the raw points by the same SQL function that fills the tables
-//! (`mcp_rollups_from_raw`), so every answer is exact and both halves agree.
+//! from the raw points, with the columns of the SQL function that fills the
+//! tables (`mcp_rollups_from_raw`: by it where sketches are read, else
+//! point by point here), so every answer is exact and both halves agree.
 
 use std::collections::BTreeMap;
 
