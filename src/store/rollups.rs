@@ -102,11 +102,14 @@ pub struct Row {
 /// The daily level's width, in seconds.
 pub const DAY: i64 = 86_400;
 
-/// The start of `t`'s `width`-second bucket (hours and days align with
-/// date_bin's 2000-01-01T00:00Z origin, as they do with the epoch).
+/// The start of `t`'s `width`-second bucket, as
+/// `date_bin(width, t, TIMESTAMPTZ '2000-01-01Z')` (hours and days align
+/// with the epoch too; other widths need that origin).
 pub(crate) fn floor_to(t: DateTime<Utc>, width: i64) -> DateTime<Utc> {
-    let s = t.timestamp().div_euclid(width) * width;
-    DateTime::from_timestamp(s, 0).unwrap_or(t)
+    const ORIGIN_US: i64 = 946_684_800_000_000;
+    let w = width.saturating_mul(1_000_000).max(1);
+    let us = t.timestamp_micros();
+    DateTime::from_timestamp_micros(ORIGIN_US + (us - ORIGIN_US).div_euclid(w) * w).unwrap_or(t)
 }
 
 fn ceil_to(t: DateTime<Utc>, width: i64) -> DateTime<Utc> {
@@ -499,7 +502,7 @@ fn read_rows(
     // whole hours from f on are summarised from the raw points. Each series'
     // rows are one index range scan (OFFSET 0 keeps the subqueries apart):
     // joined as a whole, the planner hashed entire tables for a fleet.
-    // Ordered here only when cut at max_rows; else in Rust, per series.
+    // Ordered in SQL only when cut at max_rows; always in Rust after.
     let order = if max_rows.is_some() {
         "ORDER BY series_name, bucket LIMIT $8"
     } else {
@@ -553,11 +556,10 @@ fn read_rows(
         let ranges = Ranges::Unfolded { window, hlo, hhi };
         rows.extend(raw_rows(conn, names, ranges, RESOLUTION, max_rows)?);
     }
-    if max_rows.is_none() || !sketch {
-        rows.sort_by(|a, b| {
-            (a.series_name.as_str(), a.row.bucket).cmp(&(b.series_name.as_str(), b.row.bucket))
-        });
-    }
+    // Stable: runs already in order (the cut case) cost one pass.
+    rows.sort_by(|a, b| {
+        (a.series_name.as_str(), a.row.bucket).cmp(&(b.series_name.as_str(), b.row.bucket))
+    });
     if let Some(max) = max_rows {
         rows.truncate(usize::try_from(max).unwrap_or(0));
     }
@@ -635,7 +637,7 @@ fn raw_rows(
     };
     for p in points {
         let p = p?;
-        let bucket = bin(p.time, width);
+        let bucket = floor_to(p.time, width);
         match &mut open {
             Some((series, s)) if *series == p.series && s.bucket == bucket => {
                 s.add(p.time, p.value)
@@ -661,13 +663,14 @@ fn raw_rows(
     Ok(out)
 }
 
-/// The start of `t`'s bucket of `width` seconds, as
-/// `date_bin(width, t, TIMESTAMPTZ '2000-01-01Z')`.
-fn bin(t: DateTime<Utc>, width: i64) -> DateTime<Utc> {
-    const ORIGIN_US: i64 = 946_684_800_000_000;
-    let w = width.saturating_mul(1_000_000).max(1);
-    let us = t.timestamp_micros();
-    DateTime::from_timestamp_micros(ORIGIN_US + (us - ORIGIN_US).div_euclid(w) * w).unwrap_or(t)
+/// How much a counter grew from `before` to `after`: a drop is a restart
+/// from 0, as Prometheus counts it.
+fn counter_step(before: f64, after: f64) -> f64 {
+    if after >= before {
+        after - before
+    } else {
+        after
+    }
 }
 
 /// One row summed point by point (Welford's updates for the moments, so
@@ -712,9 +715,7 @@ impl Summing {
         if self.n == 0 {
             self.first = (t, v);
         } else {
-            // A drop is a counter's restart from 0.
-            let d = v - self.last.1;
-            self.increase += if d >= 0.0 { d } else { v };
+            self.increase += counter_step(self.last.1, v);
         }
         self.last = (t, v);
         self.n += 1;
@@ -995,11 +996,7 @@ impl Merged {
             }
             m.increase += row.increase;
             if let Some((_, before)) = m.last {
-                m.increase += if row.first_value >= before {
-                    row.first_value - before
-                } else {
-                    row.first_value
-                };
+                m.increase += counter_step(before, row.first_value);
             }
             if m.last.is_none_or(|(t, _)| row.last_time > t) {
                 m.last = Some((row.last_time, row.last_value));
@@ -1068,18 +1065,14 @@ pub fn group(
     sketch: bool,
 ) -> Vec<(DateTime<Utc>, Merged)> {
     let width = bucket.seconds();
-    // date_bin's origin, 2000-01-01T00:00Z.
-    const ORIGIN: i64 = 946_684_800;
     let mut out: Vec<(DateTime<Utc>, Merged)> = Vec::new();
     let mut start = 0;
     while start < rows.len() && out.len() < limit {
-        let key = |r: &Row| (r.bucket.timestamp() - ORIGIN).div_euclid(width);
-        let k = key(&rows[start]);
+        let time = floor_to(rows[start].bucket, width);
         let end = rows[start..]
             .iter()
-            .position(|r| key(r) != k)
+            .position(|r| floor_to(r.bucket, width) != time)
             .map_or(rows.len(), |p| start + p);
-        let time = DateTime::from_timestamp(ORIGIN + k * width, 0).unwrap_or(rows[start].bucket);
         out.push((time, Merged::of(&rows[start..end], sketch)));
         start = end;
     }
@@ -1277,19 +1270,19 @@ mod tests {
     }
 
     #[test]
-    fn bins_start_where_date_bin_starts_them() {
+    fn buckets_start_where_date_bin_starts_them() {
         let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().to_utc();
         // 7 s does not divide the seconds from the epoch to 2000-01-01.
         assert_eq!(
-            bin(at("2000-01-01T00:00:13Z"), 7),
+            floor_to(at("2000-01-01T00:00:13Z"), 7),
             at("2000-01-01T00:00:07Z")
         );
         assert_eq!(
-            bin(at("1999-12-31T23:59:59Z"), 7),
+            floor_to(at("1999-12-31T23:59:59Z"), 7),
             at("1999-12-31T23:59:53Z")
         );
         assert_eq!(
-            bin(at("2026-01-01T10:20:00.5Z"), 3600),
+            floor_to(at("2026-01-01T10:20:00.5Z"), 3600),
             at("2026-01-01T10:00:00Z")
         );
     }
