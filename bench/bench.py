@@ -749,14 +749,14 @@ if FLEET != "0" and ONLY != "lifecycle":
     for when in ("read right after the write", "after the fold"):
         if when == "after the fold":
             # The server's own fold, waited for (at most 15 minutes): every
-            # fleet series folded up to the hour of its newest point.
+            # fleet series folded whole, its newest hour too once nothing was
+            # written to it for ROLLUP_FOLD_AFTER_SECS (300 s).
             t = time.perf_counter()
             behind = -1
             while time.perf_counter() - t < 900:
                 behind = int(psql("-At", "-c", """SELECT count(*) FROM timeseries_series s
-                    WHERE s.metric LIKE 'fleet_%' AND s.folded_to < (
-                      SELECT date_bin('1 hour', max(d.time), TIMESTAMPTZ '2000-01-01 00:00:00+00')
-                        FROM timeseries_data d WHERE d.series_name = s.series_name)""").strip())
+                    WHERE s.metric LIKE 'fleet_%' AND s.folded_to <= (
+                      SELECT max(d.time) FROM timeseries_data d WHERE d.series_name = s.series_name)""").strip())
                 if behind == 0:
                     break
                 time.sleep(2)

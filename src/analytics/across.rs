@@ -80,48 +80,57 @@ pub fn aggregate<L: Borrow<Labels>>(
     let mut groups: BTreeMap<Labels, Vec<(&Labels, f64)>> = BTreeMap::new();
     for (labels, v) in values {
         let labels = labels.borrow();
-        let mut key = grouping.key(labels);
-        if matches!(reduce, Reduce::HistogramQuantile(_)) {
-            // Buckets of one histogram differ only in `le`.
-            key.remove(LE);
-        }
-        groups.entry(key).or_default().push((labels, *v));
+        groups
+            .entry(group_key(labels, grouping, reduce))
+            .or_default()
+            .push((labels, *v));
     }
     groups
         .into_iter()
-        .map(|(labels, members)| {
-            let vs: Vec<f64> = members.iter().map(|(_, v)| *v).collect();
-            let value = match reduce {
-                Reduce::Sum => Some(vs.iter().sum()),
-                Reduce::Avg => Some(vs.iter().sum::<f64>() / vs.len() as f64),
-                Reduce::Min => vs.iter().copied().reduce(f64::min),
-                Reduce::Max => vs.iter().copied().reduce(f64::max),
-                Reduce::Count => Some(vs.len() as f64),
-                Reduce::Stddev => {
-                    let mean = vs.iter().sum::<f64>() / vs.len() as f64;
-                    Some(
-                        (vs.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / vs.len() as f64)
-                            .sqrt(),
-                    )
-                }
-                Reduce::Quantile(q) => quantile(q, vs),
-                Reduce::HistogramQuantile(q) => {
-                    let mut per_le: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
-                    for (l, v) in &members {
-                        if let Some(le) = l.get(LE).and_then(|s| parse_le(s)) {
-                            per_le.entry(le.to_bits()).or_insert((le, 0.0)).1 += v;
-                        }
-                    }
-                    bucket_quantile(q, per_le.into_values().collect())
-                }
-            };
-            Group {
-                labels,
-                value: value.filter(|v| !v.is_nan()),
-                series: members.len(),
-            }
+        .map(|(labels, members)| Group {
+            labels,
+            value: reduced(&members, reduce),
+            series: members.len(),
         })
         .collect()
+}
+
+/// The labels of the group a series with `labels` goes into.
+pub fn group_key(labels: &Labels, grouping: &Grouping, reduce: Reduce) -> Labels {
+    let mut key = grouping.key(labels);
+    if matches!(reduce, Reduce::HistogramQuantile(_)) {
+        // Buckets of one histogram differ only in `le`.
+        key.remove(LE);
+    }
+    key
+}
+
+/// One group's value from its members (each a series' labels and value);
+/// `None` where PromQL says NaN.
+pub fn reduced(members: &[(&Labels, f64)], reduce: Reduce) -> Option<f64> {
+    let vs: Vec<f64> = members.iter().map(|(_, v)| *v).collect();
+    let value = match reduce {
+        Reduce::Sum => Some(vs.iter().sum()),
+        Reduce::Avg => Some(vs.iter().sum::<f64>() / vs.len() as f64),
+        Reduce::Min => vs.iter().copied().reduce(f64::min),
+        Reduce::Max => vs.iter().copied().reduce(f64::max),
+        Reduce::Count => Some(vs.len() as f64),
+        Reduce::Stddev => {
+            let mean = vs.iter().sum::<f64>() / vs.len() as f64;
+            Some((vs.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / vs.len() as f64).sqrt())
+        }
+        Reduce::Quantile(q) => quantile(q, vs),
+        Reduce::HistogramQuantile(q) => {
+            let mut per_le: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
+            for (l, v) in members {
+                if let Some(le) = l.get(LE).and_then(|s| parse_le(s)) {
+                    per_le.entry(le.to_bits()).or_insert((le, 0.0)).1 += v;
+                }
+            }
+            bucket_quantile(q, per_le.into_values().collect())
+        }
+    };
+    value.filter(|v| !v.is_nan())
 }
 
 /// The `k` groups of largest (`top`) or smallest value, largest first for

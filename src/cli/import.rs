@@ -115,7 +115,8 @@ async fn run(args: Import) -> Result<(), String> {
     bar.finish_and_clear();
     let elapsed = started.elapsed();
     // Query-ready before the command ends (the servers' folds would get
-    // to it within the hour otherwise).
+    // to it within the hour otherwise), the last hours included.
+    folder.finished();
     folder
         .fold(folder.limit(), true)
         .await

@@ -33,11 +33,22 @@ const SCAN_LIMIT: i64 = 10_000;
 /// series, so writers of the stripe wait briefly.
 const STEP: TimeDelta = TimeDelta::days(1);
 const GROUP: usize = 500;
+const HOUR: TimeDelta = TimeDelta::hours(1);
 
 #[derive(Debug, Clone, Copy)]
 struct Tail {
     first: DateTime<Utc>,
     last: DateTime<Utc>,
+    /// When a write last added to it.
+    written: Instant,
+}
+
+impl Tail {
+    /// Nobody wrote to it for `after`: its newest hour folds too, as
+    /// complete as the hours before it (a stopped series, an import).
+    fn quiet(&self, after: Duration) -> bool {
+        self.written.elapsed() >= after
+    }
 }
 
 #[derive(Default)]
@@ -97,15 +108,32 @@ impl Folder {
         spans: impl IntoIterator<Item = (&'a str, DateTime<Utc>, DateTime<Utc>)>,
     ) {
         let mut dirty = self.dirty.lock();
+        let written = Instant::now();
         for (series, first, last) in spans {
             let room = dirty.series.len() < MAX_DIRTY;
             if let Some(t) = dirty.series.get_mut(series) {
                 t.first = t.first.min(first);
                 t.last = t.last.max(last);
+                t.written = written;
             } else if room {
-                dirty.series.insert(series.to_owned(), Tail { first, last });
+                let tail = Tail {
+                    first,
+                    last,
+                    written,
+                };
+                dirty.series.insert(series.to_owned(), tail);
             } else {
                 dirty.overflowed = true;
+            }
+        }
+    }
+
+    /// Every tail remembered is complete (an import that ended): the next
+    /// fold takes their newest hours too, without waiting for `after`.
+    pub fn finished(&self) {
+        if let Some(quiet) = Instant::now().checked_sub(self.after) {
+            for tail in self.dirty.lock().series.values_mut() {
+                tail.written = tail.written.min(quiet);
             }
         }
     }
@@ -162,16 +190,23 @@ impl Folder {
             dirty.series.retain(|name, tail| {
                 // A series folds no further than the hour of its newest point
                 // (mcp_fold): points written within that hour wait for a
-                // later one, and cost no fold meanwhile.
-                let reach = until.min(floor_hour(tail.last));
+                // later one, and cost no fold meanwhile; once nobody has
+                // written to it for `after`, that hour folds too.
+                let quiet = tail.quiet(self.after);
+                let newest = floor_hour(tail.last);
+                let reach = until.min(if quiet { newest + HOUR } else { newest });
                 if tail.first >= reach {
                     // Kept only while time alone will make it foldable.
-                    return tail.last >= until;
+                    return !quiet || tail.last >= until;
                 }
                 due.insert(name.clone(), *tail);
-                // Points past `until` fold once it moves on, by time alone.
                 if reach == until && tail.last >= until {
+                    // Points past `until` fold once it moves on, by time alone.
                     tail.first = until;
+                    true
+                } else if !quiet {
+                    // And the newest hour once the series is quiet.
+                    tail.first = reach;
                     true
                 } else {
                     false
@@ -185,7 +220,12 @@ impl Folder {
                 .run(move |conn| rollups::unfolded(conn, until, SCAN_LIMIT))
                 .await?;
             for (name, first) in found {
-                due.entry(name).or_insert(Tail { first, last: first });
+                // Found, not written here: its newest hour stays (mcp_fold).
+                due.entry(name).or_insert(Tail {
+                    first,
+                    last: first,
+                    written: Instant::now(),
+                });
             }
         }
         if due.is_empty() {
@@ -206,13 +246,7 @@ impl Folder {
         let mut done = Folded::default();
         for (stripe, names) in groups {
             for group in names.chunks(GROUP) {
-                let first = group
-                    .iter()
-                    .filter_map(|n| due.get(n))
-                    .map(|t| t.first)
-                    .min()
-                    .unwrap_or(until);
-                match self.fold_group(stripe, group, first, until, wait).await {
+                match self.fold_group(stripe, group, &due, until, wait).await {
                     Ok(Some(n)) => done.moves += n,
                     Ok(None) => {
                         done.busy += 1;
@@ -228,8 +262,7 @@ impl Folder {
                     Err(_) => {
                         for name in group {
                             let one = std::slice::from_ref(name);
-                            let first = due.get(name).map_or(until, |t| t.first);
-                            match self.fold_group(stripe, one, first, until, wait).await {
+                            match self.fold_group(stripe, one, &due, until, wait).await {
                                 Ok(Some(n)) => done.moves += n,
                                 Ok(None) => self.again(one, &due),
                                 Err(e) if e.is_transient() => self.again(one, &due),
@@ -281,20 +314,26 @@ impl Folder {
         &self,
         stripe: i32,
         group: &[String],
-        first: DateTime<Utc>,
+        due: &BTreeMap<String, Tail>,
         until: DateTime<Utc>,
         wait: bool,
     ) -> Result<Option<usize>, DbError> {
+        let tails = || group.iter().filter_map(|n| due.get(n).map(|t| (n, t)));
+        let whole: Vec<String> = tails()
+            .filter(|(_, t)| t.quiet(self.after))
+            .map(|(n, _)| n.clone())
+            .collect();
         let mut moved = 0;
-        let mut from = first;
+        let mut from = tails().map(|(_, t)| t.first).min().unwrap_or(until);
         loop {
             let step = (floor_hour(from) + STEP).min(until);
-            let names = group.to_vec();
+            let (names, whole) = (group.to_vec(), whole.clone());
             let done = self
                 .db
                 .run(move |conn| {
                     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-                    rollups::fold(conn, stripe, &names, step, wait)
+                    let whole: Vec<&str> = whole.iter().map(String::as_str).collect();
+                    rollups::fold(conn, stripe, (&names, &whole), step, wait)
                 })
                 .await?;
             let Some((n, next)) = done else {
@@ -318,6 +357,7 @@ impl Folder {
                 let t = dirty.series.entry(name.clone()).or_insert(*tail);
                 t.first = t.first.min(tail.first);
                 t.last = t.last.max(tail.last);
+                t.written = t.written.max(tail.written);
             }
         }
     }

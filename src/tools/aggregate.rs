@@ -324,33 +324,38 @@ pub async fn aggregate_series(
 pub(super) type Values = Vec<(Option<DateTime<Utc>>, f64)>;
 
 /// Per bucket, the groups of that bucket's values; then each group's
-/// points in time order, its value their mean.
+/// points in time order, its value their mean. Each series' group is found
+/// once, not once per bucket.
 pub(super) fn bucketed<'a>(
     labelled: impl IntoIterator<Item = (&'a Labels, &'a Values)>,
     (grouping, reduce): (&Grouping, Reduce),
 ) -> Vec<GroupValue> {
-    let mut per_time: BTreeMap<DateTime<Utc>, Vec<(&Labels, f64)>> = BTreeMap::new();
+    type Members<'a> = BTreeMap<DateTime<Utc>, Vec<(&'a Labels, f64)>>;
+    let mut groups: BTreeMap<Labels, Members<'a>> = BTreeMap::new();
     for (l, values) in labelled {
+        let group = groups
+            .entry(across::group_key(l, grouping, reduce))
+            .or_default();
         for (t, v) in values.iter() {
             if let Some(t) = t {
-                per_time.entry(*t).or_default().push((l, *v));
+                group.entry(*t).or_default().push((l, *v));
             }
-        }
-    }
-    let mut groups: BTreeMap<Labels, (usize, Vec<BucketValue>)> = BTreeMap::new();
-    for (time, values) in &per_time {
-        for g in across::aggregate(values, grouping, reduce) {
-            let entry = groups.entry(g.labels).or_default();
-            entry.0 = entry.0.max(g.series);
-            entry.1.push(BucketValue {
-                time: *time,
-                value: g.value,
-            });
         }
     }
     groups
         .into_iter()
-        .map(|(labels, (series, points))| GroupValue::of_points(labels, series, points))
+        .filter(|(_, per_time)| !per_time.is_empty())
+        .map(|(labels, per_time)| {
+            let series = per_time.values().map(Vec::len).max().unwrap_or(0);
+            let points = per_time
+                .iter()
+                .map(|(time, members)| BucketValue {
+                    time: *time,
+                    value: across::reduced(members, reduce),
+                })
+                .collect();
+            GroupValue::of_points(labels, series, points)
+        })
         .collect()
 }
 
@@ -432,13 +437,9 @@ pub(super) fn buckets_each(
     } else {
         rollups::read_many_raw(conn, names, window, bucket)?
     };
-    let by_series = by_series(rows);
-    Ok(names
+    Ok(rows
         .iter()
-        .map(|n| {
-            let rows = by_series.get(*n).map_or(&[][..], Vec::as_slice);
-            rollups::group(rows, bucket, usize::MAX, sketch)
-        })
+        .map(|rows| rollups::group(rows, bucket, usize::MAX, sketch))
         .collect())
 }
 
@@ -450,35 +451,10 @@ pub(super) fn merged_each(
     sketch: bool,
 ) -> Result<Vec<Merged>, crate::db::DbError> {
     let names: Vec<&str> = entries.iter().map(|e| e.series_name.as_str()).collect();
-    let by_series = rows_by_series(conn, &names, window, (true, sketch))?;
-    names
+    rollups::read_many(conn, &names, window, (true, sketch), None)?
         .iter()
-        .map(|n| Merged::checked(by_series.get(*n).map_or(&[][..], Vec::as_slice), sketch))
+        .map(|rows| Merged::checked(rows, sketch))
         .collect()
-}
-
-/// The rollup rows of each series in one statement, in time order.
-pub(super) fn rows_by_series(
-    conn: &mut diesel::PgConnection,
-    names: &[&str],
-    window: Window,
-    days_sketch: (bool, bool),
-) -> Result<HashMap<String, Vec<rollups::Row>>, crate::db::DbError> {
-    Ok(by_series(rollups::read_many(
-        conn,
-        names,
-        window,
-        days_sketch,
-        None,
-    )?))
-}
-
-fn by_series(rows: Vec<rollups::NamedRow>) -> HashMap<String, Vec<rollups::Row>> {
-    let mut by_series: HashMap<String, Vec<rollups::Row>> = HashMap::new();
-    for n in rows {
-        by_series.entry(n.series_name).or_default().push(n.row);
-    }
-    by_series
 }
 
 /// A per-series value from merged rollups (not a counter's rate or increase).

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::aggregate::{labels, rows_by_series};
+use super::aggregate::labels;
 use super::selection::{self, MaxSeries};
 use super::{Annotations, Output, Scopes, Spec, ToolContext, ToolError, fmt_num};
 use crate::analytics::across::Labels;
@@ -106,16 +106,10 @@ pub async fn correlate_series(
             let others = if source == Source::Rollup {
                 // Whole hours: every series' rows in one statement.
                 let names: Vec<&str> = entries.iter().map(|e| e.series_name.as_str()).collect();
-                let by_series = rows_by_series(
-                    conn,
-                    &names,
-                    window,
-                    (bucket.seconds() % rollups::DAY == 0, false),
-                )?;
-                names
+                let days = bucket.seconds() % rollups::DAY == 0;
+                rollups::read_many(conn, &names, window, (days, false), None)?
                     .iter()
-                    .map(|n| {
-                        let rows = by_series.get(*n).map_or(&[][..], Vec::as_slice);
+                    .map(|rows| {
                         rollups::group(rows, bucket, MAX_BUCKETS as usize, false)
                             .into_iter()
                             .filter_map(|(time, m)| {

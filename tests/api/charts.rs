@@ -810,3 +810,48 @@ async fn many_series_widen_the_bucket_to_fit_and_say_so() {
         assert_eq!(r["structuredContent"]["series_matched"], 600);
     }
 }
+
+/// Past 2,000,000 raw points (series × range ÷ the first series' spacing)
+/// a chart of several series draws whole hours from the rollups rather than
+/// summing every point: a fleet's 17M points took 20 s. Below, its buckets
+/// follow the plot's columns as before.
+#[rocket::async_test]
+async fn a_selector_past_two_million_raw_points_draws_whole_hours() {
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    // A second apart for 100 seconds, then one sample 8 days on: read by
+    // their spacing, 691,200 points a series.
+    let day_ms = 86_400_000;
+    let samples: Vec<(f64, i64)> = (0..100)
+        .map(|s| (1.0, T0 + s * 1000))
+        .chain([(2.0, T0 + 8 * day_ms)])
+        .collect();
+    let hosts = |n: usize| -> Vec<TimeSeries> {
+        (0..n)
+            .map(|i| {
+                series(
+                    &[("__name__", "dense"), ("host", &format!("h{i}"))],
+                    &samples,
+                )
+            })
+            .collect()
+    };
+    assert_eq!(remote_write(&app, body(hosts(3))).await.status, 204);
+    let session = app.session().await;
+    let plot = |selector: &str| {
+        json!({"selector": selector, "start": "2026-03-01T00:00:00Z",
+               "end": "2026-03-09T00:00:01Z", "width": 900, "height": 400})
+    };
+    // Two series: 1,382,400 points' worth, buckets by the columns.
+    let r = app
+        .call_tool(&session, "plot_series", plot("dense{host=~\"h[01]\"}"))
+        .await;
+    let (_, two) = image_and_result(&r);
+    assert_eq!(two["series_matched"], 2, "{two}");
+    assert_ne!(two["bucket"], "1h", "{two}");
+    // Three: 2,073,600, past the bound: whole hours.
+    let r = app.call_tool(&session, "plot_series", plot("dense")).await;
+    let (_, three) = image_and_result(&r);
+    assert_eq!(three["series_matched"], 3, "{three}");
+    assert_eq!(three["bucket"], "1h", "{three}");
+}

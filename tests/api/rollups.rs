@@ -46,13 +46,6 @@ pub const MISMATCHES: &str = "
 /// Points in the rollups: what the fold has moved.
 pub const FOLDED: &str = "SELECT COALESCE(sum(count), 0)::bigint AS n FROM timeseries_rollups";
 
-/// Points a fold may move now: all but those of the hour of each series'
-/// newest point.
-pub const FOLDABLE: &str = "
-    SELECT count(*) AS n FROM timeseries_data d
-     WHERE d.time < (SELECT date_bin('1 hour', max(e.time), TIMESTAMPTZ '2000-01-01Z')
-                       FROM timeseries_data e WHERE e.series_name = d.series_name)";
-
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap()
 }
@@ -443,7 +436,7 @@ async fn reverting_the_catalog_folds_every_tail_first() {
 #[rocket::async_test]
 async fn rows_without_sketches_are_the_same_rows() {
     use mcp_server::domain::Window;
-    use mcp_server::store::rollups::{NamedRow, read_many};
+    use mcp_server::store::rollups::{Row, read_many};
     let db = TestDatabase::migrated();
     let app = TestApp::spawn(&db, None).await;
     let session = app.session().await;
@@ -471,13 +464,14 @@ async fn rows_without_sketches_are_the_same_rows() {
             end: Some(t0() + Duration::minutes(40)),
         },
     ];
-    let fields = |rows: Vec<NamedRow>| -> Vec<String> {
+    let fields = |rows: Vec<Vec<Row>>| -> Vec<String> {
         rows.into_iter()
-            .map(|n| {
-                let r = n.row;
+            .enumerate()
+            .flat_map(|(i, rows)| rows.into_iter().map(move |r| (i, r)))
+            .map(|(i, r)| {
                 format!(
                     "{} {} {} {} {:.9} {} {} {} {} {} {} {:.9} {:.9} {:.9} {:.9} {}",
-                    n.series_name,
+                    i,
                     r.bucket,
                     r.count,
                     r.sum,
@@ -504,10 +498,10 @@ async fn rows_without_sketches_are_the_same_rows() {
         for window in windows {
             for days in [false, true] {
                 let with = read_many(&mut conn, &["c", "g"], window, (days, true), None).unwrap();
-                assert!(with.iter().all(|n| !n.row.sketch_keys.is_empty()));
+                assert!(with.iter().flatten().all(|r| !r.sketch_keys.is_empty()));
                 let without =
                     read_many(&mut conn, &["c", "g"], window, (days, false), None).unwrap();
-                assert!(without.iter().all(|n| n.row.sketch_keys.is_empty()));
+                assert!(without.iter().flatten().all(|r| r.sketch_keys.is_empty()));
                 assert_eq!(
                     fields(with),
                     fields(without),
@@ -558,4 +552,48 @@ fn the_worker_refreshes_statistics_a_bulk_load_made_stale() {
         statistics::refresh(&mut conn, 4).unwrap(),
         Vec::<String>::new()
     );
+}
+
+/// A series nobody writes to any more (`ROLLUP_FOLD_AFTER_SECS` since its
+/// last write) folds whole, its newest hour too, so reads sum no raw
+/// points; a sample that comes later into that hour refreshes it. While
+/// written, the newest hour stays in the tail.
+#[rocket::async_test]
+async fn a_quiet_series_folds_its_newest_hour_too() {
+    let folded_to = "SELECT extract(epoch FROM folded_to)::int8 AS n FROM timeseries_series \
+                     WHERE series_name = 'q'";
+    let hours = |h: i64| t0().timestamp() + h * 3600;
+    // 90 points a minute apart: the newest is in the second hour.
+    let values: Vec<f64> = (0..90).map(f64::from).collect();
+    let writes = points(&values, t0(), Duration::minutes(1));
+
+    // Written a moment ago (the default 300 s): the newest hour waits.
+    let db = TestDatabase::migrated();
+    let app = TestApp::spawn(&db, None).await;
+    let session = app.session().await;
+    app.ingest(&session, "q", &writes).await;
+    app.fold_all().await;
+    assert_eq!(db.count(folded_to), hours(1));
+
+    // Quiet at once: it folds through the end of its newest hour.
+    let db = TestDatabase::migrated();
+    let quiet = crate::helpers::figment(&db.url, None).merge(("rollup_fold_after_secs", 0));
+    let app = TestApp::try_spawn(quiet).await.expect("application starts");
+    let session = app.session().await;
+    app.ingest(&session, "q", &writes).await;
+    app.fold_all().await;
+    // (Past it, to where the fold reached: no points lie between.)
+    assert!(db.count(folded_to) >= hours(2));
+    assert_eq!(db.count(FOLDED), 90);
+    // A late sample into the folded hour: the hour is recomputed with it.
+    app.ingest(&session, "q", &[(t0() + Duration::seconds(5430), 1000.0)])
+        .await;
+    assert_eq!(db.count(FOLDED), 91);
+    assert_eq!(db.count(MISMATCHES), 0);
+    let stats = app
+        .call_tool(&session, "compute_statistics", json!({ "series": "q" }))
+        .await;
+    let summary = &stats["structuredContent"];
+    assert_eq!(summary["count"], 91, "{stats}");
+    assert_eq!(summary["max"], 1000.0, "{stats}");
 }

@@ -309,10 +309,10 @@ impl Drop for TestDatabase {
 
 /// The newest migration, the one before it, and how many there are: tests
 /// that walk the history name them through these.
-pub const NEWEST: &str = "20261207000001";
-pub const NEWEST_DIR: &str = "2026-12-07-000001_rollup_retention";
-pub const PREVIOUS: &str = "20261206000003";
-pub const MIGRATION_COUNT: i64 = 14;
+pub const NEWEST: &str = "20261207000002";
+pub const NEWEST_DIR: &str = "2026-12-07-000002_fold_quiet_hour";
+pub const PREVIOUS: &str = "20261207000001";
+pub const MIGRATION_COUNT: i64 = 15;
 
 pub const TABLES: [&str; 15] = [
     "analysis_results",

@@ -1,0 +1,32 @@
+DROP FUNCTION IF EXISTS mcp_fold(TEXT[], TIMESTAMPTZ, TEXT[]);
+
+-- The two-argument form as 2026-12-06-000002 left it.
+CREATE OR REPLACE FUNCTION mcp_fold(p_series TEXT[], p_until TIMESTAMPTZ) RETURNS INTEGER
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_names TEXT[];
+    v_from  TIMESTAMPTZ[];
+    v_to    TIMESTAMPTZ[];
+BEGIN
+    SELECT array_agg(s.series_name), array_agg(s.folded_to), array_agg(e.until)
+      INTO v_names, v_from, v_to
+      FROM timeseries_series s
+     CROSS JOIN LATERAL (
+           SELECT LEAST(p_until, date_bin('1 hour', max(d.time), TIMESTAMPTZ '2000-01-01 00:00:00+00')) AS until
+             FROM timeseries_data d WHERE d.series_name = s.series_name AND d.time >= s.folded_to) e
+     WHERE s.series_name = ANY(p_series) AND s.folded_to < e.until;
+    IF v_names IS NULL THEN
+        RETURN 0;
+    END IF;
+    DELETE FROM timeseries_rollups r USING unnest(v_names, v_from, v_to) AS u(s, f, t)
+     WHERE r.series_name = u.s AND r.bucket >= u.f AND r.bucket < u.t;
+    DELETE FROM timeseries_rollups_daily r USING unnest(v_names, v_from, v_to) AS u(s, f, t)
+     WHERE r.series_name = u.s
+       AND r.bucket >= date_bin('1 day', u.f, TIMESTAMPTZ '2000-01-01 00:00:00+00') AND r.bucket < u.t;
+    PERFORM mcp_store_hours(v_names, v_from, v_to);
+    PERFORM mcp_store_days(v_names, v_from, v_to);
+    UPDATE timeseries_series c SET folded_to = u.t
+      FROM unnest(v_names, v_to) AS u(s, t) WHERE c.series_name = u.s;
+    RETURN cardinality(v_names);
+END
+$$;
