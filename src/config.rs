@@ -143,8 +143,10 @@ pub struct Settings {
     /// quantiles whenever nothing was observed, so with `reject` it loses
     /// every batch that holds one. Staleness markers are always skipped.
     pub ingest_non_finite: crate::domain::batch::NonFinite,
-    /// An hour's raw points fold into the rollups this long after it ends;
-    /// until then readers summarise them from the points.
+    /// An hour's raw points fold into the rollups this long after it ends,
+    /// and the hour of a series' newest point once nothing was written to
+    /// the series for this long; until then readers summarise them from
+    /// the points.
     pub rollup_fold_after_secs: u64,
     /// Raw samples one PromQL query (`/api/v1/query`, `query_range`) may
     /// read, 16 bytes each held while it runs; past it, 422.
