@@ -15,9 +15,15 @@ BEGIN
       INTO v_names, v_from, v_to
       FROM timeseries_series s
      CROSS JOIN LATERAL (
-           SELECT LEAST(p_until, date_bin('1 hour', max(d.time), TIMESTAMPTZ '2000-01-01 00:00:00+00')
-                      + CASE WHEN s.series_name = ANY(p_whole) THEN interval '1 hour'
-                             ELSE interval '0' END) AS until
+           SELECT CASE WHEN s.series_name <> ALL(p_whole)
+                       THEN LEAST(p_until, date_bin('1 hour', max(d.time), TIMESTAMPTZ '2000-01-01 00:00:00+00'))
+                       -- A quiet series stops at the end of its newest hour, not at
+                       -- p_until: samples that come later (a collector catching up)
+                       -- land in its tail rather than in a refresh.
+                       WHEN max(d.time) IS NOT NULL
+                       THEN LEAST(p_until, date_bin('1 hour', max(d.time), TIMESTAMPTZ '2000-01-01 00:00:00+00')
+                                           + interval '1 hour')
+                  END AS until
              FROM timeseries_data d WHERE d.series_name = s.series_name AND d.time >= s.folded_to) e
      WHERE s.series_name = ANY(p_series) AND s.folded_to < e.until;
     IF v_names IS NULL THEN

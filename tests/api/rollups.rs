@@ -582,8 +582,8 @@ async fn a_quiet_series_folds_its_newest_hour_too() {
     let session = app.session().await;
     app.ingest(&session, "q", &writes).await;
     app.fold_all().await;
-    // (Past it, to where the fold reached: no points lie between.)
-    assert!(db.count(folded_to) >= hours(2));
+    // And no further: a sample after it would land in the tail.
+    assert_eq!(db.count(folded_to), hours(2));
     assert_eq!(db.count(FOLDED), 90);
     // A late sample into the folded hour: the hour is recomputed with it.
     app.ingest(&session, "q", &[(t0() + Duration::seconds(5430), 1000.0)])
