@@ -255,9 +255,10 @@ pub type Fold = (i32, Option<DateTime<Utc>>);
 /// Folds the named series (all of one stripe) up to `until`, an hour
 /// boundary: their raw points from `folded_to` on go into the hours and
 /// days, and `folded_to` moves to `until`, or to the hour of a series'
-/// newest point if that is sooner (past it for the series in `whole`). In its own transaction, with the
-/// stripe's fold lock held exclusively; `None` when writers held it past
-/// [`FOLD_LOCK_WAIT`] (`wait` false) and nothing was done. Returns how many series moved and
+/// newest point if that is sooner (to that hour's end for the series in
+/// `whole`). In its own transaction, with the stripe's fold lock held
+/// exclusively; `None` when writers held it past [`FOLD_LOCK_WAIT`]
+/// (`wait` false) and nothing was done. Returns how many series moved and
 /// their first point at or after `until`.
 pub fn fold(
     conn: &mut PgConnection,
